@@ -1,0 +1,83 @@
+"""The exception tree. Every error the library raises is an FteError.
+
+FteError
+├── ConfigError            bad settings or context files
+├── RuleError              a rule file is invalid (file, line, rule id)
+│   └── RuleLimitError     a rule set exceeds the engine's safe limits
+├── PolicyError            both evaluators failed (the pipeline escalates)
+├── ValidationError        malformed input (names the field)
+├── NotFound               unknown ticket, customer, conversation or message
+├── InvalidTransition      a ticket status move the lifecycle forbids
+├── StorageError           the store failed (vendor error chained)
+├── BusError               the event bus failed
+├── ResponderError         the LLM failed after retries and fallbacks
+└── DeliveryError          a channel sender failed
+"""
+
+from __future__ import annotations
+
+
+class FteError(Exception):
+    """Base of every error raised by fte_core and its adapters."""
+
+
+class ConfigError(FteError):
+    pass
+
+
+class RuleError(FteError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        rule_id: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.rule_id = rule_id
+        self.detail = message
+        where = ":".join(str(p) for p in (file, line) if p is not None)
+        prefix = f"{where}: " if where else ""
+        rule = f"rule {rule_id!r}: " if rule_id else ""
+        super().__init__(f"{prefix}{rule}{message}")
+
+
+class RuleLimitError(RuleError):
+    pass
+
+
+class PolicyError(FteError):
+    pass
+
+
+class ValidationError(FteError):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.detail = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(FteError):
+    pass
+
+
+class InvalidTransition(FteError):
+    pass
+
+
+class StorageError(FteError):
+    pass
+
+
+class BusError(FteError):
+    pass
+
+
+class ResponderError(FteError):
+    pass
+
+
+class DeliveryError(FteError):
+    pass

@@ -1,0 +1,255 @@
+"""The domain's data: plain frozen msgspec Structs, no behaviour beyond invariants.
+
+Everything crossing a port or written to a log is one of these types, so adapters,
+the CLI and the service agree on one shape and one JSON encoding.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import msgspec
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+    WEB_FORM = "web_form"
+
+
+class IdentifierKind(enum.StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    WHATSAPP = "whatsapp"
+
+
+class Priority(enum.StrEnum):
+    """Ticket priority and escalation urgency share one ordered scale."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.CRITICAL: 3}
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+# Allowed ticket transitions. A resolved ticket re-opens when the customer writes again
+# inside the threading window; closed is final.
+TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    TicketStatus.OPEN: frozenset(
+        {TicketStatus.PENDING, TicketStatus.ESCALATED, TicketStatus.RESOLVED}
+    ),
+    TicketStatus.PENDING: frozenset(
+        {TicketStatus.OPEN, TicketStatus.ESCALATED, TicketStatus.RESOLVED}
+    ),
+    TicketStatus.ESCALATED: frozenset({TicketStatus.RESOLVED, TicketStatus.PENDING}),
+    TicketStatus.RESOLVED: frozenset({TicketStatus.CLOSED, TicketStatus.OPEN}),
+    TicketStatus.CLOSED: frozenset(),
+}
+
+
+def can_transition(current: TicketStatus, new: TicketStatus) -> bool:
+    return current == new or new in TICKET_TRANSITIONS[current]
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class DeliveryStatus(enum.StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class Identifier(msgspec.Struct, frozen=True):
+    kind: IdentifierKind
+    value: str
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    filename: str
+    content_type: str
+    size: int = 0
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One customer message, normalised by its channel adapter."""
+
+    channel: Channel
+    provider_message_id: str
+    text: str
+    received_at: datetime
+    sender_email: str | None = None
+    sender_phone: str | None = None
+    sender_name: str | None = None
+    subject: str | None = None
+    thread_ref: str | None = None
+    category: str | None = None
+    priority: Priority | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str | None
+    identifiers: tuple[Identifier, ...]
+    created_at: datetime
+
+
+class MergeCandidate(msgspec.Struct, frozen=True, kw_only=True):
+    """Two existing customers one message claims are the same person; a human decides."""
+
+    customer_id: str
+    other_customer_id: str
+    identifier: Identifier
+
+
+class CustomerResolution(msgspec.Struct, frozen=True, kw_only=True):
+    customer: Customer
+    created: bool
+    linked: tuple[Identifier, ...] = ()
+    merge_candidates: tuple[MergeCandidate, ...] = ()
+
+
+class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+    number: str  # TKT-000123
+    conversation_id: str
+    customer_id: str
+    channel: Channel
+    status: TicketStatus
+    priority: Priority
+    category: str | None = None
+    escalation_reason: str | None = None
+    urgency: Priority | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Conversation(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    customer_id: str
+    channel: Channel  # channel of origin
+    status: TicketStatus
+    started_at: datetime
+    last_message_at: datetime
+    ticket_number: str
+
+
+class Thread(msgspec.Struct, frozen=True, kw_only=True):
+    conversation: Conversation
+    ticket: Ticket
+    resumed: bool
+    reopened: bool = False
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """What the rules decided for one text at one stage."""
+
+    stage: str  # input | output
+    action: str  # allow | escalate | block
+    reasons: tuple[str, ...] = ()  # most urgent first
+    rule_ids: tuple[str, ...] = ()
+    ruleset_version: str = ""
+    urgency: Priority | None = None
+    priority: Priority | None = None
+    tags: tuple[str, ...] = ()
+    evaluator: str = "durable_rules"  # durable_rules | reference | failsafe
+    error: str | None = None
+
+
+class Passage(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # document/section-slug/index
+    document: str
+    section: str
+    text: str
+    score: float = 0.0
+
+
+class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
+    conversation_id: str
+    ticket_number: str
+    channel: Channel
+    direction: Direction
+    text: str
+    created_at: datetime
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The audit trail of one reply: why it said what it said (SPEC 4)."""
+
+    message_id: str
+    channel: Channel
+    ruleset_version: str
+    input_decision: Decision
+    output_decision: Decision | None = None
+    sentiment: float
+    normalized_length: int = 0
+    contact_count: int = 0
+    passage_ids: tuple[str, ...] = ()
+    search_attempts: int = 0
+    responder: str = ""  # offline | litellm model id | none
+    model: str | None = None
+    usage: Usage = Usage()
+    latency_ms: dict[str, float] = {}
+    action: str = "answer"  # answer | escalate
+    escalation_reason: str | None = None
+    blocked_draft: str | None = None
+    fallback: str | None = None
+    duplicate: bool = False
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    channel: Channel
+    parts: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.parts)
+
+
+class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    conversation_id: str
+    channel: Channel
+    direction: Direction
+    provider_message_id: str | None
+    text: str
+    created_at: datetime
+    delivery_status: DeliveryStatus
+    record: DecisionRecord | None = None
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    customer: Customer
+    conversation: Conversation
+    ticket: Ticket
+    reply: Reply
+    record: DecisionRecord
+    inbound_id: str
+    outbound_id: str

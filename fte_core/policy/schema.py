@@ -1,0 +1,128 @@
+"""The rule-file schema: strict, frozen structs so a typo fails at load with its location.
+
+A rule file is YAML:
+
+    rules:
+      - id: refund-request
+        stage: input
+        description: Customer asks for money back.
+        when: {any_phrases: [refund, money back]}
+        then: {action: escalate, reason: refund, urgency: high}
+        examples:
+          match: ["I want a refund"]
+          no_match: ["How do I reset my password?"]
+
+Every key inside one `when` must hold (they are ANDed); `all`, `any` and `not` nest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+from fte_core.models import Channel, Priority
+
+RULE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
+INPUT_REASONS = frozenset(
+    {"pricing", "refund", "legal", "human_request", "negative_sentiment", "account_security"}
+)
+OUTPUT_REASONS = frozenset(
+    {"unapproved_commitment", "pricing_disclosure", "prompt_leak", "ungrounded"}
+)
+PIPELINE_REASONS = frozenset({"no_kb_match", "policy_error"})
+
+Stage = Literal["input", "output"]
+ActionName = Literal["escalate", "set_priority", "tag", "block"]
+Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Phrase = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A test on one message. Keys present are ANDed; at least one is required."""
+
+    any_phrases: tuple[Phrase, ...] | None = None
+    all_phrases: tuple[Phrase, ...] | None = None
+    patterns: tuple[Pattern, ...] | None = None
+    sentiment_below: Score | None = None
+    sentiment_above: Score | None = None
+    channel_in: tuple[Channel, ...] | None = None
+    all: tuple[Condition, ...] | None = None
+    any: tuple[Condition, ...] | None = None
+    not_: Condition | None = msgspec.field(default=None, name="not")
+
+    def __post_init__(self) -> None:
+        present = [f for f in self.__struct_fields__ if getattr(self, f) is not None]
+        if not present:
+            raise ValueError("a condition needs at least one test")
+        for name in ("any_phrases", "all_phrases", "patterns", "channel_in", "all", "any"):
+            value = getattr(self, name)
+            if value is not None and len(value) == 0:
+                raise ValueError(f"`{name}` must not be empty")
+        for pattern in self.patterns or ():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {pattern!r}: {exc}") from exc
+
+
+class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    action: ActionName
+    reason: str | None = None
+    urgency: Priority | None = None
+    priority: Priority | None = None
+    tag: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
+
+
+class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    text: NonEmpty
+    channel: Channel = Channel.EMAIL
+
+
+class Examples(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    match: tuple[str | Example, ...] = ()
+    no_match: tuple[str | Example, ...] = ()
+
+
+class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    id: Annotated[str, msgspec.Meta(pattern=RULE_ID)]
+    stage: Stage
+    description: NonEmpty
+    when: Condition
+    then: Then
+    examples: Examples = Examples()
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        problem = _check_then(self.stage, self.then)
+        if problem:
+            raise ValueError(problem)
+
+
+class RuleFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rules: tuple[Rule, ...]
+
+
+def _check_then(stage: str, then: Then) -> str | None:
+    allowed = {"input": {"escalate", "set_priority", "tag"}, "output": {"block", "tag"}}[stage]
+    if then.action not in allowed:
+        return f"action `{then.action}` is not allowed at stage `{stage}` (use {sorted(allowed)})"
+    if then.action in ("escalate", "block"):
+        reasons = INPUT_REASONS if stage == "input" else OUTPUT_REASONS
+        if then.reason not in reasons:
+            return f"`reason` must be one of {sorted(reasons)}, got {then.reason!r}"
+    if then.action == "set_priority" and then.priority is None:
+        return "action `set_priority` needs `priority`"
+    if then.action == "tag" and then.tag is None:
+        return "action `tag` needs `tag`"
+    return None
+
+
+def example_text(example: str | Example) -> tuple[str, Channel]:
+    if isinstance(example, Example):
+        return example.text, example.channel
+    return example, Channel.EMAIL

@@ -1,0 +1,210 @@
+"""The ports: what the core needs from the outside world, as Protocols.
+
+Adapters (PostgreSQL, Kafka, Twilio, Gmail, litellm) implement these; `fte_core.testing`
+ships in-memory implementations of every one. The core never imports an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import msgspec
+
+from fte_core.models import (
+    Channel,
+    Conversation,
+    Customer,
+    CustomerResolution,
+    DecisionRecord,
+    DeliveryStatus,
+    HistoryItem,
+    Identifier,
+    InboundMessage,
+    MergeCandidate,
+    Passage,
+    Priority,
+    Reply,
+    StoredMessage,
+    Thread,
+    Ticket,
+    TicketStatus,
+    Usage,
+)
+
+
+class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """A reply about to be stored: one row per reply, its parts kept together."""
+
+    conversation_id: str
+    channel: Channel
+    in_reply_to: str  # id of the inbound StoredMessage
+    reply: Reply
+    record: DecisionRecord
+    latency_ms: float = 0.0
+    usage: Usage = Usage()
+
+
+class CrmStore(Protocol):
+    """Customers, conversations, tickets and messages (SPEC 6)."""
+
+    async def resolve_customer(
+        self, identifiers: Sequence[Identifier], name: str | None
+    ) -> CustomerResolution:
+        """Find or create the customer owning these (already normalised) identifiers.
+
+        Links identifiers not yet known; never merges two existing customers: a
+        conflict is returned (and stored) as a merge candidate. Safe under concurrency.
+        """
+        ...
+
+    async def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    async def find_customer(self, identifier: Identifier) -> Customer | None: ...
+
+    async def merge_candidates(self, customer_id: str) -> list[MergeCandidate]: ...
+
+    async def thread(
+        self,
+        customer_id: str,
+        channel: Channel,
+        now: datetime,
+        window: timedelta,
+        *,
+        category: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Thread:
+        """Resume the customer's conversation active within `window` (any channel), re-opening
+        a resolved ticket, or open a new conversation with a new ticket."""
+        ...
+
+    async def save_inbound(
+        self, message: InboundMessage, customer_id: str, conversation_id: str
+    ) -> tuple[StoredMessage, bool]:
+        """Store once per (channel, provider message id); returns (message, newly stored)."""
+        ...
+
+    async def find_inbound(
+        self, channel: Channel, provider_message_id: str
+    ) -> StoredMessage | None: ...
+
+    async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
+        """Store at most one reply per inbound message; returns (message, newly stored)."""
+        ...
+
+    async def reply_to(self, inbound_id: str) -> StoredMessage | None: ...
+
+    async def set_delivery_status(
+        self, message_id: str, status: DeliveryStatus, provider_message_id: str | None = None
+    ) -> None: ...
+
+    async def get_ticket(self, number: str) -> Ticket | None: ...
+
+    async def update_ticket(
+        self,
+        number: str,
+        *,
+        status: TicketStatus | None = None,
+        priority: Priority | None = None,
+        escalation_reason: str | None = None,
+        urgency: Priority | None = None,
+    ) -> Ticket:
+        """Raises InvalidTransition for a move the ticket lifecycle forbids."""
+        ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def conversation_messages(self, conversation_id: str) -> list[StoredMessage]: ...
+
+    async def customer_history(self, customer_id: str, limit: int = 20) -> list[HistoryItem]:
+        """The customer's latest messages over all channels, oldest first."""
+        ...
+
+    async def contact_count(self, customer_id: str) -> int:
+        """How many inbound messages this customer has sent so far."""
+        ...
+
+    async def get_message(self, message_id: str) -> StoredMessage | None: ...
+
+
+class Chunk(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # document/section-slug/index: stable across re-ingests of unchanged text
+    document: str
+    section: str
+    text: str
+
+
+class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+
+
+class KnowledgeBase(Protocol):
+    async def search(self, query: str, limit: int = 5) -> list[Passage]:
+        """Best passages first, only those above the base's own no-match threshold."""
+        ...
+
+    async def ingest(self, document: str, chunks: Sequence[Chunk]) -> IngestReport:
+        """Replace `document`'s chunks: unchanged ones are kept, changed re-embedded."""
+        ...
+
+
+class Embedder(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class EventBus(Protocol):
+    async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None: ...
+
+
+class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
+    question: str
+    subject: str | None
+    channel: Channel
+    customer_name: str | None
+    passages: tuple[Passage, ...]
+    history: tuple[HistoryItem, ...] = ()
+    brand_voice: str = ""
+
+
+class Answer(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    passage_ids: tuple[str, ...]
+    responder: str  # "offline" or the model id that answered
+    usage: Usage = Usage()
+    fallback: str | None = None  # why a fallback answered, when one did
+
+
+class Responder(Protocol):
+    """One answer from passages: an LLM (litellm) or the offline extractive responder."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def answer(self, request: AnswerRequest) -> Answer: ...
+
+
+class DeliveryTarget(msgspec.Struct, frozen=True, kw_only=True):
+    channel: Channel
+    address: str  # email address or E.164 number; web form replies are read on the page
+    subject: str | None = None
+    thread_ref: str | None = None
+    in_reply_to: str | None = None  # provider id of the message answered
+
+
+class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
+    provider_message_ids: tuple[str, ...]
+    status: DeliveryStatus = DeliveryStatus.SENT
+
+
+class ChannelSender(Protocol):
+    async def send(self, reply: Reply, target: DeliveryTarget) -> DeliveryResult: ...
