@@ -1,0 +1,121 @@
+"""Markdown documents to knowledge-base chunks with ids that survive re-ingestion.
+
+A chunk id is document/section-slug/index, so an unchanged section keeps its id (and its
+stored embedding) when another section of the document is edited.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from fte_core.ports import Chunk
+
+_HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$")
+_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
+# Text before the first "## " heading becomes a chunk only when it says something: a title
+# line and a one-line tagline are not worth a passage.
+_MIN_PREAMBLE_CHARS = 80
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _NON_SLUG.sub("-", ascii_text.lower()).strip("-")
+    return slug or "section"
+
+
+def chunk_markdown(document: str, text: str, max_chars: int = 1200) -> list[Chunk]:
+    """Split on `## ` headings; sections longer than `max_chars` split at paragraphs (then
+    sentences, then hard cuts for a single overlong sentence)."""
+    if max_chars < 50:
+        raise ValueError("max_chars must be at least 50")
+    chunks: list[Chunk] = []
+    used: dict[str, int] = {}
+    for section, body in _sections(text):
+        slug = slugify(section)
+        for piece in _pack(_paragraphs(body), max_chars):
+            index = used.get(slug, 0)
+            used[slug] = index + 1
+            chunks.append(
+                Chunk(
+                    id=f"{document}/{slug}/{index}", document=document, section=section, text=piece
+                )
+            )
+    return chunks
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    title = "Overview"
+    current: str | None = None
+    lines: list[str] = []
+    found: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        heading = _HEADING.match(line)
+        if heading:
+            _close(found, current, lines, title)
+            current, lines = heading.group(1), []
+            continue
+        title_match = _TITLE.match(line)
+        if current is None and title_match:
+            title = title_match.group(1)
+            continue
+        lines.append(line)
+    _close(found, current, lines, title)
+    return found
+
+
+def _close(found: list[tuple[str, str]], section: str | None, lines: list[str], title: str) -> None:
+    body = "\n".join(lines).strip()
+    if not body:
+        return
+    if section is None:
+        if len(body) < _MIN_PREAMBLE_CHARS:
+            return
+        section = title
+    found.append((section, body))
+
+
+def _paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+
+
+def _pack(paragraphs: list[str], max_chars: int) -> list[str]:
+    pieces: list[str] = []
+    current = ""
+    for paragraph in paragraphs:
+        for part in _fit(paragraph, max_chars):
+            candidate = f"{current}\n\n{part}" if current else part
+            if len(candidate) <= max_chars:
+                current = candidate
+            else:
+                pieces.append(current)
+                current = part
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _fit(paragraph: str, max_chars: int) -> list[str]:
+    """A paragraph longer than max_chars, as sentence groups that each fit."""
+    if len(paragraph) <= max_chars:
+        return [paragraph]
+    parts: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(paragraph):
+        while len(sentence) > max_chars:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        candidate = f"{current} {sentence}" if current else sentence
+        if len(candidate) <= max_chars:
+            current = candidate
+        else:
+            parts.append(current)
+            current = sentence
+    if current:
+        parts.append(current)
+    return parts

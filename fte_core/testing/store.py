@@ -1,0 +1,385 @@
+"""InMemoryStore: the CrmStore contract without a database.
+
+It behaves exactly like adapters.storage.postgres.PostgresStore (one contract suite runs
+against both), so pipeline tests written against it hold in production. Every method
+runs without an await point, which makes each call atomic under asyncio just as the
+PostgreSQL store's transactions are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import msgspec
+
+from fte_core.errors import InvalidTransition, NotFound, ValidationError
+from fte_core.identity import normalize_identifier
+from fte_core.models import (
+    Channel,
+    Conversation,
+    Customer,
+    CustomerResolution,
+    DeliveryStatus,
+    Direction,
+    HistoryItem,
+    Identifier,
+    InboundMessage,
+    MergeCandidate,
+    Priority,
+    StoredMessage,
+    Thread,
+    Ticket,
+    TicketStatus,
+    can_transition,
+)
+from fte_core.ports import OutboundDraft
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime, field: str) -> datetime:
+    """Naive datetimes are ambiguous; refuse them rather than guess a zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def canonical_identifiers(identifiers: Sequence[Identifier]) -> list[Identifier]:
+    """Normalised, de-duplicated, order kept (the first one decides conflicts)."""
+    seen: dict[Identifier, None] = {}
+    for identifier in identifiers:
+        seen.setdefault(normalize_identifier(identifier), None)
+    if not seen:
+        raise ValidationError("identifiers", "at least one identifier is required")
+    return list(seen)
+
+
+T = TypeVar("T")
+
+
+def _keep(current: T, new: T | None) -> T:
+    return current if new is None else new
+
+
+def ticket_number(value: int) -> str:
+    return f"TKT-{value:06d}"
+
+
+class _CustomerRow(msgspec.Struct, kw_only=True):
+    id: str
+    name: str | None
+    created_at: datetime
+    identifiers: list[Identifier]
+
+
+class _OutboundMeta(msgspec.Struct, frozen=True, kw_only=True):
+    in_reply_to: str
+
+
+class InMemoryStore:
+    """A complete CrmStore in dictionaries; `clock` stamps rows the caller does not date."""
+
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._customers: dict[str, _CustomerRow] = {}
+        self._owners: dict[Identifier, str] = {}
+        self._candidates: list[MergeCandidate] = []
+        self._conversations: dict[str, Conversation] = {}
+        self._tickets: dict[str, Ticket] = {}
+        self._messages: dict[str, StoredMessage] = {}
+        self._message_order: list[str] = []
+        self._inbound_index: dict[tuple[Channel, str], str] = {}
+        self._replies: dict[str, str] = {}
+        self._ticket_seq = itertools.count(1)
+
+    # customers ---------------------------------------------------------------------------
+
+    async def resolve_customer(
+        self, identifiers: Sequence[Identifier], name: str | None
+    ) -> CustomerResolution:
+        wanted = canonical_identifiers(identifiers)
+        owned = [(i, self._owners.get(i)) for i in wanted]
+        owners = [owner for _, owner in owned if owner is not None]
+        if not owners:
+            return CustomerResolution(customer=self._create(wanted, name), created=True)
+        primary = owners[0]
+        linked = [i for i, owner in owned if owner is None]
+        for identifier in linked:
+            self._owners[identifier] = primary
+            self._customers[primary].identifiers.append(identifier)
+        candidates = [
+            MergeCandidate(customer_id=primary, other_customer_id=owner, identifier=i)
+            for i, owner in owned
+            if owner is not None and owner != primary
+        ]
+        for candidate in candidates:
+            if candidate not in self._candidates:
+                self._candidates.append(candidate)
+        row = self._customers[primary]
+        if row.name is None and name and name.strip():
+            row.name = name.strip()
+        return CustomerResolution(
+            customer=self._customer(primary),
+            created=False,
+            linked=tuple(linked),
+            merge_candidates=tuple(candidates),
+        )
+
+    def _create(self, identifiers: list[Identifier], name: str | None) -> Customer:
+        customer_id = str(uuid.uuid4())
+        clean_name = name.strip() if name and name.strip() else None
+        self._customers[customer_id] = _CustomerRow(
+            id=customer_id, name=clean_name, created_at=self._clock(), identifiers=identifiers
+        )
+        for identifier in identifiers:
+            self._owners[identifier] = customer_id
+        return self._customer(customer_id)
+
+    def _customer(self, customer_id: str) -> Customer:
+        row = self._customers[customer_id]
+        return Customer(
+            id=row.id, name=row.name, identifiers=tuple(row.identifiers), created_at=row.created_at
+        )
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return self._customer(customer_id) if customer_id in self._customers else None
+
+    async def find_customer(self, identifier: Identifier) -> Customer | None:
+        owner = self._owners.get(normalize_identifier(identifier))
+        return self._customer(owner) if owner else None
+
+    async def merge_candidates(self, customer_id: str) -> list[MergeCandidate]:
+        return [c for c in self._candidates if customer_id in (c.customer_id, c.other_customer_id)]
+
+    # conversations and tickets -------------------------------------------------------------
+
+    async def thread(
+        self,
+        customer_id: str,
+        channel: Channel,
+        now: datetime,
+        window: timedelta,
+        *,
+        category: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Thread:
+        if customer_id not in self._customers:
+            raise NotFound(f"customer {customer_id}")
+        now = as_utc(now, "now")
+        active = self._active_conversation(customer_id, now - window)
+        if active is None:
+            return self._open_thread(customer_id, channel, now, category, priority)
+        ticket = self._tickets[active.ticket_number]
+        reopened = ticket.status is TicketStatus.RESOLVED
+        if reopened:
+            ticket = msgspec.structs.replace(ticket, status=TicketStatus.OPEN, updated_at=now)
+            self._tickets[ticket.number] = ticket
+        conversation = msgspec.structs.replace(
+            active, status=ticket.status, last_message_at=max(active.last_message_at, now)
+        )
+        self._conversations[conversation.id] = conversation
+        return Thread(conversation=conversation, ticket=ticket, resumed=True, reopened=reopened)
+
+    def _active_conversation(self, customer_id: str, since: datetime) -> Conversation | None:
+        candidates = [
+            c
+            for c in self._conversations.values()
+            if c.customer_id == customer_id
+            and c.last_message_at >= since
+            and self._tickets[c.ticket_number].status is not TicketStatus.CLOSED
+        ]
+        return max(candidates, key=lambda c: c.last_message_at, default=None)
+
+    def _open_thread(
+        self,
+        customer_id: str,
+        channel: Channel,
+        now: datetime,
+        category: str | None,
+        priority: Priority,
+    ) -> Thread:
+        number = ticket_number(next(self._ticket_seq))
+        conversation = Conversation(
+            id=str(uuid.uuid4()),
+            customer_id=customer_id,
+            channel=channel,
+            status=TicketStatus.OPEN,
+            started_at=now,
+            last_message_at=now,
+            ticket_number=number,
+        )
+        ticket = Ticket(
+            number=number,
+            conversation_id=conversation.id,
+            customer_id=customer_id,
+            channel=channel,
+            status=TicketStatus.OPEN,
+            priority=priority,
+            category=category,
+            created_at=now,
+            updated_at=now,
+        )
+        self._conversations[conversation.id] = conversation
+        self._tickets[number] = ticket
+        return Thread(conversation=conversation, ticket=ticket, resumed=False)
+
+    async def get_ticket(self, number: str) -> Ticket | None:
+        return self._tickets.get(number)
+
+    async def update_ticket(
+        self,
+        number: str,
+        *,
+        status: TicketStatus | None = None,
+        priority: Priority | None = None,
+        escalation_reason: str | None = None,
+        urgency: Priority | None = None,
+    ) -> Ticket:
+        ticket = self._tickets.get(number)
+        if ticket is None:
+            raise NotFound(f"ticket {number}")
+        if status is not None and not can_transition(ticket.status, status):
+            raise InvalidTransition(f"ticket {number}: {ticket.status} -> {status}")
+        ticket = msgspec.structs.replace(
+            ticket,
+            status=_keep(ticket.status, status),
+            priority=_keep(ticket.priority, priority),
+            escalation_reason=_keep(ticket.escalation_reason, escalation_reason),
+            urgency=_keep(ticket.urgency, urgency),
+            updated_at=self._clock(),
+        )
+        self._tickets[number] = ticket
+        conversation = self._conversations[ticket.conversation_id]
+        self._conversations[conversation.id] = msgspec.structs.replace(
+            conversation, status=ticket.status
+        )
+        return ticket
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return self._conversations.get(conversation_id)
+
+    # messages ----------------------------------------------------------------------------
+
+    async def save_inbound(
+        self, message: InboundMessage, customer_id: str, conversation_id: str
+    ) -> tuple[StoredMessage, bool]:
+        existing = await self.find_inbound(message.channel, message.provider_message_id)
+        if existing is not None:
+            return existing, False
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None or conversation.customer_id != customer_id:
+            raise NotFound(f"conversation {conversation_id} of customer {customer_id}")
+        stored = StoredMessage(
+            id=str(uuid.uuid4()),
+            conversation_id=conversation_id,
+            channel=message.channel,
+            direction=Direction.INBOUND,
+            provider_message_id=message.provider_message_id,
+            text=message.text,
+            created_at=as_utc(message.received_at, "received_at"),
+            delivery_status=DeliveryStatus.RECEIVED,
+        )
+        self._add(stored)
+        self._inbound_index[(message.channel, message.provider_message_id)] = stored.id
+        return stored, True
+
+    async def find_inbound(
+        self, channel: Channel, provider_message_id: str
+    ) -> StoredMessage | None:
+        message_id = self._inbound_index.get((channel, provider_message_id))
+        return self._messages[message_id] if message_id else None
+
+    async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
+        existing = await self.reply_to(draft.in_reply_to)
+        if existing is not None:
+            return existing, False
+        inbound = self._messages.get(draft.in_reply_to)
+        if inbound is None or inbound.direction is not Direction.INBOUND:
+            raise NotFound(f"inbound message {draft.in_reply_to}")
+        if draft.conversation_id not in self._conversations:
+            raise NotFound(f"conversation {draft.conversation_id}")
+        stored = StoredMessage(
+            id=str(uuid.uuid4()),
+            conversation_id=draft.conversation_id,
+            channel=draft.channel,
+            direction=Direction.OUTBOUND,
+            provider_message_id=None,
+            text=draft.reply.text,
+            created_at=self._clock(),
+            delivery_status=DeliveryStatus.QUEUED,
+            record=draft.record,
+        )
+        self._add(stored)
+        self._replies[draft.in_reply_to] = stored.id
+        return stored, True
+
+    def _add(self, message: StoredMessage) -> None:
+        self._messages[message.id] = message
+        self._message_order.append(message.id)
+
+    async def reply_to(self, inbound_id: str) -> StoredMessage | None:
+        message_id = self._replies.get(inbound_id)
+        return self._messages[message_id] if message_id else None
+
+    async def set_delivery_status(
+        self, message_id: str, status: DeliveryStatus, provider_message_id: str | None = None
+    ) -> None:
+        message = self._messages.get(message_id)
+        if message is None:
+            raise NotFound(f"message {message_id}")
+        self._messages[message_id] = msgspec.structs.replace(
+            message,
+            delivery_status=status,
+            provider_message_id=provider_message_id or message.provider_message_id,
+        )
+
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        return self._messages.get(message_id)
+
+    async def conversation_messages(self, conversation_id: str) -> list[StoredMessage]:
+        return self._ordered(
+            m for m in self._all_messages() if m.conversation_id == conversation_id
+        )
+
+    async def customer_history(self, customer_id: str, limit: int = 20) -> list[HistoryItem]:
+        if limit <= 0:
+            return []
+        mine = self._ordered(m for m in self._all_messages() if self._owner(m) == customer_id)
+        return [self._history_item(m) for m in mine[-limit:]]
+
+    async def contact_count(self, customer_id: str) -> int:
+        return sum(
+            1
+            for m in self._all_messages()
+            if m.direction is Direction.INBOUND and self._owner(m) == customer_id
+        )
+
+    def _all_messages(self) -> list[StoredMessage]:
+        return [self._messages[i] for i in self._message_order]
+
+    def _ordered(self, messages: Iterable[StoredMessage]) -> list[StoredMessage]:
+        """By time, ties in insertion order (sorted() is stable), like ORDER BY created_at,
+        seq in PostgreSQL."""
+        return sorted(messages, key=lambda m: m.created_at)
+
+    def _owner(self, message: StoredMessage) -> str:
+        return self._conversations[message.conversation_id].customer_id
+
+    def _history_item(self, message: StoredMessage) -> HistoryItem:
+        conversation = self._conversations[message.conversation_id]
+        return HistoryItem(
+            conversation_id=conversation.id,
+            ticket_number=conversation.ticket_number,
+            channel=message.channel,
+            direction=message.direction,
+            text=message.text,
+            created_at=message.created_at,
+        )
