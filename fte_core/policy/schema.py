@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from fte_core.models import Channel, Priority
+from fte_core.text import phrase_regex
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -63,6 +64,8 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             value = getattr(self, name)
             if value is not None and len(value) == 0:
                 raise ValueError(f"`{name}` must not be empty")
+        for phrase in (self.any_phrases or ()) + (self.all_phrases or ()):
+            phrase_regex(phrase)
         for pattern in self.patterns or ():
             try:
                 re.compile(pattern)

@@ -1,0 +1,149 @@
+"""Rules compiled to a small condition tree over features.
+
+Text conditions become numbered *text atoms* (one Python regex each) evaluated before
+the engine runs; the tree refers to them by index. Both evaluators (durable_rules and
+the pure-Python reference) consume the same tree, so they can be held equal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from fte_core.models import Channel, Priority
+from fte_core.policy.schema import Condition, Rule, Then
+from fte_core.text import phrase_regex
+
+
+@dataclass(frozen=True, slots=True)
+class TextAtom:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentBelow:
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentAbove:
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelIn:
+    channels: tuple[Channel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Any:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Node
+
+
+Node = TextAtom | SentimentBelow | SentimentAbove | ChannelIn | All | Any | Not
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    order: int  # position in the rule set: ties in urgency keep file order
+    stage: str
+    then: Then
+    condition: Node
+    source: Rule
+
+
+@dataclass(frozen=True, slots=True)
+class StageRules:
+    """One stage's rules with the text atoms they need, ready to evaluate."""
+
+    stage: str
+    rules: tuple[CompiledRule, ...]
+    atoms: tuple[re.Pattern[str], ...]
+    prefilter: re.Pattern[str] | None  # any atom at all? most texts match none
+    uses_sentiment: bool
+    by_id: dict[str, CompiledRule] = field(default_factory=dict)
+
+
+class _AtomTable:
+    def __init__(self) -> None:
+        self.sources: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, source: str) -> TextAtom:
+        if source not in self._index:
+            self._index[source] = len(self.sources)
+            self.sources.append(source)
+        return TextAtom(self._index[source])
+
+
+def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
+    parts: list[Node] = []
+    if cond.any_phrases:
+        parts.append(atoms.add("|".join(phrase_regex(p) for p in cond.any_phrases)))
+    if cond.all_phrases:
+        parts.extend(atoms.add(phrase_regex(p)) for p in cond.all_phrases)
+    if cond.patterns:
+        parts.append(atoms.add("|".join(f"(?:{p})" for p in cond.patterns)))
+    if cond.sentiment_below is not None:
+        parts.append(SentimentBelow(cond.sentiment_below))
+    if cond.sentiment_above is not None:
+        parts.append(SentimentAbove(cond.sentiment_above))
+    if cond.channel_in:
+        parts.append(ChannelIn(tuple(dict.fromkeys(cond.channel_in))))
+    if cond.all:
+        parts.append(All(tuple(_compile_condition(c, atoms) for c in cond.all)))
+    if cond.any:
+        parts.append(Any(tuple(_compile_condition(c, atoms) for c in cond.any)))
+    if cond.not_ is not None:
+        parts.append(Not(_compile_condition(cond.not_, atoms)))
+    return parts[0] if len(parts) == 1 else All(tuple(parts))
+
+
+def _uses_sentiment(node: Node) -> bool:
+    if isinstance(node, SentimentBelow | SentimentAbove):
+        return True
+    if isinstance(node, All | Any):
+        return any(_uses_sentiment(n) for n in node.items)
+    if isinstance(node, Not):
+        return _uses_sentiment(node.item)
+    return False
+
+
+def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
+    atoms = _AtomTable()
+    compiled = tuple(
+        CompiledRule(
+            id=rule.id,
+            order=order,
+            stage=stage,
+            then=rule.then,
+            condition=_compile_condition(rule.when, atoms),
+            source=rule,
+        )
+        for order, rule in rules
+    )
+    patterns = tuple(re.compile(src) for src in atoms.sources)
+    prefilter = re.compile("|".join(f"(?:{s})" for s in atoms.sources)) if patterns else None
+    return StageRules(
+        stage=stage,
+        rules=compiled,
+        atoms=patterns,
+        prefilter=prefilter,
+        uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
+        by_id={r.id: r for r in compiled},
+    )
+
+
+def urgency_of(then: Then) -> Priority:
+    return then.urgency or Priority.NORMAL

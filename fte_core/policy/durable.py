@@ -1,0 +1,202 @@
+"""durable_rules as the evaluator of compiled rule logic, used the safe way.
+
+See ../shared/DURABLE_RULES.md: facts not events (every matching rule fires), a fresh
+session per evaluation deleted afterwards, a catch-all rule (so no message is unhandled
+and the first-message segfault cannot happen), a marker field on every condition (the
+engine's own state facts never match), our own Host with its timer threads disabled, one
+process-wide lock (the C extension is not thread-safe), and no engine regex at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+from typing import Any as AnyType
+
+from durable import engine as durable_engine
+
+from fte_core.errors import RuleLimitError
+from fte_core.policy.compiled import (
+    All,
+    Any,
+    ChannelIn,
+    Node,
+    Not,
+    SentimentAbove,
+    SentimentBelow,
+    StageRules,
+    TextAtom,
+)
+from fte_core.policy.reference import Facts
+
+Json = dict[str, AnyType]
+MARKER = "fte_msg"
+MAX_DNF_TERMS = 48  # durable expands $or per rule; >64 satisfied conditions is error 303
+MAX_FIELDS = 200  # ~254 top-level fact fields fails inside the engine
+MAX_TESTS_PER_FIELD = 400  # 512+ conditions on one field loops forever
+
+_LOCK = threading.Lock()
+_names = itertools.count(1)
+
+
+class _QuietHost(durable_engine.Host):  # type: ignore[misc]
+    """A Host whose dispatcher/timer threads never start: we call it synchronously."""
+
+    def _run(self) -> None:
+        return None
+
+
+_host: _QuietHost | None = None
+_C = durable_engine.durable_rules_engine
+
+
+def _noop(c: AnyType) -> None:
+    """Registered as every rule's action; fired rules are read from the action queue."""
+
+
+def _get_host() -> _QuietHost:
+    global _host
+    if _host is None:
+        _host = _QuietHost()
+    return _host
+
+
+def _expr(node: Node, negate: bool = False) -> Json:
+    """A durable_rules expression in negation normal form (the engine has no `not`)."""
+    match node:
+        case TextAtom(index):
+            return {f"f{index}": 0 if negate else 1}
+        case SentimentBelow(value):
+            return {"$gte" if negate else "$lt": {"s": value}}
+        case SentimentAbove(value):
+            return {"$lte" if negate else "$gt": {"s": value}}
+        case ChannelIn(channels):
+            if negate:
+                return _join("$and", [{"$neq": {"ch": c.value}} for c in channels])
+            return _join("$or", [{"ch": c.value} for c in channels])
+        case All(items):
+            return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
+        case Any(items):
+            return _join("$and" if negate else "$or", [_expr(n, negate) for n in items])
+        case Not(item):
+            return _expr(item, not negate)
+    raise TypeError(f"unknown condition node {node!r}")
+
+
+def _join(op: str, items: list[Json]) -> Json:
+    return items[0] if len(items) == 1 else {op: items}
+
+
+def _dnf_terms(expr: Json) -> int:
+    if "$or" in expr:
+        return sum(_dnf_terms(e) for e in expr["$or"])
+    if "$and" in expr:
+        total = 1
+        for e in expr["$and"]:
+            total *= _dnf_terms(e)
+        return total
+    return 1
+
+
+def _field_tests(expr: Json, counts: dict[str, int]) -> None:
+    for key, value in expr.items():
+        if key in ("$and", "$or"):
+            for e in value:
+                _field_tests(e, counts)
+        elif key.startswith("$"):
+            for name in value:
+                counts[name] = counts.get(name, 0) + 1
+        else:
+            counts[key] = counts.get(key, 0) + 1
+
+
+def check_limits(stage: StageRules) -> None:
+    """Refuse at load time what would crash or hang the engine at evaluation time."""
+    if len(stage.atoms) + 3 > MAX_FIELDS:
+        raise RuleLimitError(f"{stage.stage} stage needs {len(stage.atoms)} text atoms")
+    counts: dict[str, int] = {}
+    for rule in stage.rules:
+        expr = _expr(rule.condition)
+        if (terms := _dnf_terms(expr)) > MAX_DNF_TERMS:
+            raise RuleLimitError(
+                f"condition expands to {terms} alternatives (max {MAX_DNF_TERMS}); "
+                "split the rule in two",
+                rule_id=rule.id,
+            )
+        _field_tests(expr, counts)
+    for name, count in counts.items():
+        if count > MAX_TESTS_PER_FIELD:
+            raise RuleLimitError(f"{count} tests on feature {name!r} (max {MAX_TESTS_PER_FIELD})")
+
+
+class DurableStage:
+    """One stage's rules registered as one durable_rules ruleset."""
+
+    def __init__(self, stage: StageRules) -> None:
+        check_limits(stage)
+        self.name = f"fte_{stage.stage}_{next(_names)}"
+        definition: Json = {}
+        for rule in stage.rules:
+            definition[f"r{rule.order}"] = {
+                "all": [{"m": {"$and": [{MARKER: 1}, _expr(rule.condition)]}}],
+                "pri": min(rule.order, 65000),
+                "run": _noop,
+            }
+        definition["catch_all"] = {
+            "all": [{"m": {MARKER: 1}}],
+            "pri": 65535,
+            "run": _noop,
+        }
+        self._rule_ids = {f"r{rule.order}": rule.id for rule in stage.rules}
+        with _LOCK:
+            host = _get_host()
+            host.register_rulesets({self.name: copy.deepcopy(definition)})
+            self._handle = host._ruleset_directory[self.name]._handle
+        self._sessions = itertools.count(1)
+
+    def fired(self, facts: Facts) -> set[str]:
+        """Assert the message as a fact in a fresh session; every matching rule fires.
+
+        The action loop talks to the C engine directly (the same calls the Host makes)
+        because the Python wrapper's per-action bookkeeping costs more than the rules.
+        """
+        fact: Json = {MARKER: 1, "s": facts.sentiment, "ch": facts.channel.value}
+        for i, value in enumerate(facts.atoms):
+            fact[f"f{i}"] = 1 if value else 0
+        with _LOCK:
+            sid = str(next(self._sessions))
+            fact["sid"] = sid
+            handle = self._handle
+            try:
+                code, state = _C.assert_fact(handle, json.dumps(fact))
+                if code != 0:
+                    raise RuntimeError(f"durable_rules assert_fact returned {code}")
+                fired: set[str] = set()
+                result = _C.start_action_for_state(handle, state)
+                message: str | None = result[1] if result else None
+                while message:
+                    name = message[2 : message.index('"', 2)]
+                    if name in self._rule_ids:
+                        fired.add(self._rule_ids[name])
+                    elif name != "catch_all":
+                        raise RuntimeError(f"durable_rules fired unknown rule {name!r}")
+                    message = _C.complete_and_start_action(handle, state)
+                return fired
+            finally:
+                _C.delete_state(handle, sid)
+
+    def close(self) -> None:
+        """Unregister the ruleset (the engine leaks ~60 KB per reload; see the docs)."""
+        with _LOCK:
+            host = _get_host()
+            ruleset = host._ruleset_directory.pop(self.name, None)
+            if ruleset is not None:
+                host._ruleset_list.remove(ruleset)
+                _C.delete_ruleset(ruleset._handle)
+
+
+def dumps_definition(stage: StageRules) -> str:
+    """The durable_rules JSON of a stage, for debugging and docs."""
+    return json.dumps({f"r{r.order}": _expr(r.condition) for r in stage.rules}, indent=2)

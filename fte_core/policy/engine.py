@@ -1,0 +1,147 @@
+"""The policy engine: features in Python, rule logic in durable_rules, never fail open.
+
+Synchronous and pure: the decision is a function of (rule set, stage, text, channel).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from fte_core.errors import RuleError
+from fte_core.models import Channel, Decision
+from fte_core.policy.compiled import StageRules
+from fte_core.policy.durable import DurableStage
+from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
+from fte_core.policy.loader import RuleSet, load_rules
+from fte_core.sentiment import sentiment_score
+from fte_core.text import normalize
+
+log = logging.getLogger(__name__)
+
+NEUTRAL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFeatures:
+    normalized: str
+    sentiment: float
+    channel: Channel
+
+
+def features(text: str, channel: Channel, sentiment: float | None = None) -> MessageFeatures:
+    """Step 5 of the pipeline: what every rule condition is evaluated on."""
+    return MessageFeatures(
+        normalized=normalize(text),
+        sentiment=sentiment_score(text) if sentiment is None else sentiment,
+        channel=channel,
+    )
+
+
+def facts_for(stage: StageRules, feats: MessageFeatures) -> Facts:
+    text = feats.normalized
+    if stage.prefilter is None or stage.prefilter.search(text) is None:
+        atoms = (False,) * len(stage.atoms)
+    else:
+        atoms = tuple(p.search(text) is not None for p in stage.atoms)
+    return Facts(atoms=atoms, sentiment=feats.sentiment, channel=feats.channel)
+
+
+class _Compiled:
+    """A rule set registered in durable_rules, one ruleset per stage."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.input = DurableStage(rules.input)
+        try:
+            self.output = DurableStage(rules.output)
+        except Exception:
+            self.input.close()
+            raise
+
+    def stage(self, name: str) -> DurableStage:
+        return self.input if name == "input" else self.output
+
+    def close(self) -> None:
+        self.input.close()
+        self.output.close()
+
+
+class PolicyEngine:
+    """Evaluates messages against the current rule set; `reload` swaps it atomically."""
+
+    def __init__(self, rules: RuleSet, *, use_durable: bool = True) -> None:
+        self._use_durable = use_durable
+        self._lock = threading.Lock()
+        self._current = _Compiled(rules) if use_durable else None
+        self._rules = rules
+
+    @classmethod
+    def from_directory(cls, directory: str, *, use_durable: bool = True) -> PolicyEngine:
+        return cls(load_rules(directory), use_durable=use_durable)
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    @property
+    def version(self) -> str:
+        return self._rules.version
+
+    def evaluate(
+        self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None
+    ) -> Decision:
+        rules = self._rules
+        stage_rules = rules.stage(stage)
+        if sentiment is None and not stage_rules.uses_sentiment:
+            sentiment = NEUTRAL
+        return self.evaluate_features(stage, features(text, channel, sentiment))
+
+    def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
+        with self._lock:
+            rules, compiled = self._rules, self._current
+        stage_rules = rules.stage(stage)
+        try:
+            facts = facts_for(stage_rules, feats)
+        except Exception as exc:  # noqa: BLE001 - a guardrail must never fail open
+            log.error("policy features failed: %s", exc)
+            return failsafe(stage, rules.version, f"features: {exc!r}")
+        if compiled is None:
+            return decide(stage_rules, reference_fired(stage_rules, facts), rules.version, "reference")
+        try:
+            fired = compiled.stage(stage).fired(facts)
+        except Exception as engine_exc:  # noqa: BLE001 - the reference evaluator takes over
+            log.error("durable_rules failed, using the reference evaluator: %s", engine_exc)
+            try:
+                fired = reference_fired(stage_rules, facts)
+            except Exception as ref_exc:  # noqa: BLE001 - both failed: escalate
+                return failsafe(stage, rules.version, f"{engine_exc!r}; {ref_exc!r}")
+            return decide(stage_rules, fired, rules.version, "reference", repr(engine_exc))
+        return decide(stage_rules, fired, rules.version, "durable_rules")
+
+    def reload(self, rules: RuleSet) -> None:
+        """All or nothing: if the new set fails to register, the old one keeps serving."""
+        new = _Compiled(rules) if self._use_durable else None
+        with self._lock:
+            old, self._current, self._rules = self._current, new, rules
+        if old is not None:
+            old.close()
+
+    def reload_directory(self, directory: str) -> bool:
+        """Reload from files; on any error keep serving the current set and re-raise."""
+        try:
+            rules = load_rules(directory)
+        except RuleError:
+            log.exception("rule reload failed; still serving version %s", self.version)
+            raise
+        if rules.version == self.version:
+            return False
+        self.reload(rules)
+        log.info("rules reloaded: version %s", rules.version)
+        return True
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None

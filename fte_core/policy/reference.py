@@ -1,0 +1,99 @@
+"""The pure-Python reference evaluator and the decision assembly both evaluators share.
+
+It is the fail-safe when durable_rules raises, and the oracle of the differential test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fte_core.models import Channel, Decision, Priority
+from fte_core.policy.compiled import (
+    All,
+    Any,
+    ChannelIn,
+    Node,
+    Not,
+    SentimentAbove,
+    SentimentBelow,
+    StageRules,
+    TextAtom,
+    urgency_of,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules see of one message: no raw text, only features."""
+
+    atoms: tuple[bool, ...]
+    sentiment: float
+    channel: Channel
+
+
+def holds(node: Node, facts: Facts) -> bool:
+    match node:
+        case TextAtom(index):
+            return facts.atoms[index]
+        case SentimentBelow(value):
+            return facts.sentiment < value
+        case SentimentAbove(value):
+            return facts.sentiment > value
+        case ChannelIn(channels):
+            return facts.channel in channels
+        case All(items):
+            return all(holds(n, facts) for n in items)
+        case Any(items):
+            return any(holds(n, facts) for n in items)
+        case Not(item):
+            return not holds(item, facts)
+    raise TypeError(f"unknown condition node {node!r}")
+
+
+def reference_fired(stage: StageRules, facts: Facts) -> set[str]:
+    return {rule.id for rule in stage.rules if holds(rule.condition, facts)}
+
+
+_STAGE_ACTION = {"input": "escalate", "output": "block"}
+
+
+def decide(
+    stage: StageRules,
+    fired: Iterable[str],
+    version: str,
+    evaluator: str,
+    error: str | None = None,
+) -> Decision:
+    """Turn the set of fired rule ids into a Decision; order never depends on firing order."""
+    rules = sorted((stage.by_id[i] for i in set(fired)), key=lambda r: r.order)
+    stop = _STAGE_ACTION[stage.stage]
+    stopping = [r for r in rules if r.then.action == stop]
+    stopping.sort(key=lambda r: (-urgency_of(r.then).rank, r.order))
+    reasons = tuple(dict.fromkeys(r.then.reason for r in stopping if r.then.reason))
+    priorities = [r.then.priority for r in rules if r.then.priority is not None]
+    return Decision(
+        stage=stage.stage,
+        action=stop if stopping else "allow",
+        reasons=reasons,
+        rule_ids=tuple(r.id for r in rules),
+        ruleset_version=version,
+        urgency=urgency_of(stopping[0].then) if stopping else None,
+        priority=max(priorities, key=lambda p: p.rank) if priorities else None,
+        tags=tuple(sorted({r.then.tag for r in rules if r.then.tag})),
+        evaluator=evaluator,
+        error=error,
+    )
+
+
+def failsafe(stage: str, version: str, error: str) -> Decision:
+    """Both evaluators failed: never fail open."""
+    return Decision(
+        stage=stage,
+        action=_STAGE_ACTION[stage],
+        reasons=("policy_error",),
+        ruleset_version=version,
+        urgency=Priority.HIGH,
+        evaluator="failsafe",
+        error=error,
+    )

@@ -1,0 +1,28 @@
+"""Sentiment in [0, 1] from vaderSentiment: 0 furious, 0.5 neutral, 1 delighted.
+
+The analyzer reads its lexicon from disk, so it is built on first use, not at import.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+_lock = threading.Lock()
+_analyzer: SentimentIntensityAnalyzer | None = None
+
+
+def _get() -> SentimentIntensityAnalyzer:
+    global _analyzer
+    if _analyzer is None:
+        with _lock:
+            if _analyzer is None:
+                _analyzer = SentimentIntensityAnalyzer()
+    return _analyzer
+
+
+def sentiment_score(text: str) -> float:
+    """VADER's compound score mapped linearly from [-1, 1] to [0, 1], 4 decimals."""
+    compound = float(_get().polarity_scores(text)["compound"])
+    return round((compound + 1.0) / 2.0, 4)

@@ -1,0 +1,60 @@
+"""Text normalisation shared by the rule engine, phrase matching and retrieval.
+
+Guardrails must not be dodged by case, accents, full-width letters, look-alike letters
+from other scripts or invisible characters, so every text condition runs on this form.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Latin look-alikes from Cyrillic and Greek that NFKC leaves alone ("rеfund" with a
+# Cyrillic "е" must still say "refund"). Lower-case targets: casefold runs afterwards.
+_HOMOGLYPHS = str.maketrans(
+    {
+        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+        "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j",
+        "ѕ": "s", "ԁ": "d", "ɡ": "g", "ո": "n", "ս": "u",
+        "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p",
+        "С": "c", "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s",
+        "α": "a", "ο": "o", "ρ": "p", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "τ": "t",
+        "υ": "u", "χ": "x", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i",
+        "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+    }
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """NFKC, look-alikes mapped, casefold, accents folded, invisibles dropped, spaces collapsed."""
+    if text.isascii():  # every step below is the identity on ASCII except these two
+        return _WHITESPACE.sub(" ", text.lower()).strip()
+    text = unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS).casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(
+        ch
+        for ch in decomposed
+        if not unicodedata.combining(ch)
+        and (unicodedata.category(ch) != "Cf" or ch in "\u200d")
+    )
+    kept = kept.replace("\u200d", "")
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", kept)).strip()
+
+
+def phrase_regex(phrase: str) -> str:
+    """The regex source for one rule phrase, matched at word boundaries.
+
+    A trailing `*` on a word makes it a prefix (`refund*` matches "refunded"); a space
+    matches any run of spaces, hyphens or underscores ("money back" ~ "money-back").
+    """
+    words = normalize(phrase).replace("-", " ").replace("_", " ").split()
+    if not words:
+        raise ValueError(f"phrase {phrase!r} is empty after normalisation")
+    parts = []
+    for word in words:
+        stem = word.rstrip("*")
+        if not stem:
+            raise ValueError(f"phrase {phrase!r} has a bare `*`")
+        parts.append(re.escape(stem) + (r"\w*" if word.endswith("*") else ""))
+    return r"(?<!\w)" + r"[\s_\-]+".join(parts) + r"(?!\w)"
