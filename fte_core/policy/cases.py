@@ -1,0 +1,111 @@
+"""Rule tests: a cases file (SPEC 5) or the rule files' inline examples, run on an engine."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from fte_core.errors import ValidationError
+from fte_core.models import Channel, Decision
+from fte_core.policy.engine import PolicyEngine
+from fte_core.policy.schema import example_text
+
+
+class Expect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    action: Literal["escalate", "block", "allow"]
+    reason: str | None = None
+
+
+class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    stage: Literal["input", "output"]
+    channel: Channel
+    text: str
+    expect: Expect
+
+
+class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    passed: bool = msgspec.field(name="pass")
+    action: str
+    reasons: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    expected: str = ""
+
+
+class TestReport(msgspec.Struct, frozen=True, kw_only=True):
+    passed: int
+    failed: int
+    results: tuple[CaseResult, ...]
+
+
+class CasesFileError(ValidationError):
+    """A cases file line is not a valid case; `line` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(f"line {line}", message)
+
+
+def parse_cases(text: str) -> list[Case]:
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            case = msgspec.json.decode(raw, type=Case)
+        except msgspec.DecodeError as exc:
+            raise CasesFileError(number, str(exc)) from exc
+        if case.id in seen:
+            raise CasesFileError(number, f"duplicate case id {case.id!r}")
+        seen.add(case.id)
+        cases.append(case)
+    return cases
+
+
+def _result(case_id: str, decision: Decision, passed: bool, expected: str) -> CaseResult:
+    return CaseResult(
+        id=case_id,
+        passed=passed,
+        action=decision.action,
+        reasons=decision.reasons,
+        rule_ids=decision.rule_ids,
+        expected=expected,
+    )
+
+
+def run_cases(engine: PolicyEngine, cases: list[Case]) -> TestReport:
+    results = []
+    for case in cases:
+        decision = engine.evaluate(case.stage, case.text, case.channel)
+        ok = decision.action == case.expect.action and (
+            case.expect.reason is None or case.expect.reason in decision.reasons
+        )
+        expected = case.expect.action + (f"/{case.expect.reason}" if case.expect.reason else "")
+        results.append(_result(case.id, decision, ok, expected))
+    return _report(results)
+
+
+def run_examples(engine: PolicyEngine) -> TestReport:
+    """Each rule's `match` examples must fire it; its `no_match` examples must not."""
+    results = []
+    for loaded in engine.rules.rules:
+        rule = loaded.rule
+        if not rule.enabled:
+            continue
+        for kind, examples in (("match", rule.examples.match), ("no_match", rule.examples.no_match)):
+            for i, example in enumerate(examples, start=1):
+                text, channel = example_text(example)
+                decision = engine.evaluate(rule.stage, text, channel)
+                fired = rule.id in decision.rule_ids
+                ok = fired if kind == "match" else not fired
+                expected = f"{rule.id} {'fires' if kind == 'match' else 'does not fire'}"
+                results.append(_result(f"{rule.id}/{kind}/{i}", decision, ok, expected))
+    return _report(results)
+
+
+def _report(results: list[CaseResult]) -> TestReport:
+    passed = sum(r.passed for r in results)
+    return TestReport(passed=passed, failed=len(results) - passed, results=tuple(results))
