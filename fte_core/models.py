@@ -221,7 +221,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     escalation_reason: str | None = None
     blocked_draft: str | None = None
     fallback: str | None = None
-    duplicate: bool = False
+    reply_parts: tuple[str, ...] = ()  # exactly what was sent, part by part
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,7 +33,7 @@ INPUT_REASONS = frozenset(
 OUTPUT_REASONS = frozenset(
     {"unapproved_commitment", "pricing_disclosure", "prompt_leak", "ungrounded"}
 )
-PIPELINE_REASONS = frozenset({"no_kb_match", "policy_error"})
+PIPELINE_REASONS = frozenset({"no_kb_match", "policy_error", "responder_error"})
 
 Stage = Literal["input", "output"]
 ActionName = Literal["escalate", "set_priority", "tag", "block"]

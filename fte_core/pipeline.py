@@ -1,0 +1,402 @@
+"""The agent: one inbound message through SPEC 4 steps 2-10 over the ports.
+
+The rules decide before the model speaks (input stage) and after it has (output stage);
+the model is called at most once and never sees a message the input rules escalated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from fte_core import events, tools
+from fte_core.context import Context
+from fte_core.errors import NotFound, ResponderError
+from fte_core.formatting import (
+    DEFAULT_CHANNEL_CONFIGS,
+    ChannelConfig,
+    format_for_channel,
+    handover_body,
+    strip_quoted_history,
+)
+from fte_core.identity import identifiers_for
+from fte_core.models import (
+    Channel,
+    Customer,
+    Decision,
+    DecisionRecord,
+    InboundMessage,
+    Outcome,
+    Passage,
+    Priority,
+    Reply,
+    StoredMessage,
+    Thread,
+    TicketStatus,
+    Usage,
+)
+from fte_core.policy.engine import MessageFeatures, PolicyEngine, features
+from fte_core.ports import (
+    Answer,
+    AnswerRequest,
+    ChannelSender,
+    CrmStore,
+    DeliveryTarget,
+    EventBus,
+    KnowledgeBase,
+    OutboundDraft,
+    Responder,
+)
+from fte_core.retrieval import first_query, reformulate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    thread_window: timedelta = timedelta(hours=24)
+    search_limit: int = 5
+    history_limit: int = 10
+    channel_configs: Mapping[Channel, ChannelConfig] = field(
+        default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
+    )
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one message accumulates on its way through the pipeline."""
+
+    message: InboundMessage
+    stored: StoredMessage
+    thread: Thread
+    feats: MessageFeatures
+    contact_count: int
+    latency: dict[str, float] = field(default_factory=dict)
+    passages: list[Passage] = field(default_factory=list)
+    attempts: int = 0
+
+
+class Agent:
+    """Build from a policy engine, the dossier and adapters; `handle` one message at a time."""
+
+    def __init__(
+        self,
+        *,
+        policy: PolicyEngine,
+        context: Context,
+        store: CrmStore,
+        knowledge: KnowledgeBase,
+        responder: Responder,
+        bus: EventBus,
+        fallback: Responder | None = None,
+        sender: ChannelSender | None = None,
+        config: AgentConfig | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policy = policy
+        self.context = context
+        self.store = store
+        self.knowledge = knowledge
+        self.responder = responder
+        self.fallback = fallback
+        self.bus = bus
+        self.sender = sender
+        self.config = config or AgentConfig()
+        self.clock = clock
+
+    async def handle(self, message: InboundMessage) -> Outcome:
+        started = time.perf_counter()
+        existing = await self.store.find_inbound(message.channel, message.provider_message_id)
+        if existing is not None:
+            reply = await self.store.reply_to(existing.id)
+            if reply is not None:
+                return await self._replay(existing, reply)
+        run = await self._intake(message, started)
+        decision = self._timed(run, "input_rules", lambda: self._input_rules(run))
+        if decision.action == "escalate":
+            return await self._escalate(run, decision, decision.reasons, decision.urgency)
+        if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
+            await self.store.update_ticket(run.thread.ticket.number, priority=decision.priority)
+        await self._retrieve(run)
+        if not run.passages:
+            return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
+        return await self._answer(run, decision)
+
+    async def _intake(self, message: InboundMessage, started: float) -> _Run:
+        now = self.clock()
+        resolution = await self.store.resolve_customer(
+            identifiers_for(message), message.sender_name
+        )
+        thread = await self.store.thread(
+            resolution.customer.id,
+            message.channel,
+            now,
+            self.config.thread_window,
+            category=message.category,
+            priority=message.priority or Priority.NORMAL,
+        )
+        if thread.ticket.status == TicketStatus.PENDING:
+            thread = msgspec.structs.replace(
+                thread,
+                ticket=await self.store.update_ticket(
+                    thread.ticket.number, status=TicketStatus.OPEN
+                ),
+            )
+        stored, _ = await self.store.save_inbound(
+            message, resolution.customer.id, thread.conversation.id
+        )
+        text = message.text
+        if message.channel == Channel.EMAIL:
+            text = strip_quoted_history(text)
+        rule_text = f"{message.subject}\n{text}" if message.subject else text
+        count = await self.store.contact_count(resolution.customer.id)
+        run = _Run(
+            message=message,
+            stored=stored,
+            thread=thread,
+            feats=features(rule_text, message.channel),
+            contact_count=count,
+        )
+        run.latency["intake"] = _ms(started)
+        return run
+
+    def _input_rules(self, run: _Run) -> Decision:
+        return self.policy.evaluate_features("input", run.feats)
+
+    async def _retrieve(self, run: _Run) -> None:
+        started = time.perf_counter()
+        text, subject = run.message.text, run.message.subject
+        for query in (first_query(text, subject), reformulate(text, subject)):
+            if not query.strip():
+                continue
+            run.attempts += 1
+            run.passages = await tools.search_knowledge_base(
+                self.knowledge, query, self.config.search_limit
+            )
+            if run.passages:
+                break
+        run.latency["retrieve"] = _ms(started)
+
+    async def _answer(self, run: _Run, decision: Decision) -> Outcome:
+        started = time.perf_counter()
+        customer = await self.store.get_customer(run.thread.conversation.customer_id)
+        history = await self.store.customer_history(
+            run.thread.conversation.customer_id, self.config.history_limit
+        )
+        request = AnswerRequest(
+            question=run.message.text,
+            subject=run.message.subject,
+            channel=run.message.channel,
+            customer_name=customer.name if customer else run.message.sender_name,
+            passages=tuple(run.passages),
+            history=tuple(history[:-1]),  # the last one is this message
+            brand_voice=self.context.brand_voice,
+        )
+        answer = await self._call_responder(request)
+        run.latency["answer"] = _ms(started)
+        if answer is None:
+            return await self._escalate(run, decision, ("responder_error",), Priority.HIGH)
+        output = self._timed(
+            run,
+            "output_rules",
+            lambda: self.policy.evaluate("output", answer.text, run.message.channel),
+        )
+        if output.action == "block" or not answer.passage_ids:
+            reasons = output.reasons if output.action == "block" else ("ungrounded",)
+            return await self._escalate(
+                run, decision, reasons, output.urgency or Priority.HIGH, answer, output
+            )
+        reply = self._format(run, answer.text)
+        record = self._record(run, decision, reply, answer=answer, output=output)
+        outcome = await self._send(run, reply, record, answer.usage)
+        if run.thread.ticket.status == TicketStatus.OPEN:
+            await self.store.update_ticket(run.thread.ticket.number, status=TicketStatus.PENDING)
+        return outcome
+
+    async def _call_responder(self, request: AnswerRequest) -> Answer | None:
+        try:
+            return await self.responder.answer(request)
+        except ResponderError as exc:
+            log.warning("responder %s failed: %s", self.responder.name, exc)
+            if self.fallback is None:
+                return None
+        try:
+            answer = await self.fallback.answer(request)
+        except ResponderError as exc:
+            log.error("fallback responder %s failed: %s", self.fallback.name, exc)
+            return None
+        return msgspec.structs.replace(answer, fallback=f"{self.responder.name} failed")
+
+    async def _escalate(
+        self,
+        run: _Run,
+        decision: Decision,
+        reasons: tuple[str, ...],
+        urgency: Priority | None,
+        answer: Answer | None = None,
+        output: Decision | None = None,
+    ) -> Outcome:
+        urgency = urgency or Priority.NORMAL
+        ticket = await tools.escalate_to_human(
+            self.store,
+            self.bus,
+            run.thread.ticket.number,
+            reasons,
+            urgency,
+            message_id=run.stored.id,
+            channel=run.message.channel,
+            now=self.clock(),
+        )
+        run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        reply = self._format(run, handover_body(reasons[0], run.message.channel))
+        record = self._record(
+            run,
+            decision,
+            reply,
+            answer=answer,
+            output=output,
+            escalation=reasons[0],
+        )
+        return await self._send(run, reply, record, answer.usage if answer else Usage())
+
+    def _format(self, run: _Run, body: str) -> Reply:
+        customer_name = run.message.sender_name
+        return format_for_channel(
+            body,
+            run.message.channel,
+            ticket_number=run.thread.ticket.number,
+            customer_name=customer_name,
+            config=self.config.channel_configs.get(run.message.channel),
+        )
+
+    def _record(
+        self,
+        run: _Run,
+        decision: Decision,
+        reply: Reply,
+        *,
+        answer: Answer | None,
+        output: Decision | None,
+        escalation: str | None = None,
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            message_id=run.stored.id,
+            channel=run.message.channel,
+            ruleset_version=decision.ruleset_version,
+            input_decision=decision,
+            output_decision=output,
+            sentiment=run.feats.sentiment,
+            normalized_length=len(run.feats.normalized),
+            contact_count=run.contact_count,
+            passage_ids=answer.passage_ids if answer else tuple(p.id for p in run.passages),
+            search_attempts=run.attempts,
+            responder=answer.responder if answer else "",
+            model=answer.responder if answer and answer.responder != "offline" else None,
+            usage=answer.usage if answer else Usage(),
+            latency_ms=dict(run.latency),
+            action="escalate" if escalation else "answer",
+            escalation_reason=escalation,
+            blocked_draft=answer.text if answer and escalation else None,
+            fallback=answer.fallback if answer else None,
+            reply_parts=reply.parts,
+        )
+
+    async def _send(
+        self, run: _Run, reply: Reply, record: DecisionRecord, usage: Usage
+    ) -> Outcome:
+        total = sum(run.latency.values())
+        draft = OutboundDraft(
+            conversation_id=run.thread.conversation.id,
+            channel=run.message.channel,
+            in_reply_to=run.stored.id,
+            reply=reply,
+            record=record,
+            latency_ms=total,
+            usage=usage,
+        )
+        stored = await tools.send_response(
+            self.store, draft, sender=self.sender, target=self._target(run)
+        )
+        if stored.record is not None and stored.record.message_id != record.message_id:
+            record = stored.record
+        await self.bus.publish(events.METRICS, run.thread.conversation.customer_id, _metrics(
+            run, record, total
+        ))
+        return Outcome(
+            customer=await self._customer(run.thread.conversation.customer_id),
+            conversation=run.thread.conversation,
+            ticket=run.thread.ticket,
+            reply=Reply(channel=reply.channel, parts=(stored.record or record).reply_parts),
+            record=stored.record or record,
+            inbound_id=run.stored.id,
+            outbound_id=stored.id,
+        )
+
+    def _target(self, run: _Run) -> DeliveryTarget | None:
+        m = run.message
+        address = m.sender_phone if m.channel == Channel.WHATSAPP else m.sender_email
+        if address is None:
+            return None
+        return DeliveryTarget(
+            channel=m.channel,
+            address=address,
+            subject=m.subject,
+            thread_ref=m.thread_ref,
+            in_reply_to=m.provider_message_id,
+        )
+
+    async def _customer(self, customer_id: str) -> Customer:
+        customer = await self.store.get_customer(customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id!r}")
+        return customer
+
+    async def _replay(self, inbound: StoredMessage, reply: StoredMessage) -> Outcome:
+        """A redelivered message: return what we already did, do nothing twice."""
+        conversation = await self.store.get_conversation(inbound.conversation_id)
+        if conversation is None or reply.record is None:
+            raise NotFound(f"conversation of message {inbound.id!r}")
+        ticket = await self.store.get_ticket(conversation.ticket_number)
+        if ticket is None:
+            raise NotFound(f"ticket {conversation.ticket_number!r}")
+        return Outcome(
+            customer=await self._customer(conversation.customer_id),
+            conversation=conversation,
+            ticket=ticket,
+            reply=Reply(channel=reply.channel, parts=reply.record.reply_parts),
+            record=reply.record,
+            inbound_id=inbound.id,
+            outbound_id=reply.id,
+        )
+
+    @staticmethod
+    def _timed(run: _Run, stage: str, fn: Callable[[], Decision]) -> Decision:
+        started = time.perf_counter()
+        result = fn()
+        run.latency[stage] = _ms(started)
+        return result
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _metrics(run: _Run, record: DecisionRecord, total: float) -> events.MetricsEvent:
+    return events.MetricsEvent(
+        channel=run.message.channel,
+        ticket_number=run.thread.ticket.number,
+        action=record.action,
+        escalation_reason=record.escalation_reason,
+        sentiment=record.sentiment,
+        latency_ms=total,
+        prompt_tokens=record.usage.prompt_tokens,
+        completion_tokens=record.usage.completion_tokens,
+        cost_usd=record.usage.cost_usd,
+        responder=record.responder or "none",
+        at=datetime.now(UTC),
+    )
