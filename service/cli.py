@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service import cli_rules
+from service import cli_agent, cli_rules
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fte", description="Customer Success Digital FTE")
     sub = parser.add_subparsers(dest="command", required=True)
     cli_rules.register(sub)
+    cli_agent.register(sub)
     return parser
 
 

@@ -1,0 +1,133 @@
+"""`fte ask` and `fte eval`: one message, or the sample tickets, through the whole agent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from fte_core.errors import FteError
+from fte_core.models import Channel, InboundMessage, Outcome
+from service.bootstrap import bootstrap
+from service.evaluation import evaluate_tickets, load_tickets, render_report
+from service.settings import Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ask = sub.add_parser("ask", help="run one message through the agent and print the reply")
+    ask.add_argument("text", help="the customer's message")
+    ask.add_argument("--channel", choices=[c.value for c in Channel], default="web_form")
+    ask.add_argument("--from", dest="sender", help="email address, or phone for whatsapp")
+    ask.add_argument("--name")
+    ask.add_argument("--subject")
+    ask.add_argument("--json", action="store_true", help="print a JSON result")
+    ask.set_defaults(handler=ask_command)
+    ev = sub.add_parser("eval", help="run the sample tickets and print precision/recall")
+    ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=eval_command)
+
+
+class AskResult(msgspec.Struct, frozen=True, kw_only=True):
+    customer_id: str
+    conversation_id: str
+    ticket_id: str
+    action: str
+    reasons: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    reply: tuple[str, ...]
+
+
+def ask_message(args: argparse.Namespace) -> InboundMessage:
+    channel = Channel(args.channel)
+    sender = args.sender or (
+        "+14155550100" if channel == Channel.WHATSAPP else "customer@example.com"
+    )
+    is_phone = channel == Channel.WHATSAPP
+    return InboundMessage(
+        channel=channel,
+        provider_message_id=f"cli-{uuid.uuid4()}",
+        text=args.text,
+        received_at=datetime.now(UTC),
+        sender_email=None if is_phone else sender,
+        sender_phone=sender if is_phone else None,
+        sender_name=args.name,
+        subject=args.subject,
+    )
+
+
+def ask_result(outcome: Outcome) -> AskResult:
+    record = outcome.record
+    reasons = (
+        outcome.record.input_decision.reasons
+        if record.input_decision.action == "escalate"
+        else (record.output_decision.reasons if record.output_decision else ())
+    )
+    if record.action == "escalate" and not reasons and record.escalation_reason:
+        reasons = (record.escalation_reason,)
+    rule_ids = record.input_decision.rule_ids + (
+        record.output_decision.rule_ids if record.output_decision else ()
+    )
+    return AskResult(
+        customer_id=outcome.customer.id,
+        conversation_id=outcome.conversation.id,
+        ticket_id=outcome.ticket.number,
+        action=record.action,
+        reasons=reasons,
+        rule_ids=rule_ids,
+        reply=outcome.reply.parts,
+    )
+
+
+async def _ask(settings: Settings, message: InboundMessage) -> Outcome:
+    runtime = await bootstrap(settings)
+    try:
+        return await runtime.agent.handle(message)
+    finally:
+        await runtime.aclose()
+
+
+def ask_command(args: argparse.Namespace) -> int:
+    try:
+        message = ask_message(args)
+        outcome = asyncio.run(_ask(load_settings(), message))
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = ask_result(outcome)
+    if args.json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(f"[{result.ticket_id}] {result.action}" + (
+            f" ({', '.join(result.reasons)})" if result.reasons else ""
+        ))
+        print("\n---\n".join(result.reply))
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    path = args.tickets or f"{settings.context_dir}/sample-tickets.json"
+    try:
+        tickets = load_tickets(path)
+        report = asyncio.run(_eval(settings, tickets))
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        print(render_report(report))
+    return 0
+
+
+async def _eval(settings: Settings, tickets: list) -> object:  # type: ignore[type-arg]
+    runtime = await bootstrap(settings)
+    try:
+        return await evaluate_tickets(runtime.agent, tickets)
+    finally:
+        await runtime.aclose()

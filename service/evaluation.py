@@ -1,0 +1,194 @@
+"""`fte eval`: the sample tickets through the agent, scored.
+
+Escalation precision and recall per reason, the benign false-escalation rate, and answer
+accuracy (the expected doc section is among the passages the answer cites).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from fte_core.chunking import slugify
+from fte_core.errors import ConfigError
+from fte_core.models import Channel, InboundMessage
+from fte_core.pipeline import Agent
+
+
+class Sender(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class Expected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    action: Literal["answer", "escalate"]
+    reason: str | None = None
+    section: str | None = None
+
+
+class SampleTicket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    channel: Channel
+    text: str
+    expected: Expected
+    subject: str | None = None
+    sender: Sender = msgspec.field(default_factory=Sender, name="from")
+
+
+class TicketResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    channel: Channel
+    expected: str
+    action: str
+    reasons: tuple[str, ...]
+    sections: tuple[str, ...]
+    correct: bool
+
+
+class ReasonScore(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+    expected: int
+    predicted: int
+    true_positive: int
+    precision: float
+    recall: float
+
+
+class EvalReport(msgspec.Struct, frozen=True, kw_only=True):
+    tickets: int
+    reasons: tuple[ReasonScore, ...]
+    benign: int
+    benign_escalated: int
+    false_escalation_rate: float
+    answered_correctly: int
+    answer_accuracy: float
+    results: tuple[TicketResult, ...]
+
+
+def load_tickets(path: str | Path) -> list[SampleTicket]:
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=list[SampleTicket])
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _message(ticket: SampleTicket, run_id: str) -> InboundMessage:
+    return InboundMessage(
+        channel=ticket.channel,
+        provider_message_id=f"eval-{run_id}-{ticket.id}",
+        text=ticket.text,
+        received_at=datetime.now(UTC),
+        sender_email=ticket.sender.email,
+        sender_phone=ticket.sender.phone,
+        sender_name=ticket.sender.name,
+        subject=ticket.subject,
+    )
+
+
+def _section_slug(passage_id: str) -> str:
+    parts = passage_id.split("/")
+    return parts[1] if len(parts) >= 3 else passage_id
+
+
+async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> EvalReport:
+    run_id = uuid.uuid4().hex[:8]
+    results = []
+    for ticket in tickets:
+        outcome = await agent.handle(_message(ticket, run_id))
+        record = outcome.record
+        reasons: tuple[str, ...] = ()
+        if record.action == "escalate":
+            decision = record.input_decision
+            reasons = decision.reasons if decision.action == "escalate" else ()
+            if not reasons and record.escalation_reason:
+                reasons = (record.escalation_reason,)
+        sections = tuple(dict.fromkeys(_section_slug(p) for p in record.passage_ids))
+        exp = ticket.expected
+        if exp.action == "escalate":
+            correct = record.action == "escalate" and exp.reason in reasons
+            expected = f"escalate/{exp.reason}"
+        else:
+            correct = record.action == "answer" and slugify(exp.section or "") in sections
+            expected = f"answer/{exp.section}"
+        results.append(
+            TicketResult(
+                id=ticket.id,
+                channel=ticket.channel,
+                expected=expected,
+                action=record.action,
+                reasons=reasons,
+                sections=sections if record.action == "answer" else (),
+                correct=correct,
+            )
+        )
+    return _score(tickets, results)
+
+
+def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> EvalReport:
+    by_id = {t.id: t for t in tickets}
+    reason_names = sorted(
+        {t.expected.reason for t in tickets if t.expected.reason}
+        | {r for res in results for r in res.reasons}
+    )
+    scores = []
+    for reason in reason_names:
+        expected = [r for r in results if by_id[r.id].expected.reason == reason]
+        predicted = [r for r in results if r.reasons and r.reasons[0] == reason]
+        hits = [r for r in expected if r.action == "escalate" and reason in r.reasons]
+        tp_primary = [r for r in predicted if by_id[r.id].expected.reason == reason]
+        scores.append(
+            ReasonScore(
+                reason=reason,
+                expected=len(expected),
+                predicted=len(predicted),
+                true_positive=len(hits),
+                precision=len(tp_primary) / len(predicted) if predicted else 1.0,
+                recall=len(hits) / len(expected) if expected else 1.0,
+            )
+        )
+    benign = [r for r in results if by_id[r.id].expected.action == "answer"]
+    escalated = [r for r in benign if r.action == "escalate"]
+    right = [r for r in benign if r.correct]
+    return EvalReport(
+        tickets=len(results),
+        reasons=tuple(scores),
+        benign=len(benign),
+        benign_escalated=len(escalated),
+        false_escalation_rate=len(escalated) / len(benign) if benign else 0.0,
+        answered_correctly=len(right),
+        answer_accuracy=len(right) / len(benign) if benign else 0.0,
+        results=tuple(results),
+    )
+
+
+def render_report(report: EvalReport) -> str:
+    lines = [f"{report.tickets} sample tickets", ""]
+    lines.append(f"{'reason':<20} {'expected':>8} {'predicted':>9} {'precision':>9} {'recall':>7}")
+    for s in report.reasons:
+        lines.append(
+            f"{s.reason:<20} {s.expected:>8} {s.predicted:>9} {s.precision:>9.2f} {s.recall:>7.2f}"
+        )
+    lines += [
+        "",
+        f"benign tickets falsely escalated: {report.benign_escalated}/{report.benign} "
+        f"({report.false_escalation_rate:.1%})",
+        f"answer accuracy (expected section cited): {report.answered_correctly}/{report.benign} "
+        f"({report.answer_accuracy:.1%})",
+    ]
+    misses = [r for r in report.results if not r.correct]
+    if misses:
+        lines += ["", "incorrect:"]
+        for r in misses:
+            got = r.action + (f"/{','.join(r.reasons)}" if r.reasons else "")
+            if r.sections:
+                got += f" cites {','.join(r.sections[:3])}"
+            lines.append(f"  {r.id} [{r.channel}] expected {r.expected}; got {got}")
+    return "\n".join(lines)
