@@ -1,0 +1,74 @@
+"""fte_core: a rule-engine-first customer-success agent, as a typed library.
+
+Build an agent from a rules directory, the company dossier and adapters (or the fakes in
+`fte_core.testing`), then `await agent.handle(message)`. See README.md, "For developers".
+"""
+
+from fte_core.context import Context, load_context
+from fte_core.errors import (
+    BusError,
+    ConfigError,
+    DeliveryError,
+    FteError,
+    InvalidTransition,
+    NotFound,
+    PolicyError,
+    ResponderError,
+    RuleError,
+    RuleLimitError,
+    StorageError,
+    ValidationError,
+)
+from fte_core.formatting import ChannelConfig, format_for_channel
+from fte_core.models import (
+    Channel,
+    Conversation,
+    Customer,
+    Decision,
+    DecisionRecord,
+    InboundMessage,
+    Outcome,
+    Passage,
+    Priority,
+    Reply,
+    Ticket,
+    TicketStatus,
+)
+from fte_core.pipeline import Agent, AgentConfig
+from fte_core.policy import PolicyEngine, RuleSet, load_rules
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "BusError",
+    "Channel",
+    "ChannelConfig",
+    "ConfigError",
+    "Context",
+    "Conversation",
+    "Customer",
+    "Decision",
+    "DecisionRecord",
+    "DeliveryError",
+    "FteError",
+    "InboundMessage",
+    "InvalidTransition",
+    "NotFound",
+    "Outcome",
+    "Passage",
+    "PolicyEngine",
+    "PolicyError",
+    "Priority",
+    "Reply",
+    "ResponderError",
+    "RuleError",
+    "RuleLimitError",
+    "RuleSet",
+    "StorageError",
+    "Ticket",
+    "TicketStatus",
+    "ValidationError",
+    "format_for_channel",
+    "load_context",
+    "load_rules",
+]
