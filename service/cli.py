@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service import cli_agent, cli_rules
+from service import cli_agent, cli_kb, cli_rules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     cli_rules.register(sub)
     cli_agent.register(sub)
+    cli_kb.register(sub)
     return parser
 
 

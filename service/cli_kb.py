@@ -1,0 +1,147 @@
+"""`fte db migrate`, `fte kb ingest`, `fte kb eval`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+
+from fte_core.chunking import chunk_markdown, slugify
+from fte_core.errors import FteError
+from fte_core.ports import IngestReport, KnowledgeBase
+from fte_core.retrieval import first_query
+from service.bootstrap import bootstrap
+from service.evaluation import SampleTicket, load_tickets
+from service.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = sub.add_parser("db", help="database administration")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    dsub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(
+        handler=migrate_command
+    )
+    kb = sub.add_parser("kb", help="the knowledge base")
+    ksub = kb.add_subparsers(dest="kb_command", required=True)
+    ingest = ksub.add_parser("ingest", help="(re-)ingest a markdown document by section")
+    ingest.add_argument("path", nargs="?", help="default: <context>/product-docs.md")
+    ingest.set_defaults(handler=ingest_command)
+    ev = ksub.add_parser("eval", help="retrieval recall@1/@5 on the sample tickets")
+    ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=kb_eval_command)
+
+
+def _run(coro: object) -> int:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        settings = load_settings()
+        if settings.storage == "memory":
+            print("FTE_STORAGE=memory: nothing to migrate")
+            return 0
+        runtime = await bootstrap(settings, ingest=False)  # bootstrap migrates
+        try:
+            print(f"migrated ({runtime.storage})")
+        finally:
+            await runtime.aclose()
+        return 0
+
+    return _run(go())
+
+
+def ingest_command(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        settings = load_settings()
+        path = Path(args.path or f"{settings.context_dir}/product-docs.md")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+            return 2
+        runtime = await bootstrap(settings, ingest=False)
+        try:
+            report = await runtime.knowledge.ingest(path.stem, chunk_markdown(path.stem, text))
+        finally:
+            await runtime.aclose()
+        print(_ingest_line(path.stem, report))
+        return 0
+
+    return _run(go())
+
+
+def _ingest_line(document: str, r: IngestReport) -> str:
+    return (
+        f"{document}: {r.added} added, {r.updated} updated, {r.removed} removed, "
+        f"{r.unchanged} unchanged"
+    )
+
+
+class RetrievalReport(msgspec.Struct, frozen=True, kw_only=True):
+    embedder: str
+    questions: int
+    recall_at_1: float
+    recall_at_5: float
+    no_match: int
+    misses: tuple[str, ...]
+
+
+async def retrieval_eval(
+    kb: KnowledgeBase, tickets: list[SampleTicket], embedder: str
+) -> RetrievalReport:
+    questions = [t for t in tickets if t.expected.action == "answer" and t.expected.section]
+    at1 = at5 = empty = 0
+    misses = []
+    for t in questions:
+        passages = await kb.search(first_query(t.text, t.subject), 5)
+        slugs = [p.id.split("/")[1] for p in passages]
+        want = slugify(t.expected.section or "")
+        at1 += bool(slugs) and slugs[0] == want
+        at5 += want in slugs
+        empty += not passages
+        if want not in slugs:
+            misses.append(f"{t.id}: expected {want}, got {slugs[:3]}")
+    n = len(questions) or 1
+    return RetrievalReport(
+        embedder=embedder,
+        questions=len(questions),
+        recall_at_1=at1 / n,
+        recall_at_5=at5 / n,
+        no_match=empty,
+        misses=tuple(misses),
+    )
+
+
+def kb_eval_command(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        from service.bootstrap import make_embedder
+
+        settings = load_settings()
+        tickets = load_tickets(args.tickets or f"{settings.context_dir}/sample-tickets.json")
+        runtime = await bootstrap(settings)
+        try:
+            report = await retrieval_eval(
+                runtime.knowledge, tickets, f"{make_embedder(settings).name} ({runtime.storage})"
+            )
+        finally:
+            await runtime.aclose()
+        if args.json:
+            print(msgspec.json.encode(report).decode())
+            return 0
+        print(f"embedder: {report.embedder}; {report.questions} questions")
+        print(f"recall@1 {report.recall_at_1:.3f}  recall@5 {report.recall_at_5:.3f}  "
+              f"no match {report.no_match}")
+        for miss in report.misses:
+            print(f"  miss {miss}")
+        return 0
+
+    return _run(go())
