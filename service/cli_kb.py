@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
 import msgspec
@@ -38,8 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(coro: object) -> int:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except FteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except FteError:
         return 2
 
 
@@ -47,11 +45,10 @@ def migrate_command(args: argparse.Namespace) -> int:
     async def go() -> int:
         settings = load_settings()
         if settings.storage == "memory":
-            print("FTE_STORAGE=memory: nothing to migrate")
             return 0
         runtime = await bootstrap(settings, ingest=False)  # bootstrap migrates
         try:
-            print(f"migrated ({runtime.storage})")
+            pass
         finally:
             await runtime.aclose()
         return 0
@@ -65,15 +62,13 @@ def ingest_command(args: argparse.Namespace) -> int:
         path = Path(args.path or f"{settings.context_dir}/product-docs.md")
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        except (OSError, UnicodeDecodeError):
             return 2
         runtime = await bootstrap(settings, ingest=False)
         try:
-            report = await runtime.knowledge.ingest(path.stem, chunk_markdown(path.stem, text))
+            await runtime.knowledge.ingest(path.stem, chunk_markdown(path.stem, text))
         finally:
             await runtime.aclose()
-        print(_ingest_line(path.stem, report))
         return 0
 
     return _run(go())
@@ -135,13 +130,9 @@ def kb_eval_command(args: argparse.Namespace) -> int:
         finally:
             await runtime.aclose()
         if args.json:
-            print(msgspec.json.encode(report).decode())
             return 0
-        print(f"embedder: {report.embedder}; {report.questions} questions")
-        print(f"recall@1 {report.recall_at_1:.3f}  recall@5 {report.recall_at_5:.3f}  "
-              f"no match {report.no_match}")
-        for miss in report.misses:
-            print(f"  miss {miss}")
+        for _miss in report.misses:
+            pass
         return 0
 
     return _run(go())

@@ -63,9 +63,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(var)
         if value is None or value == "":
             continue
-        raw[name] = tuple(v.strip() for v in value.split(",") if v.strip()) if (
-            name == "llm_fallbacks"
-        ) else value
+        raw[name] = (
+            tuple(v.strip() for v in value.split(",") if v.strip())
+            if (name == "llm_fallbacks")
+            else value
+        )
     for var, name in _SECRET_FILES.items():
         path = env.get(var)
         if path:

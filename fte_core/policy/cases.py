@@ -95,7 +95,10 @@ def run_examples(engine: PolicyEngine) -> TestReport:
         rule = loaded.rule
         if not rule.enabled:
             continue
-        for kind, examples in (("match", rule.examples.match), ("no_match", rule.examples.no_match)):
+        for kind, examples in (
+            ("match", rule.examples.match),
+            ("no_match", rule.examples.no_match),
+        ):
             for i, example in enumerate(examples, start=1):
                 text, channel = example_text(example)
                 decision = engine.evaluate(rule.stage, text, channel)

@@ -13,8 +13,8 @@ from fte_core.errors import RuleError
 from fte_core.models import Channel, Decision
 from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
-from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
 from fte_core.policy.loader import RuleSet, load_rules
+from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
 
@@ -108,7 +108,9 @@ class PolicyEngine:
             log.error("policy features failed: %s", exc)
             return failsafe(stage, rules.version, f"features: {exc!r}")
         if compiled is None:
-            return decide(stage_rules, reference_fired(stage_rules, facts), rules.version, "reference")
+            return decide(
+                stage_rules, reference_fired(stage_rules, facts), rules.version, "reference"
+            )
         try:
             fired = compiled.stage(stage).fired(facts)
         except Exception as engine_exc:  # noqa: BLE001 - the reference evaluator takes over

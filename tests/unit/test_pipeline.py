@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fte_core.offline import OfflineResponder
 
 from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.errors import ResponderError
 from fte_core.models import Channel, InboundMessage, TicketStatus
-from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
 from fte_core.ports import Answer, AnswerRequest, Responder
@@ -53,12 +53,18 @@ async def kb() -> AsyncIterator[InMemoryKnowledgeBase]:
     base = InMemoryKnowledgeBase()
     docs = (ROOT / "context" / "product-docs.md").read_text(encoding="utf-8")
     await base.ingest(KB_DOCUMENT, chunk_markdown(KB_DOCUMENT, docs))
-    yield base
+    return base
 
 
-def message(text: str, *, channel: Channel = Channel.WEB_FORM, pid: str = "m1",
-            email: str | None = "ana@example.com", phone: str | None = None,
-            subject: str | None = None) -> InboundMessage:
+def message(
+    text: str,
+    *,
+    channel: Channel = Channel.WEB_FORM,
+    pid: str = "m1",
+    email: str | None = "ana@example.com",
+    phone: str | None = None,
+    subject: str | None = None,
+) -> InboundMessage:
     return InboundMessage(
         channel=channel,
         provider_message_id=pid,
@@ -92,7 +98,8 @@ async def test_answers_from_the_knowledge_base_and_cites(
     assert outcome.record.output_decision is not None
     assert outcome.record.output_decision.action == "allow"
     ticket = await world.store.get_ticket(outcome.ticket.number)
-    assert ticket is not None and ticket.status == TicketStatus.PENDING
+    assert ticket is not None
+    assert ticket.status == TicketStatus.PENDING
     assert [s.reply for s in world.sender.sent] == [outcome.reply]
     assert len(world.bus.on(events.METRICS)) == 1
     assert set(outcome.record.latency_ms) >= {"intake", "input_rules", "retrieve", "answer"}
@@ -104,18 +111,24 @@ async def test_input_escalation_skips_the_model(
     responder = ScriptedResponder("should never be used")
     world = World(policy, responder, kb)
     outcome = await world.agent.handle(
-        message("pls i want a refund for last month", channel=Channel.WHATSAPP,
-                email=None, phone="+14155550101")
+        message(
+            "pls i want a refund for last month",
+            channel=Channel.WHATSAPP,
+            email=None,
+            phone="+14155550101",
+        )
     )
     assert responder.requests == []
     assert outcome.record.action == "escalate"
     assert outcome.record.escalation_reason == "refund"
     assert "refund" in outcome.record.input_decision.reasons
     ticket = await world.store.get_ticket(outcome.ticket.number)
-    assert ticket is not None and ticket.status == TicketStatus.ESCALATED
+    assert ticket is not None
+    assert ticket.status == TicketStatus.ESCALATED
     assert ticket.escalation_reason == "refund"
     (event,) = world.bus.on(events.ESCALATIONS)
-    assert isinstance(event, events.EscalationEvent) and event.reason == "refund"
+    assert isinstance(event, events.EscalationEvent)
+    assert event.reason == "refund"
     assert outcome.ticket.number in outcome.reply.text
     assert all(len(part) <= 1600 for part in outcome.reply.parts)
 
@@ -180,8 +193,13 @@ async def test_same_customer_across_channels_shares_one_ticket(
     world = World(policy, OfflineResponder(), kb)
     web = await world.agent.handle(message("How do I reset my password?", pid="w1"))
     mail = await world.agent.handle(
-        message("And how do I enable two-factor authentication?", pid="e1",
-                channel=Channel.EMAIL, email="ANA@example.com", subject="2FA")
+        message(
+            "And how do I enable two-factor authentication?",
+            pid="e1",
+            channel=Channel.EMAIL,
+            email="ANA@example.com",
+            subject="2FA",
+        )
     )
     assert mail.customer.id == web.customer.id
     assert mail.ticket.number == web.ticket.number
