@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from service.evaluation import (
     SampleTicket,
     evaluate_tickets,
     load_tickets,
+    render_report,
 )
 from service.settings import Settings, load_settings
 
@@ -99,13 +101,18 @@ def ask_command(args: argparse.Namespace) -> int:
     try:
         message = ask_message(args)
         outcome = asyncio.run(_ask(load_settings(), message))
-    except FteError:
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    ask_result(outcome)
+    result = ask_result(outcome)
     if args.json:
-        pass
+        print(msgspec.json.encode(result).decode())
     else:
-        pass
+        print(
+            f"[{result.ticket_id}] {result.action}"
+            + (f" ({', '.join(result.reasons)})" if result.reasons else "")
+        )
+        print("\n---\n".join(result.reply))
     return 0
 
 
@@ -114,13 +121,14 @@ def eval_command(args: argparse.Namespace) -> int:
     path = args.tickets or f"{settings.context_dir}/sample-tickets.json"
     try:
         tickets = load_tickets(path)
-        asyncio.run(_eval(settings, tickets))
-    except FteError:
+        report = asyncio.run(_eval(settings, tickets))
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        pass
+        print(msgspec.json.encode(report).decode())
     else:
-        pass
+        print(render_report(report))
     return 0
 
 

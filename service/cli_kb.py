@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 import msgspec
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(coro: object) -> int:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except FteError:
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
@@ -45,10 +47,11 @@ def migrate_command(args: argparse.Namespace) -> int:
     async def go() -> int:
         settings = load_settings()
         if settings.storage == "memory":
+            print("FTE_STORAGE=memory: nothing to migrate")
             return 0
         runtime = await bootstrap(settings, ingest=False)  # bootstrap migrates
         try:
-            pass
+            print(f"migrated ({runtime.storage})")
         finally:
             await runtime.aclose()
         return 0
@@ -57,18 +60,21 @@ def migrate_command(args: argparse.Namespace) -> int:
 
 
 def ingest_command(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    path = Path(args.path or f"{settings.context_dir}/product-docs.md")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+
     async def go() -> int:
-        settings = load_settings()
-        path = Path(args.path or f"{settings.context_dir}/product-docs.md")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return 2
         runtime = await bootstrap(settings, ingest=False)
         try:
-            await runtime.knowledge.ingest(path.stem, chunk_markdown(path.stem, text))
+            report = await runtime.knowledge.ingest(path.stem, chunk_markdown(path.stem, text))
         finally:
             await runtime.aclose()
+        print(_ingest_line(path.stem, report))
         return 0
 
     return _run(go())
@@ -130,9 +136,15 @@ def kb_eval_command(args: argparse.Namespace) -> int:
         finally:
             await runtime.aclose()
         if args.json:
+            print(msgspec.json.encode(report).decode())
             return 0
-        for _miss in report.misses:
-            pass
+        print(f"embedder: {report.embedder}; {report.questions} questions")
+        print(
+            f"recall@1 {report.recall_at_1:.3f}  recall@5 {report.recall_at_5:.3f}  "
+            f"no match {report.no_match}"
+        )
+        for miss in report.misses:
+            print(f"  miss {miss}")
         return 0
 
     return _run(go())

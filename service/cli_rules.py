@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import msgspec
@@ -31,16 +32,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def check_command(args: argparse.Namespace) -> int:
     try:
         ruleset = load_rules(args.rules)
-    except RuleError:
+    except RuleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    sorted({r.file for r in ruleset.rules})
+    files = sorted({r.file for r in ruleset.rules})
+    print(
+        f"ok: {len(ruleset.rules)} rules in {len(files)} files "
+        f"({len(ruleset.input.rules)} input, {len(ruleset.output.rules)} output active), "
+        f"version {ruleset.version}"
+    )
     return EXIT_OK
 
 
 def test_command(args: argparse.Namespace) -> int:
     try:
         engine = PolicyEngine(load_rules(args.rules))
-    except RuleError:
+    except RuleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
         if args.cases:
@@ -48,9 +56,11 @@ def test_command(args: argparse.Namespace) -> int:
             report = run_cases(engine, parse_cases(text))
         else:
             report = run_examples(engine)
-    except CasesFileError:
+    except CasesFileError as exc:
+        print(f"error: {args.cases}: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.cases}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     finally:
         engine.close()
@@ -74,15 +84,18 @@ class _JsonReport(msgspec.Struct):
 
 def _print_report(report: TestReport, *, as_json: bool) -> None:
     if as_json:
-        _JsonReport(
+        out = _JsonReport(
             passed=report.passed,
             failed=report.failed,
             results=[
                 _JsonResult(r.id, r.passed, r.action, r.reasons, r.rule_ids) for r in report.results
             ],
         )
+        print(msgspec.json.encode(out).decode())
         return
     for r in report.results:
         if not r.passed:
-            ",".join(r.reasons) or "-"
-            ",".join(r.rule_ids) or "-"
+            reasons = ",".join(r.reasons) or "-"
+            rules = ",".join(r.rule_ids) or "-"
+            print(f"FAIL {r.id}: expected {r.expected}; got {r.action} [{reasons}] rules [{rules}]")
+    print(f"{report.passed} passed, {report.failed} failed")
