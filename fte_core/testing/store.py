@@ -271,6 +271,7 @@ class InMemoryStore:
     async def save_inbound(
         self, message: InboundMessage, customer_id: str, conversation_id: str
     ) -> tuple[StoredMessage, bool]:
+        received_at = as_utc(message.received_at, "received_at")
         existing = await self.find_inbound(message.channel, message.provider_message_id)
         if existing is not None:
             return existing, False
@@ -284,7 +285,7 @@ class InMemoryStore:
             direction=Direction.INBOUND,
             provider_message_id=message.provider_message_id,
             text=message.text,
-            created_at=as_utc(message.received_at, "received_at"),
+            created_at=received_at,
             delivery_status=DeliveryStatus.RECEIVED,
         )
         self._add(stored)

