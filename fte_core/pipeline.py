@@ -115,7 +115,7 @@ class Agent:
         if existing is not None:
             reply = await self.store.reply_to(existing.id)
             if reply is not None:
-                return await self._replay(existing, reply)
+                return await self._replay(message, existing, reply)
         run = await self._intake(message, started)
         decision = self._timed(run, "input_rules", lambda: self._input_rules(run))
         if decision.action == "escalate":
@@ -318,7 +318,7 @@ class Agent:
             usage=usage,
         )
         stored = await tools.send_response(
-            self.store, draft, sender=self.sender, target=self._target(run)
+            self.store, draft, sender=self.sender, target=self._target(run.message)
         )
         if stored.record is not None and stored.record.message_id != record.message_id:
             record = stored.record
@@ -335,8 +335,8 @@ class Agent:
             outbound_id=stored.id,
         )
 
-    def _target(self, run: _Run) -> DeliveryTarget | None:
-        m = run.message
+    @staticmethod
+    def _target(m: InboundMessage) -> DeliveryTarget | None:
         address = m.sender_phone if m.channel == Channel.WHATSAPP else m.sender_email
         if address is None:
             return None
@@ -354,8 +354,13 @@ class Agent:
             raise NotFound(f"customer {customer_id!r}")
         return customer
 
-    async def _replay(self, inbound: StoredMessage, reply: StoredMessage) -> Outcome:
-        """A redelivered message: return what we already did, do nothing twice."""
+    async def _replay(
+        self, message: InboundMessage, inbound: StoredMessage, reply: StoredMessage
+    ) -> Outcome:
+        """A redelivered message: nothing is done twice; a reply not yet delivered is sent."""
+        reply = await tools.deliver(
+            self.store, reply, sender=self.sender, target=self._target(message)
+        )
         conversation = await self.store.get_conversation(inbound.conversation_id)
         if conversation is None or reply.record is None:
             raise NotFound(f"conversation of message {inbound.id!r}")

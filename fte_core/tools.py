@@ -11,13 +11,15 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from fte_core import events
-from fte_core.errors import NotFound, ValidationError
+from fte_core.errors import DeliveryError, NotFound, ValidationError
 from fte_core.models import (
     Channel,
     DecisionRecord,
+    DeliveryStatus,
     HistoryItem,
     Passage,
     Priority,
+    Reply,
     StoredMessage,
     Thread,
     Ticket,
@@ -131,10 +133,27 @@ async def send_response(
 
     Without a sender the reply stays `queued` for the outbox relay to deliver.
     """
-    stored, created = await store.save_outbound(draft)
-    if sender is None or target is None or not created:
+    stored, _ = await store.save_outbound(draft)
+    return await deliver(store, stored, sender=sender, target=target)
+
+
+async def deliver(
+    store: CrmStore,
+    stored: StoredMessage,
+    *,
+    sender: ChannelSender | None,
+    target: DeliveryTarget | None,
+) -> StoredMessage:
+    """Send a stored reply that has not gone out yet; a failure is recorded, then raised."""
+    pending = stored.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED)
+    if sender is None or target is None or not pending or stored.record is None:
         return stored
-    result = await sender.send(draft.reply, target)
+    reply = Reply(channel=stored.channel, parts=stored.record.reply_parts)
+    try:
+        result = await sender.send(reply, target)
+    except DeliveryError:
+        await store.set_delivery_status(stored.id, DeliveryStatus.FAILED)
+        raise
     first_id = result.provider_message_ids[0] if result.provider_message_ids else None
     await store.set_delivery_status(stored.id, result.status, first_id)
     return msgspec.structs.replace(stored, delivery_status=result.status)

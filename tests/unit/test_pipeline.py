@@ -218,3 +218,22 @@ async def test_decision_record_is_explainable(
     assert explanation.record == outcome.record
     assert "refund" in explanation.summary
     assert explanation.ticket_number == outcome.ticket.number
+
+
+async def test_a_failed_delivery_is_retried_on_redelivery_not_recomposed(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    from fte_core.errors import DeliveryError
+    from fte_core.models import DeliveryStatus
+
+    world = World(policy, OfflineResponder(), kb)
+    world.sender.fail_next = 1
+    with pytest.raises(DeliveryError):
+        await world.agent.handle(message("How do I reset my password?", pid="flaky"))
+    assert world.sender.sent == []
+    outcome = await world.agent.handle(message("How do I reset my password?", pid="flaky"))
+    assert [s.reply for s in world.sender.sent] == [outcome.reply]
+    stored = await world.store.get_message(outcome.outbound_id)
+    assert stored is not None
+    assert stored.delivery_status == DeliveryStatus.SENT
+    assert len(await world.store.conversation_messages(outcome.conversation.id)) == 2
