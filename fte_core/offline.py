@@ -1,0 +1,160 @@
+"""The offline responder: an extractive answer from knowledge-base passages, no model.
+
+It is NOT a language model and does not understand the question. It picks, from the
+passages retrieval returned, the run of consecutive sentences sharing the most words
+with the question (and subject), keeps them verbatim and in the documentation's order
+(so steps stay steps), names the help article section they come from and cites the
+passage ids. It never writes a fact of its own: every sentence of substance is copied
+from the documentation, and sentences that mention money, percentages or promises are
+skipped even there. Deterministic: the same request always gives the same answer.
+
+It is what answers when no LLM is configured (SPEC 2, embedded defaults), and the
+fallback when the LLM fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import msgspec
+
+from fte_core.embedding import words
+from fte_core.formatting import normalize_text, split_sentences
+from fte_core.models import Channel, Passage
+from fte_core.ports import Answer, AnswerRequest
+
+NAME = "offline"
+SUBJECT_WEIGHT = 0.5
+RANK_BONUS = 0.25  # retrieval order breaks near-ties in favour of the better-ranked passage
+WHATSAPP_CHARS = 300
+_MAX_SENTENCES = {Channel.WHATSAPP: 3, Channel.EMAIL: 5, Channel.WEB_FORM: 4}
+
+# Money, percentages and promises: never repeated, even from the documentation.
+_UNSAFE = re.compile(
+    r"[$€£¥₹]|\b(?:usd|eur|gbp|dollars?|euros?)\b|\d\s*%|\bper cent\b|\bpercent\b"
+    r"|\brefund|\breimburs|\bdiscount|\bcoupon|\bcompensat|\bguarantee|\bpromise",
+    re.I,
+)
+_MARKDOWN = re.compile(r"\*\*|__|`|^#+\s*", re.M)
+_LIST_MARK = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
+
+NO_ANSWER = (
+    "I could not find this in our help articles, so a member of our team will need to look at it."
+)
+
+
+class _Pick(msgspec.Struct, frozen=True, kw_only=True):
+    passage: Passage
+    sentences: tuple[str, ...]
+    score: float
+
+
+class OfflineResponder:
+    """ports.Responder that quotes the documentation (see the module docstring)."""
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        return compose(request)
+
+
+def compose(request: AnswerRequest) -> Answer:
+    weights = _query_weights(request.question, request.subject)
+    limit = _MAX_SENTENCES[request.channel]
+    picks = [_best_window(p, rank, weights, limit) for rank, p in enumerate(request.passages)]
+    usable = [p for p in picks if p.sentences]
+    if not usable:
+        return Answer(text=NO_ANSWER, passage_ids=(), responder=NAME)
+    best = max(usable, key=lambda p: p.score)  # max keeps the first of equal scores
+    if request.channel is Channel.WHATSAPP:
+        return _answer(_whatsapp_text(best, weights), (best,))
+    extra = _complement(best, usable, weights)
+    chosen = (best,) if extra is None else (best, extra)
+    return _answer(_long_text(chosen), chosen)
+
+
+def _answer(text: str, picks: Sequence[_Pick]) -> Answer:
+    return Answer(text=text, passage_ids=tuple(p.passage.id for p in picks), responder=NAME)
+
+
+def _query_weights(question: str, subject: str | None) -> dict[str, float]:
+    weights = dict.fromkeys(words(subject or ""), SUBJECT_WEIGHT)
+    weights.update(dict.fromkeys(words(question), 1.0))
+    return weights
+
+
+def _sentences(text: str) -> list[str]:
+    """Documentation sentences, markdown removed, fragments after "Forgot password?"-style
+    labels glued back to their sentence, unsafe sentences dropped."""
+    merged: list[str] = []
+    for raw in split_sentences(normalize_text(_MARKDOWN.sub("", text))):
+        sentence = _LIST_MARK.sub("", raw)
+        if merged and sentence[:1].islower():
+            merged[-1] = f"{merged[-1]} {sentence}"
+        elif sentence:
+            merged.append(sentence)
+    return [s for s in merged if not _UNSAFE.search(s)]
+
+
+def _coverage(sentences: Sequence[str], weights: dict[str, float]) -> float:
+    present = {w for s in sentences for w in words(s)}
+    return sum(weight for term, weight in weights.items() if term in present)
+
+
+def _best_window(passage: Passage, rank: int, weights: dict[str, float], size: int) -> _Pick:
+    """The run of up to `size` consecutive sentences covering the most query terms;
+    earliest first among equals, so an answer starts where the procedure starts."""
+    sentences = _sentences(passage.text)
+    best: tuple[str, ...] = ()
+    best_score = -1.0
+    for start in range(max(1, len(sentences) - size + 1)):
+        window = tuple(sentences[start : start + size])
+        score = _coverage(window, weights)
+        if score > best_score:
+            best, best_score = window, score
+    bonus = RANK_BONUS / (rank + 1)
+    section_score = _coverage([passage.section], weights) * 0.5
+    return _Pick(passage=passage, sentences=best, score=best_score + section_score + bonus)
+
+
+def _complement(best: _Pick, picks: Sequence[_Pick], weights: dict[str, float]) -> _Pick | None:
+    """A second passage, only when it covers question words the first one does not."""
+    covered = {w for s in best.sentences for w in words(s)}
+    missing = {t: w for t, w in weights.items() if t not in covered and w >= 1.0}
+    if not missing:
+        return None
+    for pick in picks:
+        if pick is best or pick.passage.section == best.passage.section:
+            continue
+        hits = [s for s in pick.sentences if _coverage([s], missing) > 0]
+        if hits:
+            return _Pick(passage=pick.passage, sentences=(hits[0],), score=pick.score)
+    return None
+
+
+def _whatsapp_text(pick: _Pick, weights: dict[str, float]) -> str:
+    """1-3 sentences: while over the preferred length, drop whichever end sentence
+    matters less to the question (the later one among equals)."""
+    chosen = list(pick.sentences)
+    intro = f'From our help article "{pick.passage.section}":'
+    while len(chosen) > 1 and len(intro) + sum(len(s) + 1 for s in chosen) > WHATSAPP_CHARS:
+        if _coverage(chosen[1:], weights) > _coverage(chosen[:-1], weights):
+            chosen.pop(0)
+        else:
+            chosen.pop()
+    return " ".join([intro, *chosen])
+
+
+def _long_text(picks: Sequence[_Pick]) -> str:
+    """An intro naming the article, then its sentences as one paragraph, in the
+    documentation's order (the docs are prose: numbering them would invent structure)."""
+    first = picks[0]
+    lines = [
+        f'Here is what our help article "{first.passage.section}" says:',
+        " ".join(first.sentences),
+    ]
+    lines.extend(f'From "{x.passage.section}": {" ".join(x.sentences)}' for x in picks[1:])
+    return "\n\n".join(lines)
