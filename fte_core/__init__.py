@@ -4,6 +4,7 @@ Build an agent from a rules directory, the company dossier and adapters (or the 
 `fte_core.testing`), then `await agent.handle(message)`. See README.md, "For developers".
 """
 
+from fte_core.chunking import chunk_markdown
 from fte_core.context import Context, load_context
 from fte_core.errors import (
     BusError,
@@ -34,6 +35,8 @@ from fte_core.models import (
     Ticket,
     TicketStatus,
 )
+from fte_core.llm import LitellmResponder
+from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy import PolicyEngine, RuleSet, load_rules
 
@@ -53,7 +56,9 @@ __all__ = [
     "FteError",
     "InboundMessage",
     "InvalidTransition",
+    "LitellmResponder",
     "NotFound",
+    "OfflineResponder",
     "Outcome",
     "Passage",
     "PolicyEngine",
@@ -68,6 +73,7 @@ __all__ = [
     "Ticket",
     "TicketStatus",
     "ValidationError",
+    "chunk_markdown",
     "format_for_channel",
     "load_context",
     "load_rules",
