@@ -5,12 +5,11 @@ the channel limits of SPEC 9 hold whatever produced the body: an LLM, the offlin
 responder or a template. Pure functions, no I/O.
 
 WhatsApp parts invariant (checked by the property tests): the parts of a reply are
-consecutive, non-empty, stripped slices of the formatted text, in order, and what lies
-between two parts is only the whitespace the split consumed (nothing at all for a hard
-cut inside a "word" longer than the limit). So removing all whitespace from
-`"".join(parts)` gives the formatted text without whitespace, and when every split fell
-on whitespace `" ".join(parts)` equals the formatted text with its separators replaced
-by single spaces.
+consecutive, non-empty, stripped slices of the formatted text (`render_for_channel`), in
+order; only whitespace lies before, between and after them (between two parts: the
+whitespace the split consumed, or nothing at a hard cut inside a "word" longer than the
+limit). So `"".join(parts)` with whitespace removed equals the formatted text with
+whitespace removed, and no character is added, lost or moved.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ DEFAULT_CHANNEL_CONFIGS: Mapping[Channel, ChannelConfig] = MappingProxyType(
         Channel.WHATSAPP: ChannelConfig(
             channel=Channel.WHATSAPP,
             tone="conversational",
-            max_chars=4800,  # at most three messages: a longer text is a wall, not a chat
+            max_chars=4800,  # about three messages: a longer text is a wall, not a chat
             max_chars_per_part=1600,
             preferred_chars=300,
             closing=("Ticket {ticket_number}",),
@@ -256,12 +255,31 @@ def format_for_channel(
     customer_name: str | None = None,
     config: ChannelConfig | None = None,
 ) -> Reply:
-    """Frame `body` for `channel`: greeting, body shortened to the limits, closing.
+    """Frame `body` for `channel`: greeting, body shortened to the limits, closing; split
+    into messages where the channel has a per-message limit.
 
     Never raises for any body text; raises ValidationError for a bad ticket number or a
     config meant for another channel. The greeting and closing are never cut: only the
     body gives way, at a sentence end.
     """
+    cfg = config if config is not None else DEFAULT_CHANNEL_CONFIGS[channel]
+    text = render_for_channel(
+        body, channel, ticket_number=ticket_number, customer_name=customer_name, config=cfg
+    )
+    if cfg.max_chars_per_part is None:
+        return Reply(channel=channel, parts=(text,))
+    return Reply(channel=channel, parts=split_message(text, cfg.max_chars_per_part))
+
+
+def render_for_channel(
+    body: str,
+    channel: Channel,
+    *,
+    ticket_number: str,
+    customer_name: str | None = None,
+    config: ChannelConfig | None = None,
+) -> str:
+    """The whole formatted message before any split (what the parts re-join to)."""
     cfg = config if config is not None else DEFAULT_CHANNEL_CONFIGS[channel]
     if cfg.channel != channel:
         raise ValidationError("config", f"config is for {cfg.channel}, not {channel}")
@@ -272,10 +290,7 @@ def format_for_channel(
     tail = "\n".join(
         line.format(ticket_number=ticket, status_url=cfg.status_url) for line in cfg.closing
     )
-    text = _fit_body(cfg, head, normalize_text(body), tail)
-    if cfg.max_chars_per_part is None:
-        return Reply(channel=channel, parts=(text,))
-    return Reply(channel=channel, parts=split_message(text, cfg.max_chars_per_part))
+    return _fit_body(cfg, head, normalize_text(body), tail)
 
 
 def _clean_name(name: str | None) -> str:
