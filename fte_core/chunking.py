@@ -6,9 +6,12 @@ stored embedding) when another section of the document is edited.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 
+from fte_core.errors import ValidationError
 from fte_core.ports import Chunk
 
 _HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$")
@@ -18,6 +21,23 @@ _NON_SLUG = re.compile(r"[^a-z0-9]+")
 # Text before the first "## " heading becomes a chunk only when it says something: a title
 # line and a one-line tagline are not worth a passage.
 _MIN_PREAMBLE_CHARS = 80
+
+
+def chunk_hash(chunk: Chunk) -> str:
+    """What decides whether a stored chunk changed (the section title is searched too)."""
+    return hashlib.sha256(f"{chunk.section}\n{chunk.text}".encode()).hexdigest()
+
+
+def check_chunks(document: str, chunks: Sequence[Chunk]) -> dict[str, Chunk]:
+    """Chunks by id; every chunk must belong to `document` and ids must be unique."""
+    by_id: dict[str, Chunk] = {}
+    for chunk in chunks:
+        if chunk.document != document:
+            raise ValidationError("chunks", f"chunk {chunk.id} belongs to {chunk.document!r}")
+        if chunk.id in by_id:
+            raise ValidationError("chunks", f"duplicate chunk id {chunk.id}")
+        by_id[chunk.id] = chunk
+    return by_id
 
 
 def slugify(text: str) -> str:

@@ -9,24 +9,19 @@ distinctive matching word is enough; a word present in every chunk is not.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
 
+from fte_core.chunking import check_chunks, chunk_hash
 from fte_core.embedding import words
 from fte_core.models import Passage
 from fte_core.ports import Chunk, IngestReport
 
 _K1 = 1.2
 _B = 0.75
-
-
-def content_hash(chunk: Chunk) -> str:
-    """What decides whether a chunk changed (section title included: it is searched)."""
-    return hashlib.sha256(f"{chunk.section}\n{chunk.text}".encode()).hexdigest()
 
 
 class _Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,11 +38,11 @@ class InMemoryKnowledgeBase:
         self.embedded_ids: list[str] = []  # chunk ids (re)indexed, oldest first: for tests
 
     async def ingest(self, document: str, chunks: Sequence[Chunk]) -> IngestReport:
-        wanted = {c.id: c for c in chunks if c.document == document}
+        wanted = check_chunks(document, chunks)
         old = {k: e for k, e in self._entries.items() if e.chunk.document == document}
         added = updated = unchanged = 0
         for chunk_id, chunk in wanted.items():
-            digest = content_hash(chunk)
+            digest = chunk_hash(chunk)
             previous = old.get(chunk_id)
             if previous is not None and previous.digest == digest:
                 unchanged += 1

