@@ -14,7 +14,8 @@ Behaviour knobs, all plain attributes that tests may change between calls:
   OpenAI-style error body);
 - `model_status`: per-model status overriding `status`, keyed by the model name the
   server sees (litellm strips the provider prefix: "openai/test" arrives as "test");
-- `delay`: seconds to wait before answering (to provoke client timeouts).
+- `delay`: seconds to wait before answering (to provoke client timeouts);
+- `error_message`: the message of error responses (e.g. one echoing a credential).
 
 `python tests/openai_server.py [--port N] [--reply TEXT]` serves in the foreground and
 prints its base URL on the first line (benchmarks run it in another process so the
@@ -140,6 +141,7 @@ class OpenAICompatServer:
         self.status = status
         self.model_status: dict[str, int] = dict(model_status or {})
         self.delay = delay
+        self.error_message: str | None = None
         self.embedding_dim = embedding_dim
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -159,7 +161,7 @@ class OpenAICompatServer:
             return [r.chat for r in self.requests if r.chat is not None]
 
     def start(self) -> OpenAICompatServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -201,7 +203,8 @@ class OpenAICompatServer:
     def _chat_response(self, chat: ChatRequestBody) -> tuple[int, bytes]:
         status = self.model_status.get(chat.model, self.status)
         if status != 200:
-            return status, _error(status, f"configured failure for model {chat.model}")
+            message = self.error_message or f"configured failure for model {chat.model}"
+            return status, _error(status, message)
         if chat.stream:
             return 400, _error(400, "streaming is not supported by this test server")
         text = self.reply(chat) if callable(self.reply) else self.reply
