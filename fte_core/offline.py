@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from fte_core.embedding import words
+from fte_core.embedding import words as _stemmed_words
 from fte_core.formatting import normalize_text, split_sentences
 from fte_core.models import Channel, Passage
 from fte_core.ports import Answer, AnswerRequest
@@ -42,6 +42,12 @@ _LIST_MARK = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 NO_ANSWER = (
     "I could not find this in our help articles, so a member of our team will need to look at it."
 )
+
+
+def words(text: str) -> list[str]:
+    """The shared stemmer's words, with a final "e" dropped so that "expires" (stemmed
+    "expire") and "expired" (stemmed "expir") meet."""
+    return [w[:-1] if len(w) > 3 and w.endswith("e") else w for w in _stemmed_words(text)]
 
 
 class _Pick(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import re
+
+import msgspec
+import pytest
+
+from fte_core.errors import ResponderError, ValidationError
+from fte_core.formatting import split_sentences
+from fte_core.models import Channel, Passage
+from fte_core.offline import NO_ANSWER, OfflineResponder
+from fte_core.ports import Answer, AnswerRequest
+from fte_core.testing.responder import FunctionResponder, ScriptedResponder
+
+RESET = Passage(
+    id="product-docs/resetting-your-password/0",
+    document="product-docs",
+    section="Resetting your password",
+    text=(
+        "On the sign-in page click Forgot password?, enter the email address of your account"
+        " and click Send reset link. The email arrives from no-reply@tasklane.io. Open the"
+        " link, type the new password twice and click Save password. The reset link can be"
+        " used once and expires after 60 minutes. Resetting the password signs you out of"
+        " every other device. Accounts that sign in with Google have no Tasklane password."
+    ),
+    score=3.0,
+)
+SIGN_IN = Passage(
+    id="product-docs/signing-in/0",
+    document="product-docs",
+    section="Signing in to Tasklane",
+    text=(
+        "Open app.tasklane.io/login and enter your email address and password. After 5 wrong"
+        " passwords in a row the account is locked for 15 minutes."
+    ),
+    score=1.0,
+)
+EXPORT = Passage(
+    id="product-docs/exporting/0",
+    document="product-docs",
+    section="Exporting a project",
+    text="Open the project menu and choose Export to download a CSV file of its tasks.",
+    score=0.5,
+)
+RISKY = Passage(
+    id="notes/risky/0",
+    document="notes",
+    section="Plans",
+    text="The Business plan costs $12 per seat. We guarantee a refund within 30 days.",
+)
+
+
+def _request(question: str, channel: Channel, *passages: Passage) -> AnswerRequest:
+    return AnswerRequest(
+        question=question,
+        subject=None,
+        channel=channel,
+        customer_name="Ana",
+        passages=passages,
+    )
+
+
+async def test_email_answer_quotes_the_best_passage_in_order_and_cites_it() -> None:
+    request = _request("How do I reset my password?", Channel.EMAIL, RESET, SIGN_IN)
+    answer = await OfflineResponder().answer(request)
+    assert answer.responder == "offline"
+    assert answer.passage_ids[0] == RESET.id
+    intro, body = answer.text.split("\n\n")[:2]
+    assert intro == 'Here is what our help article "Resetting your password" says:'
+    assert body.startswith("On the sign-in page click Forgot password?, enter")
+    assert body.index("Send reset link") < body.index("Save password")
+
+
+_INTROS = re.compile(
+    r'Here is what our help article "[^"]*" says:|From our help article "[^"]*":|From "[^"]*":'
+)
+
+
+async def test_every_sentence_of_substance_is_copied_from_the_documentation() -> None:
+    docs = " ".join(p.text for p in (RESET, SIGN_IN, EXPORT))
+    for channel in Channel:
+        request = _request("reset link expired", channel, RESET, SIGN_IN, EXPORT)
+        answer = await OfflineResponder().answer(request)
+        assert _INTROS.match(answer.text)
+        quoted = split_sentences(_INTROS.sub("\n", answer.text))
+        assert quoted
+        assert all(sentence in docs for sentence in quoted)
+
+
+async def test_whatsapp_answer_is_short_and_cites_one_passage() -> None:
+    request = _request("my reset link expired", Channel.WHATSAPP, RESET, SIGN_IN)
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id,)
+    assert len(answer.text) <= 300
+    assert answer.text.startswith('From our help article "Resetting your password":')
+    assert "expires after 60 minutes" in answer.text
+
+
+async def test_the_passage_sharing_most_words_wins_over_retrieval_order() -> None:
+    request = _request("How do I export a project to CSV?", Channel.WEB_FORM, RESET, EXPORT)
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids[0] == EXPORT.id
+    assert "Export to download a CSV file" in answer.text
+
+
+async def test_second_passage_is_added_only_for_words_the_first_does_not_cover() -> None:
+    request = _request(
+        "reset password, and why is my account locked?", Channel.EMAIL, RESET, SIGN_IN
+    )
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id, SIGN_IN.id)
+    assert 'From "Signing in to Tasklane":' in answer.text
+    only_reset = await OfflineResponder().answer(
+        _request("reset password", Channel.EMAIL, RESET, SIGN_IN)
+    )
+    assert only_reset.passage_ids == (RESET.id,)
+
+
+async def test_money_percentages_and_promises_are_never_repeated() -> None:
+    request = _request("how much is the business plan, refund?", Channel.EMAIL, RISKY)
+    answer = await OfflineResponder().answer(request)
+    assert answer == Answer(text=NO_ANSWER, passage_ids=(), responder="offline")
+    assert not re.search(r"[$€£]|\d+\s*%|refund|guarantee", answer.text, re.I)
+
+
+async def test_no_passages_gives_an_honest_uncited_answer() -> None:
+    answer = await OfflineResponder().answer(_request("anything", Channel.EMAIL))
+    assert answer.passage_ids == ()
+    assert answer.text == NO_ANSWER
+
+
+async def test_answers_are_deterministic() -> None:
+    request = _request("How do I reset my password?", Channel.EMAIL, RESET, SIGN_IN, EXPORT)
+    first = await OfflineResponder().answer(request)
+    again = await OfflineResponder().answer(msgspec.structs.replace(request))
+    assert first == again
+
+
+# --- the responder fakes ------------------------------------------------------------------
+
+
+async def test_scripted_responder_answers_in_order_then_repeats_the_last() -> None:
+    responder = ScriptedResponder("first", ResponderError("down"), "last", name="script")
+    request = _request("q", Channel.EMAIL, RESET, SIGN_IN)
+    first = await responder.answer(request)
+    assert first == Answer(text="first", passage_ids=(RESET.id, SIGN_IN.id), responder="script")
+    with pytest.raises(ResponderError, match="down"):
+        await responder.answer(request)
+    assert (await responder.answer(request)).text == "last"
+    assert (await responder.answer(request)).text == "last"
+    assert responder.requests == [request] * 4
+    assert responder.name == "script"
+
+
+async def test_scripted_responder_cites_what_it_is_told() -> None:
+    responder = ScriptedResponder("ok", passage_ids=())
+    answer = await responder.answer(_request("q", Channel.EMAIL, RESET))
+    assert answer.passage_ids == ()
+    full = Answer(text="x", passage_ids=("a",), responder="m", fallback="why")
+    assert await ScriptedResponder(full).answer(_request("q", Channel.EMAIL)) == full
+
+
+def test_scripted_responder_needs_a_script() -> None:
+    with pytest.raises(ValidationError) as info:
+        ScriptedResponder()
+    assert info.value.field == "answers"
+
+
+async def test_function_responder_accepts_sync_and_async_functions() -> None:
+    def sync(request: AnswerRequest) -> Answer:
+        return Answer(text=request.question.upper(), passage_ids=(), responder="fn")
+
+    async def asynchronous(request: AnswerRequest) -> Answer:
+        return Answer(text=request.question[::-1], passage_ids=(), responder="fn")
+
+    request = _request("abc", Channel.WHATSAPP)
+    sync_responder = FunctionResponder(sync)
+    assert (await sync_responder.answer(request)).text == "ABC"
+    assert (await FunctionResponder(asynchronous).answer(request)).text == "cba"
+    assert sync_responder.requests == [request]
+    assert sync_responder.name == "function"
