@@ -208,8 +208,14 @@ def _content(response: Any) -> str:
 def _cost(litellm: ModuleType, response: Any, model: str) -> float:
     """USD cost from litellm's price table; 0.0 for a model the table does not know.
 
-    Bookkeeping must never lose an answer that was already paid for, hence the catch.
+    litellm already priced the response while logging it (`_hidden_params`); computing
+    it again costs about a millisecond. Bookkeeping must never lose an answer that was
+    already paid for, hence the catch.
     """
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict) and "response_cost" in hidden:  # None: litellm has no price
+        known = hidden["response_cost"]
+        return float(known) if isinstance(known, int | float) else 0.0
     try:
         return float(litellm.completion_cost(completion_response=response, model=model))
     except (litellm.exceptions.ModelNotMappedError, ValueError, KeyError, TypeError) as exc:
