@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Latin look-alikes from Cyrillic and Greek that NFKC leaves alone ("rеfund" with a
 # Cyrillic "е" must still say "refund"). Lower-case targets: casefold runs afterwards.
@@ -76,25 +77,31 @@ _HOMOGLYPHS = str.maketrans(
     }
 )
 _WHITESPACE = re.compile(r"\s+")
+# Default-ignorable marks that are not format (Cf) characters and have combining class 0:
+# grapheme joiner, variation selectors, Mongolian selectors, Hangul fillers.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
 
 
 def normalize(text: str) -> str:
     """NFKC, look-alikes mapped, casefold, accents folded, invisibles dropped, spaces collapsed."""
     if text.isascii():  # every step below is the identity on ASCII except these two
         return _WHITESPACE.sub(" ", text.lower()).strip()
-    text = unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS).casefold()
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = unicodedata.normalize("NFKD", text)  # NFKD includes NFKC's compatibility maps
     kept = "".join(
         ch
         for ch in decomposed
-        if not unicodedata.combining(ch) and (unicodedata.category(ch) != "Cf" or ch in "\u200d")
+        if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
     )
-    kept = kept.replace("\u200d", "")
+    # Look-alikes are mapped once accents are gone ("Ή" is an accented "H") and before the
+    # casefold (a lower-case "η" is no "h").
+    kept = _IGNORABLE.sub("", kept).translate(_HOMOGLYPHS).casefold()
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", kept)).strip()
 
 
-def phrase_regex(phrase: str) -> str:
-    """The regex source for one rule phrase, matched at word boundaries.
+def phrase_body(phrase: str) -> str:
+    """The regex source for one rule phrase, without its word boundaries.
 
     A trailing `*` on a word makes it a prefix (`refund*` matches "refunded"); a space
     matches any run of spaces, hyphens or underscores ("money back" ~ "money-back").
@@ -108,4 +115,17 @@ def phrase_regex(phrase: str) -> str:
         if not stem:
             raise ValueError(f"phrase {phrase!r} has a bare `*`")
         parts.append(re.escape(stem) + (r"\w*" if word.endswith("*") else ""))
-    return r"(?<!\w)" + r"[\s_\-]+".join(parts) + r"(?!\w)"
+    return r"[\s_\-]+".join(parts)
+
+
+def phrases_regex(phrases: Iterable[str]) -> str:
+    """Any of the phrases, each at word boundaries.
+
+    The boundaries wrap the whole alternation once: repeating the look-behind in every
+    branch made `re` try each branch at each position (10x slower on 30 phrase groups).
+    """
+    return r"(?<!\w)(?:" + "|".join(phrase_body(p) for p in phrases) + r")(?!\w)"
+
+
+def phrase_regex(phrase: str) -> str:
+    return phrases_regex((phrase,))
