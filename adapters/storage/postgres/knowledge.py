@@ -2,8 +2,8 @@
 
 Search takes the `candidates` best chunks by full-text rank (any query word may match:
 OR semantics, ts_rank ordering) and the `candidates` nearest by cosine distance through the
-HNSW index, and fuses the two rankings with reciprocal rank fusion (k = 60): score =
-sum over lists of 1 / (60 + rank). Passage.score is that fused score.
+HNSW index (hnsw.ef_search = 2 x candidates), and fuses the two rankings with reciprocal
+rank fusion (k = 60): score = sum over lists of 1 / (60 + rank). Passage.score is that fused score.
 
 No-match threshold: a fused candidate is returned only if its cosine similarity to the
 query is at least `threshold`, or it contains every content word of the question
@@ -11,6 +11,12 @@ query is at least `threshold`, or it contains every content word of the question
 a chunk ("like", "account") is not an answer, and the pipeline escalates `no_kb_match`.
 The default threshold suits the offline HashingEmbedder, whose similarity is lexical
 overlap; a semantic model needs its own value (typically higher).
+
+Common words: query words found in more than `common_fraction` of the chunks (and in more
+than COMMON_FLOOR chunks, so small bases are never pruned) are left out of the OR query;
+they carry no relevance signal and would make ts_rank score most of the table. When every
+word is common, the query falls back to AND semantics (plainto_tsquery). Frequencies come
+from ts_stat, refreshed by ingest (table knowledge_terms, migration 0004).
 
 Dimensions: the embedding column is untyped; one partial HNSW expression index per
 dimension is created when the base is first used (see migration 0002).
@@ -40,8 +46,9 @@ Conn = psycopg.AsyncConnection[Any]
 
 RRF_K = 60
 DEFAULT_THRESHOLD = 0.12
+COMMON_FLOOR = 500
 _QUERY_WORD = re.compile(r"\w+")
-_MAX_QUERY_WORDS = 64
+_MAX_QUERY_CHARS = 2000
 _EMBED_BATCH = 256
 
 
@@ -65,11 +72,6 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
 
 
-def or_query_text(query: str) -> str:
-    """websearch_to_tsquery input matching ANY word of the question; never a syntax error."""
-    return " or ".join(_QUERY_WORD.findall(query)[:_MAX_QUERY_WORDS])
-
-
 class PostgresKnowledgeBase:
     def __init__(
         self,
@@ -78,11 +80,13 @@ class PostgresKnowledgeBase:
         *,
         threshold: float = DEFAULT_THRESHOLD,
         candidates: int = 50,
+        common_fraction: float = 0.05,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self.threshold = threshold
         self.candidates = candidates
+        self.common_fraction = common_fraction
         self._dim = int(embedder.dimension)
         self._index_ready = False
         self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
@@ -149,6 +153,8 @@ class PostgresKnowledgeBase:
                         vector_literal(vector),
                     ),
                 )
+            if changed or removed:
+                await self._refresh_terms(conn)
         updated = sum(1 for c in changed if c.id in stored)
         report = IngestReport(
             added=len(changed) - updated,
@@ -159,6 +165,23 @@ class PostgresKnowledgeBase:
         log.info("ingested %s: %s", document, report)
         return report
 
+    async def refresh_terms(self) -> None:
+        """Recompute lexeme frequencies (ingest does it; bulk loaders call this)."""
+        async with self._conn() as conn, conn.transaction():
+            await self._refresh_terms(conn)
+
+    @staticmethod
+    async def _refresh_terms(conn: Conn) -> None:
+        await conn.execute("DELETE FROM knowledge_terms")
+        await conn.execute(
+            "INSERT INTO knowledge_terms (lexeme, ndoc)"
+            " SELECT word, ndoc FROM ts_stat('SELECT tsv FROM knowledge_base')"
+        )
+        await conn.execute(
+            """INSERT INTO knowledge_corpus (chunks) SELECT count(*) FROM knowledge_base
+               ON CONFLICT (singleton) DO UPDATE SET chunks = excluded.chunks"""
+        )
+
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), _EMBED_BATCH):
@@ -168,12 +191,12 @@ class PostgresKnowledgeBase:
         return vectors
 
     async def search(self, query: str, limit: int = 5) -> list[Passage]:
-        words = or_query_text(query)
-        if not words or limit <= 0:
+        query = query[:_MAX_QUERY_CHARS]
+        if not _QUERY_WORD.search(query) or limit <= 0:
             return []
         await self.prepare()
         (vector,) = await self._embed([query])
-        found = await self._candidates(words, query, vector_literal(vector))
+        found = await self._candidates(query, vector_literal(vector))
         accepted = [c for c in found.values() if c.full_match or c.similarity >= self.threshold]
         accepted.sort(key=lambda c: (-c.fused, -c.similarity, c.id))
         return [
@@ -181,14 +204,22 @@ class PostgresKnowledgeBase:
             for c in accepted[:limit]
         ]
 
-    async def _candidates(self, words: str, query: str, vector: str) -> dict[str, _Candidate]:
+    async def _candidates(self, query: str, vector: str) -> dict[str, _Candidate]:
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
                     sql.Literal(max(40, 2 * self.candidates))
                 )
             )
-            lexical = await conn.execute(_LEXICAL_SQL, (words, self.candidates))
+            lexical = await conn.execute(
+                _LEXICAL_SQL,
+                {
+                    "query": query,
+                    "floor": COMMON_FLOOR,
+                    "fraction": self.common_fraction,
+                    "limit": self.candidates,
+                },
+            )
             lexical_ids = [row[0] for row in await lexical.fetchall()]
             nearest = await conn.execute(
                 sql.SQL(_VECTOR_SQL).format(vtype=self._vector_type, dim=sql.Literal(self._dim)),
@@ -216,10 +247,23 @@ class PostgresKnowledgeBase:
 
 
 _LEXICAL_SQL = """
-SELECT id FROM knowledge_base, websearch_to_tsquery('english', %s) AS q
-WHERE tsv @@ q
-ORDER BY ts_rank(tsv, q) DESC, id
-LIMIT %s
+WITH terms AS (
+    SELECT lexeme, coalesce(t.ndoc, 0) AS ndoc
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme
+    LEFT JOIN knowledge_terms t USING (lexeme)
+), cutoff AS (
+    SELECT greatest(%(floor)s, %(fraction)s * coalesce(max(chunks), 0)) AS ndoc
+    FROM knowledge_corpus
+), query AS (
+    SELECT coalesce(
+        (SELECT fte_tsquery_or(plainto_tsquery('simple', lexeme)) FROM terms
+         WHERE ndoc <= (SELECT ndoc FROM cutoff)),
+        plainto_tsquery('english', %(query)s)) AS q
+)
+SELECT id FROM knowledge_base
+WHERE tsv @@ (SELECT q FROM query)
+ORDER BY ts_rank(tsv, (SELECT q FROM query)) DESC, id
+LIMIT %(limit)s
 """
 
 _VECTOR_SQL = """
