@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 from fte_core.models import Channel, Priority
+from fte_core.policy.prefilter import Prefilter
 from fte_core.policy.schema import Condition, Rule, Then
-from fte_core.text import phrase_regex
+from fte_core.text import phrase_regex, phrases_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class StageRules:
     stage: str
     rules: tuple[CompiledRule, ...]
     atoms: tuple[re.Pattern[str], ...]
-    prefilter: re.Pattern[str] | None  # any atom at all? most texts match none
+    prefilter: Prefilter  # skips the regexes whose required literals are absent
     uses_sentiment: bool
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
 
@@ -90,7 +91,7 @@ class _AtomTable:
 def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
     parts: list[Node] = []
     if cond.any_phrases:
-        parts.append(atoms.add("|".join(phrase_regex(p) for p in cond.any_phrases)))
+        parts.append(atoms.add(phrases_regex(cond.any_phrases)))
     if cond.all_phrases:
         parts.extend(atoms.add(phrase_regex(p)) for p in cond.all_phrases)
     if cond.patterns:
@@ -134,12 +135,11 @@ def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
         for order, rule in rules
     )
     patterns = tuple(re.compile(src) for src in atoms.sources)
-    prefilter = re.compile("|".join(f"(?:{s})" for s in atoms.sources)) if patterns else None
     return StageRules(
         stage=stage,
         rules=compiled,
         atoms=patterns,
-        prefilter=prefilter,
+        prefilter=Prefilter(patterns),
         uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
         by_id={r.id: r for r in compiled},
     )

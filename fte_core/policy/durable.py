@@ -15,6 +15,7 @@ import json
 import threading
 from typing import Any as AnyType
 
+import msgspec
 from durable import engine as durable_engine
 
 from fte_core.errors import RuleLimitError
@@ -50,6 +51,7 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]
 
 _host: _QuietHost | None = None
 _C = durable_engine.durable_rules_engine
+_encode = msgspec.json.Encoder().encode
 
 
 def _noop(c: AnyType) -> None:
@@ -170,7 +172,7 @@ class DurableStage:
             fact["sid"] = sid
             handle = self._handle
             try:
-                code, state = _C.assert_fact(handle, json.dumps(fact))
+                code, state = _C.assert_fact(handle, _encode(fact).decode())
                 if code != 0:
                     raise RuntimeError(f"durable_rules assert_fact returned {code}")
                 fired: set[str] = set()

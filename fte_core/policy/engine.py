@@ -40,12 +40,11 @@ def features(text: str, channel: Channel, sentiment: float | None = None) -> Mes
 
 
 def facts_for(stage: StageRules, feats: MessageFeatures) -> Facts:
-    text = feats.normalized
-    if stage.prefilter is None or stage.prefilter.search(text) is None:
-        atoms = (False,) * len(stage.atoms)
-    else:
-        atoms = tuple(p.search(text) is not None for p in stage.atoms)
-    return Facts(atoms=atoms, sentiment=feats.sentiment, channel=feats.channel)
+    return Facts(
+        atoms=stage.prefilter.atoms(feats.normalized),
+        sentiment=feats.sentiment,
+        channel=feats.channel,
+    )
 
 
 class _Compiled:

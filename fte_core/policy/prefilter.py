@@ -1,0 +1,129 @@
+"""A sound literal prefilter: skip a text atom's regex when it cannot possibly match.
+
+Python's `re` tries every alternative at every position, so 40 phrase groups cost
+~300 µs on a 200-character message. Most atoms need some literal to be present
+("refund", "lawyer", ...). We derive, from the parsed regex, a set of literals at
+least one of which every match must contain, find all literals of a stage in one
+Aho-Corasick pass, and run only the regexes whose literals were seen. The derivation
+errs towards "no requirement" (always run the regex), never towards a wrong skip:
+`tests/property` holds prefiltered atoms equal to plain `re.search` on random texts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+import ahocorasick
+
+Requirement = frozenset[str] | None  # None: no literal is required (always run the regex)
+DIGIT = "\x00digit"  # a needle for "any decimal digit" (\d), which no literal can express
+_DIGIT = re.compile(r"\d")
+_MAX_CLASS = 16  # a character class of up to this many characters becomes 1-char needles
+
+_REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)}
+
+
+def required_literals(pattern: re.Pattern[str]) -> Requirement:
+    if pattern.flags & re.IGNORECASE:
+        return None  # case-folded matching of literals is not a plain substring test
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except (re.error, RecursionError):
+        return None
+    found = _sequence(list(parsed))
+    if found is None or any(not lit for lit in found):
+        return None
+    return found
+
+
+def _score(req: frozenset[str]) -> tuple[int, int]:
+    return (min(1 if lit == DIGIT else len(lit) for lit in req), -len(req))
+
+
+def _best(candidates: list[Requirement]) -> Requirement:
+    usable = [c for c in candidates if c]
+    return max(usable, key=_score) if usable else None
+
+
+def _sequence(items: Sequence[tuple[Any, Any]]) -> Requirement:
+    """Every match of a concatenation contains every item's match: keep the best one."""
+    candidates: list[Requirement] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            candidates.append(frozenset({"".join(run)}))
+            run = []
+        candidates.append(_item(op, av))
+    if run:
+        candidates.append(frozenset({"".join(run)}))
+    return _best(candidates)
+
+
+def _item(op: Any, av: Any) -> Requirement:
+    if op is sre.SUBPATTERN:
+        _group, add_flags, _del_flags, sub = av
+        if add_flags & re.IGNORECASE:
+            return None
+        return _sequence(list(sub))
+    if op is sre.BRANCH:
+        alternatives = [_sequence(list(branch)) for branch in av[1]]
+        if any(a is None for a in alternatives):
+            return None
+        return frozenset().union(*(a for a in alternatives if a is not None))
+    if op in _REPEATS:
+        low, _high, sub = av
+        return _sequence(list(sub)) if low >= 1 else None
+    if op is getattr(sre, "ATOMIC_GROUP", None):
+        return _sequence(list(av))
+    if op is sre.IN:
+        return _char_class(av)
+    return None  # classes, anchors, look-arounds, back-references: require nothing
+
+
+def _char_class(items: list[tuple[Any, Any]]) -> Requirement:
+    """A class like [$€£] or \\d: one of its characters must be in the text."""
+    chars: set[str] = set()
+    for op, av in items:
+        if op is sre.LITERAL:
+            chars.add(chr(av))
+        elif op is sre.RANGE and av[1] - av[0] < _MAX_CLASS:
+            chars.update(chr(c) for c in range(av[0], av[1] + 1))
+        elif op is sre.CATEGORY and av is sre.CATEGORY_DIGIT:
+            chars.add(DIGIT)
+        else:
+            return None  # negated classes, \\w, \\s, wide ranges
+    return frozenset(chars) if 0 < len(chars) <= _MAX_CLASS else None
+
+
+class Prefilter:
+    """Which atoms of a stage can match a text, from one pass over it."""
+
+    def __init__(self, atoms: Sequence[re.Pattern[str]]) -> None:
+        self._atoms = tuple(atoms)
+        self._needs: list[frozenset[str] | None] = [required_literals(p) for p in atoms]
+        self._automaton: Any = None
+        literals = sorted({lit for need in self._needs if need for lit in need} - {DIGIT})
+        if literals:
+            automaton = ahocorasick.Automaton()
+            for lit in literals:
+                automaton.add_word(lit, lit)
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def atoms(self, text: str) -> tuple[bool, ...]:
+        seen: set[str] = (
+            {lit for _, lit in self._automaton.iter(text)} if self._automaton is not None else set()
+        )
+        if _DIGIT.search(text) is not None:
+            seen.add(DIGIT)
+        return tuple(
+            (need is None or not seen.isdisjoint(need)) and pattern.search(text) is not None
+            for pattern, need in zip(self._atoms, self._needs, strict=True)
+        )

@@ -1,0 +1,65 @@
+"""The literal prefilter never changes an atom's answer, only skips work."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fte_core.policy.loader import load_rules
+from fte_core.policy.prefilter import DIGIT, Prefilter, required_literals
+from fte_core.text import normalize
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = load_rules(ROOT / "rules")
+STAGES = (RULES.input, RULES.output)
+# Fragments of every shipped pattern and phrase, so random texts hit the atoms often.
+FRAGMENTS = sorted(
+    {
+        word
+        for stage in STAGES
+        for atom in stage.atoms
+        for word in re.findall(r"[a-z0-9$€£%']{2,}", atom.pattern)
+    }
+)
+texts = st.lists(
+    st.one_of(
+        st.sampled_from(FRAGMENTS),
+        st.sampled_from([" ", "  ", "-", "_", ".", ",", "!", "?", "\n", "$", "€", "5", "49.99"]),
+        st.text(max_size=4),
+    ),
+    max_size=30,
+).map(lambda parts: normalize("".join(parts)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_prefiltered_atoms_equal_plain_search(text: str) -> None:
+    for stage in STAGES:
+        expected = tuple(p.search(text) is not None for p in stage.atoms)
+        assert stage.prefilter.atoms(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needles"),
+    [
+        (r"(?<!\w)(?:refund\w*|money[\s_\-]+back)(?!\w)", {"refund", "money"}),
+        (r"[$€£]\s?\d", {DIGIT}),  # as selective as the class, and one needle
+        (r"[$€£]\s?[0-4]", {"$", "€", "£"}),
+        (r"\d+\s?(usd|eur)", {"usd", "eur"}),
+        (r"(ab|cd)?x", {"x"}),
+    ],
+)
+def test_required_literals(pattern: str, needles: set[str]) -> None:
+    assert required_literals(re.compile(pattern)) == frozenset(needles)
+
+
+@pytest.mark.parametrize("pattern", [r"(?i)refund", r"(ab)?", r"[^a]c?", r"\w+", r"a|b?"])
+def test_patterns_without_a_safe_requirement_always_run(pattern: str) -> None:
+    compiled = re.compile(pattern)
+    assert required_literals(compiled) is None
+    for text in ("", "ZZ", "REFUND", "ab", "b"):
+        assert Prefilter([compiled]).atoms(text) == (compiled.search(text) is not None,)
