@@ -21,6 +21,7 @@ from fte_core.errors import (
     ValidationError,
 )
 from fte_core.formatting import ChannelConfig, format_for_channel
+from fte_core.llm import LitellmResponder
 from fte_core.models import (
     Channel,
     Conversation,
@@ -35,7 +36,6 @@ from fte_core.models import (
     Ticket,
     TicketStatus,
 )
-from fte_core.llm import LitellmResponder
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy import PolicyEngine, RuleSet, load_rules

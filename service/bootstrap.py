@@ -103,8 +103,10 @@ async def _postgres(
     pool = await open_pool(url)
     stack.push_async_callback(pool.close)
     await migrate(pool)
-    kwargs = {} if settings.kb_threshold is None else {"threshold": settings.kb_threshold}
-    return PostgresStore(pool), PostgresKnowledgeBase(pool, embedder, **kwargs), label
+    knowledge = PostgresKnowledgeBase(pool, embedder)
+    if settings.kb_threshold is not None:
+        knowledge.threshold = settings.kb_threshold
+    return PostgresStore(pool), knowledge, label
 
 
 async def bootstrap(

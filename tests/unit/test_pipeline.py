@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fte_core.offline import OfflineResponder
 
 from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.errors import ResponderError
 from fte_core.models import Channel, InboundMessage, TicketStatus
+from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
 from fte_core.ports import Answer, AnswerRequest, Responder
