@@ -37,6 +37,7 @@ MARKER = "fte_msg"
 MAX_DNF_TERMS = 48  # durable expands $or per rule; >64 satisfied conditions is error 303
 MAX_FIELDS = 200  # ~254 top-level fact fields fails inside the engine
 MAX_TESTS_PER_FIELD = 400  # 512+ conditions on one field loops forever
+MIN_THRESHOLD = 0.0001  # below it json.dumps writes exponents durable_rules cannot parse
 
 _LOCK = threading.Lock()
 _names = itertools.count(1)
@@ -114,6 +115,27 @@ def _field_tests(expr: Json, counts: dict[str, int]) -> None:
             counts[key] = counts.get(key, 0) + 1
 
 
+def _json_number(value: float) -> str:
+    """A float as JSON durable_rules can parse: it rejects an exponent without a fraction.
+
+    `json.dumps` writes 1e-07; durable_rules fails on that (error 204) but reads 1.0e-07.
+    """
+    text = repr(float(value))
+    mantissa, exp, power = text.partition("e")
+    return f"{mantissa}.0e{power}" if exp and "." not in mantissa else text
+
+
+def _thresholds(expr: Json) -> list[float]:
+    found = []
+    for key, value in expr.items():
+        if key in ("$and", "$or"):
+            for e in value:
+                found.extend(_thresholds(e))
+        elif key in ("$lt", "$gt", "$lte", "$gte"):
+            found.extend(float(v) for v in value.values())
+    return found
+
+
 def check_limits(stage: StageRules) -> None:
     """Refuse at load time what would crash or hang the engine at evaluation time."""
     if len(stage.atoms) + 3 > MAX_FIELDS:
@@ -121,6 +143,13 @@ def check_limits(stage: StageRules) -> None:
     counts: dict[str, int] = {}
     for rule in stage.rules:
         expr = _expr(rule.condition)
+        for value in _thresholds(expr):  # the Host writes 1e-05, which the engine cannot read
+            if 0 < value < MIN_THRESHOLD:
+                raise RuleLimitError(
+                    f"sentiment threshold {value!r} is too small for the engine; "
+                    "use 0 or at least 0.0001",
+                    rule_id=rule.id,
+                )
         if (terms := _dnf_terms(expr)) > MAX_DNF_TERMS:
             raise RuleLimitError(
                 f"condition expands to {terms} alternatives (max {MAX_DNF_TERMS}); "
@@ -164,7 +193,7 @@ class DurableStage:
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
         """
-        fact: Json = {MARKER: 1, "s": facts.sentiment, "ch": facts.channel.value}
+        fact: Json = {MARKER: 1, "ch": facts.channel.value}
         for i, value in enumerate(facts.atoms):
             fact[f"f{i}"] = 1 if value else 0
         with _LOCK:
@@ -172,7 +201,8 @@ class DurableStage:
             fact["sid"] = sid
             handle = self._handle
             try:
-                code, state = _C.assert_fact(handle, _encode(fact).decode())
+                payload = _encode(fact)[:-1] + b',"s":' + _json_number(facts.sentiment).encode()
+                code, state = _C.assert_fact(handle, payload.decode() + "}")
                 if code != 0:
                     raise RuntimeError(f"durable_rules assert_fact returned {code}")
                 fired: set[str] = set()
