@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -24,7 +24,7 @@ from fte_core.policy.loader import RuleSet, build_ruleset
 from fte_core.policy.schema import INPUT_REASONS, OUTPUT_REASONS
 from fte_core.text import normalize
 
-Draw = Callable[[st.SearchStrategy[Any]], Any]
+Draw = st.DrawFn
 RuleDict = dict[str, Any]
 
 
@@ -292,12 +292,16 @@ FILLER = ("hello", "my", "team", "the", "please", "now", "again", "12", "$5", "c
 
 
 def thresholds() -> st.SearchStrategy[float]:
-    return st.sampled_from(THRESHOLDS) | st.floats(0.0, 1.0)
+    """Rule thresholds have at most 4 decimals (the schema rejects finer ones)."""
+    return st.sampled_from(THRESHOLDS) | st.integers(0, 10_000).map(lambda bp: bp / 10_000)
 
 
 def sentiments() -> st.SearchStrategy[float]:
-    """Scores that often sit exactly on a rule threshold."""
-    return st.sampled_from(THRESHOLDS) | st.floats(0.0, 1.0)
+    """Scores that often sit exactly on (or a hair off) a rule threshold."""
+    near = st.sampled_from(THRESHOLDS).flatmap(
+        lambda t: st.sampled_from((t, max(0.0, t - 1e-9), min(1.0, t + 1e-9), t - 4e-5))
+    )
+    return st.sampled_from(THRESHOLDS) | near.map(lambda v: max(0.0, v)) | st.floats(0.0, 1.0)
 
 
 def _tuples(options: Sequence[str], max_size: int = 3) -> st.SearchStrategy[list[str]]:

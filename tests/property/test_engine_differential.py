@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fte_core.errors import RuleError, RuleLimitError
+from fte_core.errors import RuleError
 from fte_core.models import Channel, Decision
 from fte_core.policy import engine as engine_module
 from fte_core.policy.durable import DurableStage
@@ -86,7 +86,7 @@ def _threshold_rules(value: float) -> RuleSet:
     return build_ruleset(s.files_for(rules))
 
 
-@pytest.mark.parametrize("value", [*s.THRESHOLDS, 0.1 + 0.2, 0.0001, 0.3333333333333333])
+@pytest.mark.parametrize("value", [*s.THRESHOLDS, 0.0001, 0.9999, 0.3333])
 def test_sentiment_exactly_at_a_threshold(value: float) -> None:
     rules = _threshold_rules(value)
     durable = PolicyEngine(rules)
@@ -242,7 +242,8 @@ def test_tiny_scores_are_evaluated_by_durable_rules(score: float) -> None:
         durable.close()
 
 
-@pytest.mark.parametrize("value", [1e-05, 1e-9, 5e-05])
-def test_thresholds_too_small_for_the_engine_are_refused(value: float) -> None:
-    with pytest.raises(RuleLimitError, match="threshold"):
-        PolicyEngine(_threshold_rules(value))
+@pytest.mark.parametrize("value", [1e-05, 1e-9, 5e-05, 0.1 + 0.2])
+def test_thresholds_the_engine_cannot_represent_are_refused_at_load(value: float) -> None:
+    """A threshold like 1e-05 once made PolicyEngine() die inside durable_rules (error 204)."""
+    with pytest.raises(RuleError):
+        PolicyEngine(_threshold_rules(value)).close()
