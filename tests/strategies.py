@@ -386,16 +386,24 @@ def files_for(rules: list[RuleDict], parts: int = 1) -> list[tuple[str, str]]:
 
 
 @st.composite
-def rule_sets(draw: Draw, max_rules: int = 8) -> RuleSet:
-    """A compiled RuleSet within the durable_rules limits the engine enforces."""
-    rules = draw(rule_dicts(max_rules))
-    ruleset = build_ruleset(files_for(rules, draw(st.integers(1, 3))))
+def rule_files(draw: Draw, max_rules: int = 8) -> list[tuple[str, str]]:
+    """Random rule files (name, YAML) that load and stay within the durable_rules limits.
+
+    Files, not a RuleSet, are what a failing example prints: short and replayable.
+    """
+    files = files_for(draw(rule_dicts(max_rules)), draw(st.integers(1, 3)))
+    ruleset = build_ruleset(files)
     try:
         check_limits(ruleset.input)
         check_limits(ruleset.output)
     except RuleLimitError:
         assume(False)
-    return ruleset
+    return files
+
+
+def rule_sets(max_rules: int = 8) -> st.SearchStrategy[RuleSet]:
+    """A compiled RuleSet within the durable_rules limits the engine enforces."""
+    return rule_files(max_rules).map(build_ruleset)
 
 
 @st.composite

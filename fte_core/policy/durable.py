@@ -37,7 +37,6 @@ MARKER = "fte_msg"
 MAX_DNF_TERMS = 48  # durable expands $or per rule; >64 satisfied conditions is error 303
 MAX_FIELDS = 200  # ~254 top-level fact fields fails inside the engine
 MAX_TESTS_PER_FIELD = 400  # 512+ conditions on one field loops forever
-MIN_THRESHOLD = 0.0001  # below it json.dumps writes exponents durable_rules cannot parse
 
 _LOCK = threading.Lock()
 _names = itertools.count(1)
@@ -72,9 +71,9 @@ def _expr(node: Node, negate: bool = False) -> Json:
         case TextAtom(index):
             return {f"f{index}": 0 if negate else 1}
         case SentimentBelow(value):
-            return {"$gte" if negate else "$lt": {"s": value}}
+            return {"$gte" if negate else "$lt": {"s": basis_points(value)}}
         case SentimentAbove(value):
-            return {"$lte" if negate else "$gt": {"s": value}}
+            return {"$lte" if negate else "$gt": {"s": basis_points(value)}}
         case ChannelIn(channels):
             if negate:
                 return _join("$and", [{"$neq": {"ch": c.value}} for c in channels])
@@ -86,6 +85,12 @@ def _expr(node: Node, negate: bool = False) -> Json:
         case Not(item):
             return _expr(item, not negate)
     raise TypeError(f"unknown condition node {node!r}")
+
+
+def basis_points(score: float) -> int:
+    """Scores enter the engine as integers: its JSON parser rejects floats like 5e-324,
+    and on the 4-decimal grid (rule thresholds, sentiment) integer order is float order."""
+    return round(score * 10_000)
 
 
 def _join(op: str, items: list[Json]) -> Json:
@@ -115,27 +120,6 @@ def _field_tests(expr: Json, counts: dict[str, int]) -> None:
             counts[key] = counts.get(key, 0) + 1
 
 
-def _json_number(value: float) -> str:
-    """A float as JSON durable_rules can parse: it rejects an exponent without a fraction.
-
-    `json.dumps` writes 1e-07; durable_rules fails on that (error 204) but reads 1.0e-07.
-    """
-    text = repr(float(value))
-    mantissa, exp, power = text.partition("e")
-    return f"{mantissa}.0e{power}" if exp and "." not in mantissa else text
-
-
-def _thresholds(expr: Json) -> list[float]:
-    found = []
-    for key, value in expr.items():
-        if key in ("$and", "$or"):
-            for e in value:
-                found.extend(_thresholds(e))
-        elif key in ("$lt", "$gt", "$lte", "$gte"):
-            found.extend(float(v) for v in value.values())
-    return found
-
-
 def check_limits(stage: StageRules) -> None:
     """Refuse at load time what would crash or hang the engine at evaluation time."""
     if len(stage.atoms) + 3 > MAX_FIELDS:
@@ -143,13 +127,6 @@ def check_limits(stage: StageRules) -> None:
     counts: dict[str, int] = {}
     for rule in stage.rules:
         expr = _expr(rule.condition)
-        for value in _thresholds(expr):  # the Host writes 1e-05, which the engine cannot read
-            if 0 < value < MIN_THRESHOLD:
-                raise RuleLimitError(
-                    f"sentiment threshold {value!r} is too small for the engine; "
-                    "use 0 or at least 0.0001",
-                    rule_id=rule.id,
-                )
         if (terms := _dnf_terms(expr)) > MAX_DNF_TERMS:
             raise RuleLimitError(
                 f"condition expands to {terms} alternatives (max {MAX_DNF_TERMS}); "
@@ -193,7 +170,7 @@ class DurableStage:
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
         """
-        fact: Json = {MARKER: 1, "ch": facts.channel.value}
+        fact: Json = {MARKER: 1, "s": basis_points(facts.sentiment), "ch": facts.channel.value}
         for i, value in enumerate(facts.atoms):
             fact[f"f{i}"] = 1 if value else 0
         with _LOCK:
@@ -201,8 +178,7 @@ class DurableStage:
             fact["sid"] = sid
             handle = self._handle
             try:
-                payload = _encode(fact)[:-1] + b',"s":' + _json_number(facts.sentiment).encode()
-                code, state = _C.assert_fact(handle, payload.decode() + "}")
+                code, state = _C.assert_fact(handle, _encode(fact).decode())
                 if code != 0:
                     raise RuntimeError(f"durable_rules assert_fact returned {code}")
                 fired: set[str] = set()

@@ -42,7 +42,7 @@ def features(text: str, channel: Channel, sentiment: float | None = None) -> Mes
 def facts_for(stage: StageRules, feats: MessageFeatures) -> Facts:
     return Facts(
         atoms=stage.prefilter.atoms(feats.normalized),
-        sentiment=feats.sentiment,
+        sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
         channel=feats.channel,
     )
 

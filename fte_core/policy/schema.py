@@ -64,6 +64,10 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             value = getattr(self, name)
             if value is not None and len(value) == 0:
                 raise ValueError(f"`{name}` must not be empty")
+        for name in ("sentiment_below", "sentiment_above"):
+            value = getattr(self, name)
+            if value is not None and round(value, 4) != value:
+                raise ValueError(f"`{name}` takes at most 4 decimals, got {value!r}")
         for phrase in (self.any_phrases or ()) + (self.all_phrases or ()):
             phrase_regex(phrase)
         for pattern in self.patterns or ():
