@@ -86,9 +86,8 @@ def make_responder(settings: Settings) -> Responder:
 async def _postgres(
     settings: Settings, stack: AsyncExitStack, embedder: Embedder
 ) -> tuple[CrmStore, KnowledgeBase, str]:
-    from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
-
     from adapters.storage.postgres.embedded import EmbeddedPostgres
+    from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
     from adapters.storage.postgres.migrate import migrate
     from adapters.storage.postgres.pool import open_pool
     from adapters.storage.postgres.store import PostgresStore

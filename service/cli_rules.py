@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def check_command(args: argparse.Namespace) -> int:
     try:
         ruleset = load_rules(args.rules)
+        PolicyEngine(ruleset).close()  # the engine's own limits are part of "valid"
     except RuleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -139,6 +139,28 @@ def check_limits(stage: StageRules) -> None:
             raise RuleLimitError(f"{count} tests on feature {name!r} (max {MAX_TESTS_PER_FIELD})")
 
 
+def _culprit(definition: Json, rule_ids: dict[str, str], exc: Exception) -> RuleLimitError:
+    """The engine refused a ruleset (e.g. error 113 on wide nested alternatives): name the
+    rule it cannot compile, by compiling each rule on its own."""
+    for key, rule in definition.items():
+        if key == "catch_all":
+            continue
+        trial = {
+            key: {k: v for k, v in rule.items() if k != "run"},
+            "catch_all": {"all": [{"m": {MARKER: 1}}]},
+        }
+        try:
+            handle = _C.create_ruleset(f"fte_probe_{next(_names)}", json.dumps(trial))
+        except _C.error:
+            return RuleLimitError(
+                f"the rule engine cannot compile this condition ({exc}); "
+                "simplify it or split it into several rules",
+                rule_id=rule_ids.get(key),
+            )
+        _C.delete_ruleset(handle)
+    return RuleLimitError(f"the rule engine cannot compile this rule set ({exc})")
+
+
 class DurableStage:
     """One stage's rules registered as one durable_rules ruleset."""
 
@@ -160,7 +182,10 @@ class DurableStage:
         self._rule_ids = {f"r{rule.order}": rule.id for rule in stage.rules}
         with _LOCK:
             host = _get_host()
-            host.register_rulesets({self.name: copy.deepcopy(definition)})
+            try:
+                host.register_rulesets({self.name: copy.deepcopy(definition)})
+            except _C.error as exc:
+                raise _culprit(definition, self._rule_ids, exc) from exc
             self._handle = host._ruleset_directory[self.name]._handle
         self._sessions = itertools.count(1)
 

@@ -9,7 +9,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from fte_core.errors import RuleError
+from fte_core.errors import RuleError, RuleLimitError
 from fte_core.models import Channel, Decision
 from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
@@ -52,9 +52,9 @@ class _Compiled:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self.input = DurableStage(rules.input)
+        self.input = _stage(rules, rules.input)
         try:
-            self.output = DurableStage(rules.output)
+            self.output = _stage(rules, rules.output)
         except Exception:
             self.input.close()
             raise
@@ -65,6 +65,19 @@ class _Compiled:
     def close(self) -> None:
         self.input.close()
         self.output.close()
+
+
+def _stage(rules: RuleSet, stage: StageRules) -> DurableStage:
+    """Register a stage; an engine refusal names the file and line of the rule at fault."""
+    try:
+        return DurableStage(stage)
+    except RuleLimitError as exc:
+        where = next((r for r in rules.rules if r.rule.id == exc.rule_id), None)
+        if where is None:
+            raise
+        raise RuleLimitError(
+            exc.detail, file=where.file, line=where.line, rule_id=exc.rule_id
+        ) from exc
 
 
 class PolicyEngine:
