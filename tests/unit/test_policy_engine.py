@@ -261,3 +261,12 @@ def test_close_is_idempotent() -> None:
     engine = PolicyEngine(_ruleset([_escalate("aa", "x", "refund")]))
     engine.close()
     engine.close()
+
+
+def test_a_condition_too_long_for_the_engine_is_a_limit_error() -> None:
+    """durable_rules allows 32 expressions per conjunction (error 113 at registration)."""
+    wide = {"all": [{"any_phrases": [f"w{i}"], "sentiment_above": i / 100} for i in range(20)]}
+    rules = _ruleset([_rule("wide-and", wide, {"action": "tag", "tag": "x"})])
+    with pytest.raises(RuleLimitError) as info:
+        PolicyEngine(rules)
+    assert info.value.rule_id == "wide-and"
