@@ -1,0 +1,139 @@
+"""Pipeline overhead without the LLM: the in-memory fakes (baseline) against PostgreSQL.
+
+SPEC 11: pipeline overhead excluding the LLM call p95 <= 25 ms with PostgreSQL. The
+responder answers instantly, so what is measured is intake, identity, threading, both
+rule stages, retrieval, formatting and storage. The difference between the two runs is
+the storage overhead per message. Run: `make bench` or
+`.venv/bin/pytest -q -s tests/perf/test_pipeline_bench.py`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.storage.postgres.embedded import EmbeddedPostgres
+from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
+from adapters.storage.postgres.migrate import migrate
+from adapters.storage.postgres.pool import open_pool
+from adapters.storage.postgres.store import PostgresStore
+from fte_core import Agent, InboundMessage, PolicyEngine, chunk_markdown, load_context, load_rules
+from fte_core.embedding import HashingEmbedder
+from fte_core.ports import Answer, AnswerRequest, CrmStore, KnowledgeBase
+from fte_core.testing import FunctionResponder, InMemoryBus, InMemoryKnowledgeBase, InMemoryStore
+from service.evaluation import load_tickets
+
+ROOT = Path(__file__).resolve().parents[2]
+MESSAGES = 300
+RUNS = 3
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def instant(request: AnswerRequest) -> Answer:
+    passage = request.passages[0]
+    return Answer(
+        text=f'Our guide "{passage.section}" covers this step by step.',
+        passage_ids=(passage.id,),
+        responder="instant",
+    )
+
+
+def messages(run: int) -> list[InboundMessage]:
+    tickets = [
+        t
+        for t in load_tickets(ROOT / "context" / "sample-tickets.json")
+        if t.expected.action == "answer"
+    ]
+    out = []
+    for i in range(MESSAGES):
+        t = tickets[i % len(tickets)]
+        out.append(
+            InboundMessage(
+                channel=t.channel,
+                provider_message_id=f"bench-{run}-{i}",
+                text=t.text,
+                subject=t.subject,
+                received_at=datetime.now(UTC),
+                # a third of the senders come back: identity and threading both exercised
+                sender_email=None if t.sender.phone else f"user{i % 100}-{run}@example.com",
+                sender_phone=f"+1415555{i % 100:04d}" if t.sender.phone else None,
+                sender_name=t.sender.name,
+            )
+        )
+    return out
+
+
+async def measure(store: CrmStore, kb: KnowledgeBase, run: int) -> list[float]:
+    context = load_context(ROOT / "context")
+    agent = Agent(
+        policy=POLICY,
+        context=context,
+        store=store,
+        knowledge=kb,
+        responder=FunctionResponder(instant),
+        bus=InMemoryBus(),
+    )
+    timings = []
+    for message in messages(run):
+        started = time.perf_counter()
+        outcome = await agent.handle(message)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert outcome.record.action in ("answer", "escalate")
+    return timings
+
+
+POLICY = PolicyEngine(load_rules(ROOT / "rules"))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@pytest.fixture
+async def pg_pool(tmp_path: Path) -> AsyncIterator[Any]:
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = server.start()
+    pool = await open_pool(url, min_size=2, max_size=4)
+    try:
+        await migrate(pool)
+        yield pool
+    finally:
+        await pool.close()
+        server.stop()
+
+
+async def test_pipeline_overhead(pg_pool: Any) -> None:
+    docs = (ROOT / "context" / "product-docs.md").read_text(encoding="utf-8")
+    chunks = chunk_markdown("product-docs", docs)
+    pg_kb = PostgresKnowledgeBase(pg_pool, HashingEmbedder())
+    await pg_kb.ingest("product-docs", chunks)
+    rows: dict[str, list[tuple[float, float, float]]] = {"memory": [], "postgres": []}
+    for run in range(RUNS):
+        mem_kb = InMemoryKnowledgeBase()
+        await mem_kb.ingest("product-docs", chunks)
+        for name, store, kb in (
+            ("memory", InMemoryStore(), mem_kb),
+            ("postgres", PostgresStore(pg_pool), pg_kb),
+        ):
+            t = await measure(store, kb, run)
+            rows[name].append((pct(t, 0.50), pct(t, 0.95), pct(t, 0.99)))
+    print(f"\npipeline without the LLM, {MESSAGES} messages x {RUNS} runs (median of runs), ms")
+    print(f"{'backend':<10} {'p50':>8} {'p95':>8} {'p99':>8}")
+    med: dict[str, list[float]] = {}
+    for name, per_run in rows.items():
+        med[name] = [statistics.median(r[i] for r in per_run) for i in range(3)]
+        print(f"{name:<10} {med[name][0]:>8.2f} {med[name][1]:>8.2f} {med[name][2]:>8.2f}")
+    overhead = [p - m for p, m in zip(med["postgres"], med["memory"], strict=True)]
+    print(
+        f"{'storage':<10} {overhead[0]:>8.2f} {overhead[1]:>8.2f} {overhead[2]:>8.2f}"
+        f"   (postgres / memory p50 = {med['postgres'][0] / med['memory'][0]:.1f}x)"
+    )
+    assert med["postgres"][1] > 0
