@@ -35,13 +35,20 @@ def required_literals(pattern: re.Pattern[str]) -> Requirement:
     except (re.error, RecursionError):
         return None
     found = _sequence(list(parsed))
-    if found is None or any(not lit for lit in found):
+    if found is None or any(not _bare(n) for n in found):
         return None
     return found
 
 
+WORD_START = "\x01"  # prefix of a needle that must start after a non-alphanumeric
+
+
+def _bare(needle: str) -> str:
+    return needle.removeprefix(WORD_START)
+
+
 def _score(req: frozenset[str]) -> tuple[int, int]:
-    return (min(1 if lit == DIGIT else len(lit) for lit in req), -len(req))
+    return (min(1 if n == DIGIT else len(_bare(n)) for n in req), -len(req))
 
 
 def _best(candidates: list[Requirement]) -> Requirement:
@@ -49,42 +56,84 @@ def _best(candidates: list[Requirement]) -> Requirement:
     return max(usable, key=_score) if usable else None
 
 
-def _sequence(items: Sequence[tuple[Any, Any]]) -> Requirement:
-    """Every match of a concatenation contains every item's match: keep the best one."""
+def _is_word_lookbehind(op: Any, av: Any) -> bool:
+    """`(?<!\\w)`: the character before is not a word character."""
+    if op is not sre.ASSERT_NOT or av[0] != -1:
+        return False
+    sub = list(av[1])
+    return sub == [(sre.IN, [(sre.CATEGORY, sre.CATEGORY_WORD)])]
+
+
+def _is_separator_run(op: Any, av: Any) -> bool:
+    """A repeat (min 1) of a class with no alphanumerics, like `[\\s_\\-]+`."""
+    if op not in _REPEATS or av[0] < 1:
+        return False
+    sub = list(av[2])
+    if len(sub) != 1 or sub[0][0] is not sre.IN:
+        return False
+    for kind, value in sub[0][1]:
+        if kind is sre.LITERAL and not chr(value).isalnum():
+            continue
+        if kind is sre.CATEGORY and value is sre.CATEGORY_SPACE:
+            continue
+        return False
+    return True
+
+
+def _sequence(items: Sequence[tuple[Any, Any]], after_gap: bool = False) -> Requirement:
+    """Every match of a concatenation contains every item's match: keep the best one.
+
+    `after_gap` says the character before this sequence is not alphanumeric (or there is
+    none); a literal that starts there with an alphanumeric becomes a word-start needle.
+    """
     candidates: list[Requirement] = []
     run: list[str] = []
+    run_at_gap = False
+    gap = after_gap
     for op, av in items:
         if op is sre.LITERAL:
+            if not run:
+                run_at_gap = gap and chr(av).isalnum()
             run.append(chr(av))
+            gap = False
             continue
         if run:
-            candidates.append(frozenset({"".join(run)}))
+            candidates.append(_literal(run, run_at_gap))
             run = []
-        candidates.append(_item(op, av))
+        if (op is sre.AT and av is sre.AT_BOUNDARY) or _is_word_lookbehind(op, av):
+            gap = True  # before a word character, \\b also means a non-word one precedes
+            continue
+        candidates.append(_item(op, av, gap))
+        gap = _is_separator_run(op, av)
     if run:
-        candidates.append(frozenset({"".join(run)}))
+        candidates.append(_literal(run, run_at_gap))
     return _best(candidates)
 
 
-def _item(op: Any, av: Any) -> Requirement:
+def _literal(run: list[str], at_gap: bool) -> frozenset[str]:
+    text = "".join(run)
+    return frozenset({WORD_START + text if at_gap else text})
+
+
+def _item(op: Any, av: Any, gap: bool) -> Requirement:
     if op is sre.SUBPATTERN:
         _group, add_flags, _del_flags, sub = av
         if add_flags & re.IGNORECASE:
             return None
-        return _sequence(list(sub))
+        return _sequence(list(sub), gap)
     if op is sre.BRANCH:
-        alternatives = [_sequence(list(branch)) for branch in av[1]]
+        alternatives = [_sequence(list(branch), gap) for branch in av[1]]
         if any(a is None for a in alternatives):
             return None
         return frozenset().union(*(a for a in alternatives if a is not None))
     if op in _REPEATS:
         low, _high, sub = av
-        return _sequence(list(sub)) if low >= 1 else None
+        return _sequence(list(sub), gap) if low >= 1 else None
     if op is getattr(sre, "ATOMIC_GROUP", None):
-        return _sequence(list(av))
+        return _sequence(list(av), gap)
     if op is sre.IN:
         return _char_class(av)
-    return None  # classes, anchors, look-arounds, back-references: require nothing
+    return None  # anchors, look-arounds, back-references: require nothing
 
 
 def _char_class(items: list[tuple[Any, Any]]) -> Requirement:
@@ -109,7 +158,7 @@ class Prefilter:
         self._atoms = tuple(atoms)
         self._needs: list[frozenset[str] | None] = [required_literals(p) for p in atoms]
         self._automaton: Any = None
-        literals = sorted({lit for need in self._needs if need for lit in need} - {DIGIT})
+        literals = sorted({_bare(n) for need in self._needs if need for n in need} - {DIGIT})
         if literals:
             automaton = ahocorasick.Automaton()
             for lit in literals:
@@ -118,9 +167,13 @@ class Prefilter:
             self._automaton = automaton
 
     def atoms(self, text: str) -> tuple[bool, ...]:
-        seen: set[str] = (
-            {lit for _, lit in self._automaton.iter(text)} if self._automaton is not None else set()
-        )
+        seen: set[str] = set()
+        if self._automaton is not None:
+            for end, lit in self._automaton.iter(text):
+                seen.add(lit)
+                start = end - len(lit) + 1
+                if start == 0 or not text[start - 1].isalnum():
+                    seen.add(WORD_START + lit)
         if _DIGIT.search(text) is not None:
             seen.add(DIGIT)
         return tuple(

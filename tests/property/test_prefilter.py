@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fte_core.policy.loader import load_rules
-from fte_core.policy.prefilter import DIGIT, Prefilter, required_literals
+from fte_core.policy.prefilter import DIGIT, WORD_START, Prefilter, required_literals
 from fte_core.text import normalize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ texts = st.lists(
 ).map(lambda parts: normalize("".join(parts)))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(texts)
 def test_prefiltered_atoms_equal_plain_search(text: str) -> None:
     for stage in STAGES:
@@ -46,7 +46,9 @@ def test_prefiltered_atoms_equal_plain_search(text: str) -> None:
 @pytest.mark.parametrize(
     ("pattern", "needles"),
     [
-        (r"(?<!\w)(?:refund\w*|money[\s_\-]+back)(?!\w)", {"refund", "money"}),
+        (r"(?<!\w)(?:refund\w*|money[\s_\-]+back)(?!\w)", {"\x01refund", "\x01money"}),
+        (r"\bsue (you|me)", {"\x01sue "}),
+        (r"x[\s_]+back\b", {"\x01back"}),  # after a separator run: a word start
         (r"[$€£]\s?\d", {DIGIT}),  # as selective as the class, and one needle
         (r"[$€£]\s?[0-4]", {"$", "€", "£"}),
         (r"\d+\s?(usd|eur)", {"usd", "eur"}),
@@ -54,7 +56,22 @@ def test_prefiltered_atoms_equal_plain_search(text: str) -> None:
     ],
 )
 def test_required_literals(pattern: str, needles: set[str]) -> None:
+    assert WORD_START == "\x01"
     assert required_literals(re.compile(pattern)) == frozenset(needles)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        (r"(?<!\w)refund", "prefund refund"),
+        (r"(?<!\w)refund", "x_refund"),
+        (r"\bsue you", "pursue you, sue you"),
+        (r"a[\s_]+back", "a_back"),
+    ],
+)
+def test_word_start_needles_keep_real_matches(pattern: str, text: str) -> None:
+    compiled = re.compile(pattern)
+    assert Prefilter([compiled]).atoms(text) == (compiled.search(text) is not None,)
 
 
 @pytest.mark.parametrize("pattern", [r"(?i)refund", r"(ab)?", r"[^a]c?", r"\w+", r"a|b?"])
