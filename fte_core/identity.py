@@ -8,6 +8,7 @@ IdentifierKind.WHATSAPP is accepted on lookup and mapped to PHONE.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from fte_core.errors import ValidationError
 from fte_core.models import Identifier, IdentifierKind, InboundMessage
@@ -51,6 +52,16 @@ def normalize_identifier(identifier: Identifier) -> Identifier:
     if identifier.kind is IdentifierKind.EMAIL:
         return Identifier(IdentifierKind.EMAIL, normalize_email(identifier.value))
     return Identifier(IdentifierKind.PHONE, normalize_phone(identifier.value))
+
+
+def canonical_identifiers(identifiers: Sequence[Identifier]) -> list[Identifier]:
+    """Normalised, de-duplicated, order kept (the first one decides identity conflicts)."""
+    seen: dict[Identifier, None] = {}
+    for identifier in identifiers:
+        seen.setdefault(normalize_identifier(identifier), None)
+    if not seen:
+        raise ValidationError("identifiers", "at least one identifier is required")
+    return list(seen)
 
 
 def identifiers_for(message: InboundMessage) -> tuple[Identifier, ...]:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from fte_core.errors import InvalidTransition, NotFound, ValidationError
-from fte_core.identity import normalize_identifier
+from fte_core.identity import canonical_identifiers, normalize_identifier
 from fte_core.models import (
     Channel,
     Conversation,
@@ -50,16 +50,6 @@ def as_utc(value: datetime, field: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(field, "datetime must be timezone-aware")
     return value.astimezone(UTC)
-
-
-def canonical_identifiers(identifiers: Sequence[Identifier]) -> list[Identifier]:
-    """Normalised, de-duplicated, order kept (the first one decides conflicts)."""
-    seen: dict[Identifier, None] = {}
-    for identifier in identifiers:
-        seen.setdefault(normalize_identifier(identifier), None)
-    if not seen:
-        raise ValidationError("identifiers", "at least one identifier is required")
-    return list(seen)
 
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from psycopg import sql
@@ -30,8 +31,11 @@ from adapters.storage.postgres.embedded import EmbeddedPostgres
 from adapters.storage.postgres.knowledge import PostgresKnowledgeBase, vector_literal
 from adapters.storage.postgres.migrate import migrate
 from adapters.storage.postgres.pool import open_pool
+from fte_core.chunking import chunk_markdown
 from fte_core.embedding import HashingEmbedder, hashing_vector
 from fte_core.errors import StorageError
+from fte_core.ports import KnowledgeBase
+from fte_core.testing.knowledge import InMemoryKnowledgeBase
 
 pytestmark = pytest.mark.postgres
 
@@ -86,8 +90,6 @@ async def _load(pool: AsyncConnectionPool[Any], count: int) -> tuple[float, floa
                     row = (chunk_id, chunk_id.rsplit("/", 1)[0], section, text, "h", "hashing-384")
                     await copy.write_row((*row, DIM, vector))
         loaded = time.perf_counter()
-        await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute("SET max_parallel_maintenance_workers = 1")
         kb = PostgresKnowledgeBase(pool, HashingEmbedder(DIM))
         await kb.prepare()
         await kb.refresh_terms()
@@ -124,12 +126,13 @@ async def _recall(pool: AsyncConnectionPool[Any], queries: list[str], ef_search:
     index can serve, and neither statement is prepared: a cached plan would otherwise
     survive the settings changes and silently compare the index with itself."""
     vtype = sql.SQL("vector({})").format(sql.Literal(DIM))
-    template = (
-        "SELECT id FROM knowledge_base WHERE dim = {dim} "
-        "ORDER BY embedding::{vtype} <=> %s::{vtype} {extra} LIMIT 10"
+    distance = sql.SQL("embedding::{vtype} <=> %s::{vtype}").format(vtype=vtype)
+    knn = sql.SQL("SELECT id FROM knowledge_base WHERE dim = {dim} ORDER BY {d} LIMIT 10").format(
+        dim=sql.Literal(DIM), d=distance
     )
-    knn = sql.SQL(template).format(dim=sql.Literal(DIM), vtype=vtype, extra=sql.SQL(""))
-    exact_knn = sql.SQL(template).format(dim=sql.Literal(DIM), vtype=vtype, extra=sql.SQL("+ 0"))
+    exact_knn = sql.SQL(
+        "SELECT id FROM knowledge_base WHERE dim = {dim} ORDER BY ({d}) + 0 LIMIT 10"
+    ).format(dim=sql.Literal(DIM), d=distance)
     total = 0.0
     async with pool.connection() as conn:
         for query in queries:
@@ -166,8 +169,13 @@ def bench_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET fsync = off")
         conn.execute("ALTER SYSTEM SET shared_buffers = '512MB'")
+        conn.execute("ALTER SYSTEM SET maintenance_work_mem = '1GB'")
+        conn.execute("ALTER SYSTEM SET max_parallel_maintenance_workers = 1")
+        # A parallel HNSW build puts its graph in dynamic shared memory; container
+        # /dev/shm is often tiny (SIGBUS kills the server), so use files instead.
+        conn.execute("ALTER SYSTEM SET dynamic_shared_memory_type = 'mmap'")
     server.stop()
-    url = server.start()  # shared_buffers needs a restart
+    url = server.start()  # shared_buffers and dynamic_shared_memory_type need a restart
     try:
         yield url
     finally:
@@ -206,3 +214,61 @@ async def test_kb_hybrid_search(bench_pool: AsyncConnectionPool[Any], chunks: in
     )
     assert len(timings) == QUERIES
     assert all(0.0 <= r <= 1.0 for r in recalls.values())
+
+
+class _Expected(msgspec.Struct, frozen=True):
+    action: str
+    section: str | None = None
+    reason: str | None = None
+
+
+class _Ticket(msgspec.Struct, frozen=True):
+    id: str
+    text: str
+    expected: _Expected
+    subject: str | None = None
+
+
+_CONTEXT = Path(__file__).resolve().parents[2] / "context"
+
+
+async def _quality(kb: KnowledgeBase, tickets: list[_Ticket]) -> str:
+    top1 = top3 = answered = no_match_ok = 0
+    answerable = [t for t in tickets if t.expected.action == "answer" and t.expected.section]
+    no_match = [t for t in tickets if t.expected.reason == "no_kb_match"]
+    for ticket in answerable:
+        sections = [p.section for p in await kb.search(f"{ticket.subject or ''}\n{ticket.text}", 3)]
+        answered += bool(sections)
+        top1 += sections[:1] == [ticket.expected.section]
+        top3 += ticket.expected.section in sections
+    for ticket in no_match:
+        no_match_ok += not await kb.search(f"{ticket.subject or ''}\n{ticket.text}", 3)
+    n = len(answerable)
+    return (
+        f"top-1 {top1}/{n} ({top1 / n:.0%})  top-3 {top3}/{n} ({top3 / n:.0%})  "
+        f"answered {answered}/{n}  no_kb_match tickets returning [] {no_match_ok}/{len(no_match)}"
+    )
+
+
+async def test_retrieval_quality_on_sample_tickets(bench_pool: AsyncConnectionPool[Any]) -> None:
+    """Which section each sample ticket (context/sample-tickets.json) retrieves from
+    context/product-docs.md, for the offline defaults."""
+    docs = _CONTEXT / "product-docs.md"
+    if not docs.exists():
+        pytest.skip("context/product-docs.md not written yet")
+    tickets = msgspec.json.decode(
+        (_CONTEXT / "sample-tickets.json").read_bytes(), type=list[_Ticket]
+    )
+    chunks = chunk_markdown("product-docs", docs.read_text())
+    async with bench_pool.connection() as conn:
+        await conn.execute("TRUNCATE knowledge_base")
+    hybrid = PostgresKnowledgeBase(bench_pool, HashingEmbedder(DIM))
+    lexical = InMemoryKnowledgeBase()
+    for kb in (hybrid, lexical):
+        await kb.ingest("product-docs", chunks)
+    print(
+        f"\nRetrieval quality, {len(chunks)} chunks of product-docs.md, {len(tickets)} tickets\n"
+        f"  PostgreSQL hybrid (HashingEmbedder): {await _quality(hybrid, tickets)}\n"
+        f"  in-memory BM25 fake:                 {await _quality(lexical, tickets)}\n"
+    )
+    assert tickets

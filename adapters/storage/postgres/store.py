@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,8 +19,8 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from fte_core.errors import InvalidTransition, NotFound, StorageError
-from fte_core.identity import normalize_identifier
+from fte_core.errors import InvalidTransition, NotFound, StorageError, ValidationError
+from fte_core.identity import canonical_identifiers, normalize_identifier
 from fte_core.models import (
     Channel,
     Conversation,
@@ -42,11 +42,11 @@ from fte_core.models import (
     can_transition,
 )
 from fte_core.ports import OutboundDraft
-from fte_core.testing.store import Clock, as_utc, canonical_identifiers, utc_now
 
 log = logging.getLogger(__name__)
 
 Conn = psycopg.AsyncConnection[Any]
+Clock = Callable[[], datetime]
 Row = tuple[Any, ...]
 
 _RESOLVE_ATTEMPTS = 8
@@ -68,6 +68,17 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime, field: str) -> datetime:
+    """Same rule as the in-memory store: naive datetimes are refused, not guessed."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "datetime must be timezone-aware")
+    return value.astimezone(UTC)
 
 
 def _utc(value: datetime) -> datetime:
