@@ -60,4 +60,3 @@ def test_vectors_are_stable_across_processes() -> None:
     }
     assert len(outputs) == 1
     assert outputs.pop().strip() == str(hashing_vector("sso saml okta", 64))
-
