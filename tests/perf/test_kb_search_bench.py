@@ -3,8 +3,8 @@ recall@10 >= 0.95 vs exact scan).
 
 Run: .venv/bin/pytest -q -s tests/perf/test_kb_search_bench.py  (not part of `make test`)
 
-The corpus is synthetic: chunks of ~60 words drawn from a Zipf-distributed vocabulary
-(product words plus generated terms), embedded with the offline HashingEmbedder (pure
+The corpus is synthetic: topical chunks of 60 words (see _corpus) over a 30k-word
+vocabulary (product words plus generated terms), embedded with the offline HashingEmbedder (pure
 Python, ~0.6 ms per chunk) and bulk-loaded with COPY; the HNSW index is built after the
 load. Queries are 3-6 words sampled from random chunks, so each has a true answer.
 Latency is the full PostgresKnowledgeBase.search() call (query embedding, full-text and
@@ -13,6 +13,7 @@ HNSW candidates, fusion) over a pool on the Unix socket.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import statistics
@@ -64,13 +65,26 @@ def _vocabulary(rng: random.Random, size: int) -> list[str]:
 
 
 def _corpus(count: int, seed: int = 7) -> Iterator[tuple[str, str, str]]:
+    """Topical text, as real documentation is: each document (50 chunks) is about two of
+    500 topics (80 words each); a chunk draws ~2/3 of its words from its document's topics
+    and the rest from a Zipf background over the whole vocabulary."""
     rng = random.Random(seed)
     vocab = _vocabulary(rng, 30_000)
-    weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(vocab))]
+    background = list(itertools.accumulate(1.0 / (r + 1) ** 0.9 for r in range(len(vocab))))
+    topic_cum = list(itertools.accumulate(1.0 / (r + 1) for r in range(80)))
+    topics = [rng.sample(vocab[len(_PRODUCT_WORDS) :], 80) for _ in range(500)]
+    doc_topics: list[list[str]] = []
     for i in range(count):
-        section = " ".join(rng.choices(vocab, weights=weights, k=4)).capitalize()
-        text = " ".join(rng.choices(vocab, weights=weights, k=CHUNK_WORDS)) + "."
-        yield f"bench/doc-{i // 50}/{i}", section, text
+        if i % 50 == 0:
+            doc_topics = rng.sample(topics, 2)
+        words = [
+            rng.choices(rng.choice(doc_topics), cum_weights=topic_cum)[0]
+            if rng.random() < 0.65
+            else rng.choices(vocab, cum_weights=background)[0]
+            for _ in range(CHUNK_WORDS)
+        ]
+        section = " ".join(rng.choices(doc_topics[0], cum_weights=topic_cum, k=4)).capitalize()
+        yield f"bench/doc-{i // 50}/{i}", section, " ".join(words) + "."
 
 
 async def _load(pool: AsyncConnectionPool[Any], count: int) -> tuple[float, float]:
