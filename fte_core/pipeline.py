@@ -72,8 +72,10 @@ class _Run:
     """What one message accumulates on its way through the pipeline."""
 
     message: InboundMessage
+    customer: Customer
     stored: StoredMessage
     thread: Thread
+    text: str  # the message without quoted history
     feats: MessageFeatures
     contact_count: int
     latency: dict[str, float] = field(default_factory=dict)
@@ -116,7 +118,7 @@ class Agent:
             reply = await self.store.reply_to(existing.id)
             if reply is not None:
                 return await self._replay(message, existing, reply)
-        run = await self._intake(message, started)
+        run = await self._intake(message, started, existing)
         decision = self._timed(run, "input_rules", lambda: self._input_rules(run))
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
@@ -127,19 +129,23 @@ class Agent:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
 
-    async def _intake(self, message: InboundMessage, started: float) -> _Run:
-        now = self.clock()
+    async def _intake(
+        self, message: InboundMessage, started: float, existing: StoredMessage | None
+    ) -> _Run:
         resolution = await self.store.resolve_customer(
             identifiers_for(message), message.sender_name
         )
-        thread = await self.store.thread(
-            resolution.customer.id,
-            message.channel,
-            now,
-            self.config.thread_window,
-            category=message.category,
-            priority=message.priority or Priority.NORMAL,
-        )
+        if existing is not None:  # stored before a crash, never answered: same thread
+            thread = await self._thread_of(existing)
+        else:
+            thread = await self.store.thread(
+                resolution.customer.id,
+                message.channel,
+                self.clock(),
+                self.config.thread_window,
+                category=message.category,
+                priority=message.priority or Priority.NORMAL,
+            )
         if thread.ticket.status == TicketStatus.PENDING:
             thread = msgspec.structs.replace(
                 thread,
@@ -157,20 +163,29 @@ class Agent:
         count = await self.store.contact_count(resolution.customer.id)
         run = _Run(
             message=message,
+            customer=resolution.customer,
             stored=stored,
             thread=thread,
+            text=text,
             feats=features(rule_text, message.channel),
             contact_count=count,
         )
         run.latency["intake"] = _ms(started)
         return run
 
+    async def _thread_of(self, message: StoredMessage) -> Thread:
+        conversation = await self.store.get_conversation(message.conversation_id)
+        ticket = await self.store.get_ticket(conversation.ticket_number) if conversation else None
+        if conversation is None or ticket is None:
+            raise NotFound(f"conversation of message {message.id!r}")
+        return Thread(conversation=conversation, ticket=ticket, resumed=True)
+
     def _input_rules(self, run: _Run) -> Decision:
         return self.policy.evaluate_features("input", run.feats)
 
     async def _retrieve(self, run: _Run) -> None:
         started = time.perf_counter()
-        text, subject = run.message.text, run.message.subject
+        text, subject = run.text, run.message.subject
         for query in (first_query(text, subject), reformulate(text, subject)):
             if not query.strip():
                 continue
@@ -184,15 +199,12 @@ class Agent:
 
     async def _answer(self, run: _Run, decision: Decision) -> Outcome:
         started = time.perf_counter()
-        customer = await self.store.get_customer(run.thread.conversation.customer_id)
-        history = await self.store.customer_history(
-            run.thread.conversation.customer_id, self.config.history_limit
-        )
+        history = await self.store.customer_history(run.customer.id, self.config.history_limit)
         request = AnswerRequest(
-            question=run.message.text,
+            question=run.text,
             subject=run.message.subject,
             channel=run.message.channel,
-            customer_name=customer.name if customer else run.message.sender_name,
+            customer_name=run.customer.name or run.message.sender_name,
             passages=tuple(run.passages),
             history=tuple(history[:-1]),  # the last one is this message
             brand_voice=self.context.brand_voice,
@@ -265,12 +277,11 @@ class Agent:
         return await self._send(run, reply, record, answer.usage if answer else Usage())
 
     def _format(self, run: _Run, body: str) -> Reply:
-        customer_name = run.message.sender_name
         return format_for_channel(
             body,
             run.message.channel,
             ticket_number=run.thread.ticket.number,
-            customer_name=customer_name,
+            customer_name=run.customer.name or run.message.sender_name,
             config=self.config.channel_configs.get(run.message.channel),
         )
 
@@ -326,7 +337,7 @@ class Agent:
             events.METRICS, run.thread.conversation.customer_id, _metrics(run, record, total)
         )
         return Outcome(
-            customer=await self._customer(run.thread.conversation.customer_id),
+            customer=run.customer,
             conversation=run.thread.conversation,
             ticket=run.thread.ticket,
             reply=Reply(channel=reply.channel, parts=(stored.record or record).reply_parts),
@@ -348,12 +359,6 @@ class Agent:
             in_reply_to=m.provider_message_id,
         )
 
-    async def _customer(self, customer_id: str) -> Customer:
-        customer = await self.store.get_customer(customer_id)
-        if customer is None:
-            raise NotFound(f"customer {customer_id!r}")
-        return customer
-
     async def _replay(
         self, message: InboundMessage, inbound: StoredMessage, reply: StoredMessage
     ) -> Outcome:
@@ -361,16 +366,14 @@ class Agent:
         reply = await tools.deliver(
             self.store, reply, sender=self.sender, target=self._target(message)
         )
-        conversation = await self.store.get_conversation(inbound.conversation_id)
-        if conversation is None or reply.record is None:
-            raise NotFound(f"conversation of message {inbound.id!r}")
-        ticket = await self.store.get_ticket(conversation.ticket_number)
-        if ticket is None:
-            raise NotFound(f"ticket {conversation.ticket_number!r}")
+        thread = await self._thread_of(inbound)
+        customer = await self.store.get_customer(thread.conversation.customer_id)
+        if customer is None or reply.record is None:
+            raise NotFound(f"customer or decision record of message {inbound.id!r}")
         return Outcome(
-            customer=await self._customer(conversation.customer_id),
-            conversation=conversation,
-            ticket=ticket,
+            customer=customer,
+            conversation=thread.conversation,
+            ticket=thread.ticket,
             reply=Reply(channel=reply.channel, parts=reply.record.reply_parts),
             record=reply.record,
             inbound_id=inbound.id,
