@@ -237,3 +237,25 @@ async def test_a_failed_delivery_is_retried_on_redelivery_not_recomposed(
     assert stored is not None
     assert stored.delivery_status == DeliveryStatus.SENT
     assert len(await world.store.conversation_messages(outcome.conversation.id)) == 2
+
+
+async def test_a_message_stored_before_a_crash_is_answered_once_in_its_thread(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    from datetime import timedelta
+
+    from fte_core.identity import identifiers_for
+
+    world = World(policy, OfflineResponder(), kb)
+    msg = message("How do I reset my password?", pid="crashed")
+    res = await world.store.resolve_customer(identifiers_for(msg), msg.sender_name)
+    thread = await world.store.thread(
+        res.customer.id, msg.channel, datetime.now(UTC), timedelta(hours=24)
+    )
+    stored, _ = await world.store.save_inbound(msg, res.customer.id, thread.conversation.id)
+    outcome = await world.agent.handle(msg)
+    again = await world.agent.handle(msg)
+    assert outcome.inbound_id == stored.id
+    assert outcome.conversation.id == thread.conversation.id
+    assert again.outbound_id == outcome.outbound_id
+    assert len(world.sender.sent) == 1
