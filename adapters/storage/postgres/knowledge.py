@@ -2,8 +2,9 @@
 
 Search takes the `candidates` best chunks by full-text rank (any query word may match:
 OR semantics, ts_rank ordering) and the `candidates` nearest by cosine distance through the
-HNSW index (hnsw.ef_search = 2 x candidates), and fuses the two rankings with reciprocal
-rank fusion (k = 60): score = sum over lists of 1 / (60 + rank). Passage.score is that fused score.
+HNSW index (hnsw.ef_search = `ef_search`, default 2 x candidates), and fuses the two
+rankings with reciprocal rank fusion (k = 60): score = sum over lists of 1 / (60 + rank).
+Passage.score is that fused score.
 
 No-match threshold: a fused candidate is returned only if its cosine similarity to the
 query is at least `threshold`, or it contains every content word of the question
@@ -81,12 +82,15 @@ class PostgresKnowledgeBase:
         threshold: float = DEFAULT_THRESHOLD,
         candidates: int = 50,
         common_fraction: float = 0.05,
+        ef_search: int | None = None,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self.threshold = threshold
         self.candidates = candidates
         self.common_fraction = common_fraction
+        # Recall vs latency: see tests/perf/test_kb_search_bench.py for measured figures.
+        self.ef_search = int(ef_search) if ef_search else max(40, 2 * candidates)
         self._dim = int(embedder.dimension)
         self._index_ready = False
         self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
@@ -207,9 +211,7 @@ class PostgresKnowledgeBase:
     async def _candidates(self, query: str, vector: str) -> dict[str, _Candidate]:
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                    sql.Literal(max(40, 2 * self.candidates))
-                )
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
             )
             lexical = await conn.execute(
                 _LEXICAL_SQL,
