@@ -138,7 +138,11 @@ async def bootstrap(
             report = await knowledge.ingest(
                 KB_DOCUMENT, chunk_markdown(KB_DOCUMENT, context.product_docs)
             )
-        responder = responder or make_responder(settings)
+        if responder is None:
+            responder = make_responder(settings)
+            closer = getattr(responder, "aclose", None)
+            if closer is not None:  # litellm keeps HTTP clients open until told
+                stack.push_async_callback(closer)
         if fallback is None and responder.name != "offline":
             from fte_core.offline import OfflineResponder
 
