@@ -18,9 +18,12 @@ _HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$")
 _TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
-# Text before the first "## " heading becomes a chunk only when it says something: a title
-# line and a one-line tagline are not worth a passage.
+# Text before the first "## " heading becomes a chunk only when it says something. In a
+# document with sections the preamble is usually an introduction about the document ("This
+# is the help center...") that shares words with every question and answers none, so it
+# must be substantial there; a document without sections is all preamble.
 _MIN_PREAMBLE_CHARS = 80
+_MIN_INTRO_CHARS = 400
 
 
 def chunk_hash(chunk: Chunk) -> str:
@@ -74,7 +77,7 @@ def _sections(text: str) -> list[tuple[str, str]]:
     for line in text.splitlines():
         heading = _HEADING.match(line)
         if heading:
-            _close(found, current, lines, title)
+            _close(found, current, lines, title, _MIN_INTRO_CHARS)
             current, lines = heading.group(1), []
             continue
         title_match = _TITLE.match(line)
@@ -82,16 +85,20 @@ def _sections(text: str) -> list[tuple[str, str]]:
             title = title_match.group(1)
             continue
         lines.append(line)
-    _close(found, current, lines, title)
+    _close(found, current, lines, title, _MIN_PREAMBLE_CHARS)
     return found
 
 
-def _close(found: list[tuple[str, str]], section: str | None, lines: list[str], title: str) -> None:
+def _close(
+    found: list[tuple[str, str]], section: str | None, lines: list[str], title: str, minimum: int
+) -> None:
+    """`minimum` applies to the preamble (section None): an introduction followed by
+    sections needs more text than a document that has no sections."""
     body = "\n".join(lines).strip()
     if not body:
         return
     if section is None:
-        if len(body) < _MIN_PREAMBLE_CHARS:
+        if len(body) < minimum:
             return
         section = title
     found.append((section, body))

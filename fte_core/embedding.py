@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
+import snowballstemmer  # type: ignore[import-untyped]  # no stubs published
+
 _STOPWORD_TEXT = """
     a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for
@@ -30,21 +32,15 @@ _STOPWORD_TEXT = """
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
+_SNOWBALL = snowballstemmer.stemmer("english")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
+@lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
-    """A deliberately tiny suffix stripper: plurals and -ing/-ed forms meet their base.
-    Good enough for lexical matching; not linguistics."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
+    """The Snowball English stemmer, the one PostgreSQL's 'english' text search uses, so
+    lexical matching here and in the database agree ("expires", "expired" -> "expir")."""
+    return str(_SNOWBALL.stemWord(word))
 
 
 def words(text: str) -> list[str]:
@@ -114,7 +110,8 @@ class HashingEmbedder:
 
     @property
     def name(self) -> str:
-        return f"hashing-{self._dimension}"
+        # The version changes whenever the features do, so stored vectors get re-embedded.
+        return f"hashing2-{self._dimension}"
 
     @property
     def dimension(self) -> int:

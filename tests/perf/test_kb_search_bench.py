@@ -101,7 +101,14 @@ async def _load(pool: AsyncConnectionPool[Any], count: int) -> tuple[float, floa
             async with cursor.copy(copy_sql) as copy:
                 for chunk_id, section, text in _corpus(count):
                     vector = vector_literal(hashing_vector(f"{section}\n{text}", DIM))
-                    row = (chunk_id, chunk_id.rsplit("/", 1)[0], section, text, "h", "hashing-384")
+                    row = (
+                        chunk_id,
+                        chunk_id.rsplit("/", 1)[0],
+                        section,
+                        text,
+                        "h",
+                        HashingEmbedder(DIM).name,
+                    )
                     await copy.write_row((*row, DIM, vector))
         loaded = time.perf_counter()
         kb = PostgresKnowledgeBase(pool, HashingEmbedder(DIM))

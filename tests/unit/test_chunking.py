@@ -38,11 +38,22 @@ def test_sections_become_chunks_with_stable_ids() -> None:
 
 def test_substantial_preamble_is_kept_under_the_title() -> None:
     doc = (
-        "# Tasklane\n\n" + "Tasklane is a project management app for teams. " * 3 + "\n## A\n\nbody"
+        "# Tasklane\n\n" + "Tasklane is a project management app for teams. " * 9 + "\n## A\n\nbody"
     )
     chunks = chunk_markdown("d", doc)
     assert chunks[0].section == "Tasklane"
     assert chunks[0].id == "d/tasklane/0"
+
+
+def test_short_introduction_before_sections_is_skipped() -> None:
+    intro = "This is the help center: how to use the web app and the API. " * 3
+    chunks = chunk_markdown("d", f"# Tasklane docs\n\n{intro}\n## A\n\nbody")
+    assert [c.section for c in chunks] == ["A"]
+
+
+def test_document_without_sections_is_one_chunk_under_its_title() -> None:
+    chunks = chunk_markdown("d", "# Notes\n\n" + "Tasklane keeps projects tidy. " * 4)
+    assert [(c.id, c.section) for c in chunks] == [("d/notes/0", "Notes")]
 
 
 def test_long_sections_split_at_paragraphs_within_the_limit() -> None:

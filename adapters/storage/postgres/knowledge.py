@@ -1,17 +1,19 @@
 """PostgresKnowledgeBase: hybrid search (full text + pgvector HNSW) fused by reciprocal rank.
 
-Search takes the `candidates` best chunks by full-text rank (any query word may match:
-OR semantics, ts_rank ordering) and the `candidates` nearest by cosine distance through the
-HNSW index (hnsw.ef_search = `ef_search`, default 2 x candidates), and fuses the two
-rankings with reciprocal rank fusion (k = 60): score = sum over lists of 1 / (60 + rank).
-Passage.score is that fused score.
+Search takes the `candidates` best chunks by full-text score (any query word may match: OR
+semantics; score = sum of the idf of the query words the chunk contains, a word in the
+section title counting 1 + `title_weight` times: migration 0006 labels titles weight A)
+and the `candidates` nearest by cosine distance through the HNSW index (hnsw.ef_search =
+`ef_search`), and fuses the two rankings with reciprocal rank fusion (k = 60): score =
+sum over lists of 1 / (60 + rank). Passage.score is that fused score.
 
-No-match threshold: a fused candidate is returned only if its cosine similarity to the
-query is at least `threshold`, or it contains every content word of the question
-(plainto_tsquery, AND semantics). So a question that merely shares one common word with
-a chunk ("like", "account") is not an answer, and the pipeline escalates `no_kb_match`.
-The default threshold suits the offline HashingEmbedder, whose similarity is lexical
-overlap; a semantic model needs its own value (typically higher).
+No-match threshold: a fused candidate is returned only if its evidence, coverage + cosine,
+is at least `threshold`. Coverage is the share of the question's idf mass found in the
+chunk (a question word absent from the base counts with the highest idf), cosine the
+embedding similarity. Off-topic questions share a few generic words ("tasks", "team")
+with many chunks but little of their distinctive vocabulary, so both terms stay low and
+the pipeline escalates `no_kb_match`. The default (0.3) was calibrated for the offline
+HashingEmbedder on context/sample-tickets.json; a semantic model needs its own value.
 
 Common words: query words found in more than `common_fraction` of the chunks (and in more
 than COMMON_FLOOR chunks, so small bases are never pruned) are left out of the OR query;
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 
 RRF_K = 60
-DEFAULT_THRESHOLD = 0.12
+DEFAULT_THRESHOLD = 0.3
 COMMON_FLOOR = 500
 _QUERY_WORD = re.compile(r"\w+")
 _MAX_QUERY_CHARS = 2000
@@ -59,7 +61,8 @@ class _Candidate(msgspec.Struct, kw_only=True):
     section: str
     text: str
     similarity: float
-    full_match: bool
+    lexical: float
+    coverage: float
     lexical_rank: int | None = None
     vector_rank: int | None = None
 
@@ -83,12 +86,14 @@ class PostgresKnowledgeBase:
         candidates: int = 50,
         common_fraction: float = 0.05,
         ef_search: int | None = None,
+        title_weight: float = 1.0,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self.threshold = threshold
         self.candidates = candidates
         self.common_fraction = common_fraction
+        self.title_weight = title_weight
         # Recall vs latency: see tests/perf/test_kb_search_bench.py for measured figures.
         self.ef_search = int(ef_search) if ef_search else max(40, 2 * candidates)
         self._dim = int(embedder.dimension)
@@ -201,27 +206,28 @@ class PostgresKnowledgeBase:
         await self.prepare()
         (vector,) = await self._embed([query])
         found = await self._candidates(query, vector_literal(vector))
-        accepted = [c for c in found.values() if c.full_match or c.similarity >= self.threshold]
+        accepted = [c for c in found.values() if self._relevant(c)]
         accepted.sort(key=lambda c: (-c.fused, -c.similarity, c.id))
         return [
             Passage(id=c.id, document=c.document, section=c.section, text=c.text, score=c.fused)
             for c in accepted[:limit]
         ]
 
+    def _relevant(self, c: _Candidate) -> bool:
+        return c.coverage + c.similarity >= self.threshold
+
     async def _candidates(self, query: str, vector: str) -> dict[str, _Candidate]:
+        params: dict[str, Any] = {
+            "query": query,
+            "floor": COMMON_FLOOR,
+            "fraction": self.common_fraction,
+            "title_weight": self.title_weight,
+        }
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
             )
-            lexical = await conn.execute(
-                _LEXICAL_SQL,
-                {
-                    "query": query,
-                    "floor": COMMON_FLOOR,
-                    "fraction": self.common_fraction,
-                    "limit": self.candidates,
-                },
-            )
+            lexical = await conn.execute(_LEXICAL_SQL, {**params, "limit": self.candidates})
             lexical_ids = [row[0] for row in await lexical.fetchall()]
             nearest = await conn.execute(
                 sql.SQL(_VECTOR_SQL).format(vtype=self._vector_type, dim=sql.Literal(self._dim)),
@@ -229,7 +235,7 @@ class PostgresKnowledgeBase:
             )
             vector_ids = [row[0] for row in await nearest.fetchall()]
             union = list(dict.fromkeys(lexical_ids + vector_ids))
-            details = await conn.execute(_DETAIL_SQL, (vector, vector, query, union))
+            details = await conn.execute(_DETAIL_SQL, {**params, "vector": vector, "ids": union})
             found = {
                 row[0]: _Candidate(
                     id=row[0],
@@ -237,7 +243,8 @@ class PostgresKnowledgeBase:
                     section=row[2],
                     text=row[3],
                     similarity=float(row[4]) if row[4] is not None else 0.0,
-                    full_match=bool(row[5]),
+                    lexical=float(row[5]),
+                    coverage=float(row[6] or 0.0),
                 )
                 for row in await details.fetchall()
             }
@@ -248,25 +255,47 @@ class PostgresKnowledgeBase:
         return found
 
 
-_LEXICAL_SQL = """
-WITH terms AS (
-    SELECT lexeme, coalesce(t.ndoc, 0) AS ndoc
+# Query lexemes with their inverse document frequency (BM25's, always positive). A word
+# absent from the base keeps the highest idf: it is evidence the question is about
+# something the base does not cover. `common` marks words too frequent to select by.
+_TERMS_SQL = """
+WITH corpus AS (
+    SELECT greatest(coalesce(max(chunks), 0), 1)::float8 AS n FROM knowledge_corpus
+), terms AS (
+    SELECT lexeme, coalesce(t.ndoc, 0) AS ndoc,
+           ln(1 + (c.n - coalesce(t.ndoc, 0) + 0.5) / (coalesce(t.ndoc, 0) + 0.5)) AS idf,
+           coalesce(t.ndoc, 0) > greatest(%(floor)s, %(fraction)s * c.n) AS common,
+           to_tsquery('simple', quote_literal(lexeme)) AS q,
+           to_tsquery('simple', quote_literal(lexeme) || ':A') AS qa
     FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme
-    LEFT JOIN knowledge_terms t USING (lexeme)
-), cutoff AS (
-    SELECT greatest(%(floor)s, %(fraction)s * coalesce(max(chunks), 0)) AS ndoc
-    FROM knowledge_corpus
-), query AS (
+    LEFT JOIN knowledge_terms t USING (lexeme) CROSS JOIN corpus c
+)
+"""
+
+# Score = sum of idf over the query words a chunk contains, a word in the section title
+# counting (1 + title_weight) times: presence, not term frequency, because chunks are
+# short and one mention of "webhook" is as much about webhooks as three.
+_SCORE = """
+(SELECT coalesce(sum(t.idf * CASE WHEN kb.tsv @@ t.qa THEN 1 + %(title_weight)s
+                                  WHEN kb.tsv @@ t.q THEN 1 ELSE 0 END), 0)
+ FROM terms t WHERE t.ndoc > 0)
+"""
+
+_LEXICAL_SQL = (
+    _TERMS_SQL
+    + """, query AS (
     SELECT coalesce(
-        (SELECT fte_tsquery_or(plainto_tsquery('simple', lexeme)) FROM terms
-         WHERE ndoc <= (SELECT ndoc FROM cutoff)),
+        (SELECT fte_tsquery_or(q) FROM terms WHERE ndoc > 0 AND NOT common),
         plainto_tsquery('english', %(query)s)) AS q
 )
-SELECT id FROM knowledge_base
-WHERE tsv @@ (SELECT q FROM query)
-ORDER BY ts_rank(tsv, (SELECT q FROM query)) DESC, id
+SELECT kb.id, """
+    + _SCORE
+    + """ AS score FROM knowledge_base kb
+WHERE kb.tsv @@ (SELECT q FROM query)
+ORDER BY score DESC, kb.id
 LIMIT %(limit)s
 """
+)
 
 _VECTOR_SQL = """
 SELECT id FROM knowledge_base
@@ -276,10 +305,19 @@ LIMIT %s
 """
 
 # Similarity is NULL for rows of another dimension (left over from a previous embedder).
-_DETAIL_SQL = """
-SELECT id, document, section, chunk_text,
-       CASE WHEN vector_dims(embedding) = vector_dims(%s::vector)
-            THEN 1 - (embedding <=> %s::vector) END,
-       tsv @@ plainto_tsquery('english', %s)
-FROM knowledge_base WHERE id = ANY(%s)
+# `coverage` is the share of the question's idf mass the chunk contains (titles not
+# counted twice), the lexical half of the no-match decision.
+_DETAIL_SQL = (
+    _TERMS_SQL
+    + """
+SELECT kb.id, kb.document, kb.section, kb.chunk_text,
+       CASE WHEN vector_dims(kb.embedding) = vector_dims(%(vector)s::vector)
+            THEN 1 - (kb.embedding <=> %(vector)s::vector) END,
+       """
+    + _SCORE
+    + """,
+       (SELECT coalesce(sum(t.idf) FILTER (WHERE kb.tsv @@ t.q), 0)
+               / nullif(sum(t.idf), 0) FROM terms t)
+FROM knowledge_base kb WHERE kb.id = ANY(%(ids)s)
 """
+)
