@@ -26,8 +26,11 @@ from fte_core.ports import Answer, AnswerRequest
 
 NAME = "offline"
 SUBJECT_WEIGHT = 0.5
-RANK_BONUS = 0.25  # retrieval order breaks near-ties in favour of the better-ranked passage
+# Retrieval ranks with idf and titles, which this word count lacks: its first passage gets
+# two question words of advantage, decaying as 1/(rank + 1).
+RANK_BONUS = 2.0
 WHATSAPP_CHARS = 300
+MIN_EXTRA_WORDS = 2
 _MAX_SENTENCES = {Channel.WHATSAPP: 3, Channel.EMAIL: 5, Channel.WEB_FORM: 4}
 
 # Money, percentages and promises: never repeated, even from the documentation.
@@ -127,15 +130,19 @@ def _best_window(passage: Passage, rank: int, weights: dict[str, float], size: i
 
 
 def _complement(best: _Pick, picks: Sequence[_Pick], weights: dict[str, float]) -> _Pick | None:
-    """A second passage, only when it covers question words the first one does not."""
+    """A second passage, only when its best sentences cover at least MIN_EXTRA_WORDS
+    question words the first one does not: a single shared word ("team", "project") is
+    how an unrelated passage gets appended, and one right passage reads better."""
     covered = {w for s in best.sentences for w in words(s)}
-    missing = {t: w for t, w in weights.items() if t not in covered and w >= 1.0}
-    if not missing:
+    missing = {t for t, w in weights.items() if t not in covered and w >= 1.0}
+    if len(missing) < MIN_EXTRA_WORDS:
         return None
     for pick in picks:
         if pick is best or pick.passage.section == best.passage.section:
             continue
-        hits = [s for s in pick.sentences if _coverage([s], missing) > 0]
+        if len(missing & {w for s in pick.sentences for w in words(s)}) < MIN_EXTRA_WORDS:
+            continue
+        hits = [s for s in pick.sentences if missing & set(words(s))]
         if hits:
             return _Pick(passage=pick.passage, sentences=(hits[0],), score=pick.score)
     return None

@@ -105,7 +105,10 @@ async def test_the_passage_sharing_most_words_wins_over_retrieval_order() -> Non
 
 async def test_second_passage_is_added_only_for_words_the_first_does_not_cover() -> None:
     request = _request(
-        "reset password, and why is my account locked?", Channel.EMAIL, RESET, SIGN_IN
+        "reset password, and why is my account locked after wrong tries?",
+        Channel.EMAIL,
+        RESET,
+        SIGN_IN,
     )
     answer = await OfflineResponder().answer(request)
     assert answer.passage_ids == (RESET.id, SIGN_IN.id)
@@ -114,6 +117,13 @@ async def test_second_passage_is_added_only_for_words_the_first_does_not_cover()
         _request("reset password", Channel.EMAIL, RESET, SIGN_IN)
     )
     assert only_reset.passage_ids == (RESET.id,)
+
+
+async def test_one_uncovered_word_does_not_append_an_unrelated_passage() -> None:
+    request = _request("reset password, my account is locked", Channel.EMAIL, RESET, SIGN_IN)
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id,)
+    assert "From " not in answer.text
 
 
 async def test_money_percentages_and_promises_are_never_repeated() -> None:
