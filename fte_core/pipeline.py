@@ -118,7 +118,7 @@ class Agent:
             reply = await self.store.reply_to(existing.id)
             if reply is not None:
                 return await self._replay(message, existing, reply)
-        run = await self._intake(message, started, existing)
+        run = await self._intake(message, started)
         decision = self._timed(run, "input_rules", lambda: self._input_rules(run))
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
@@ -129,46 +129,30 @@ class Agent:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
 
-    async def _intake(
-        self, message: InboundMessage, started: float, existing: StoredMessage | None
-    ) -> _Run:
-        resolution = await self.store.resolve_customer(
-            identifiers_for(message), message.sender_name
-        )
-        if existing is not None:  # stored before a crash, never answered: same thread
-            thread = await self._thread_of(existing)
-        else:
-            thread = await self.store.thread(
-                resolution.customer.id,
-                message.channel,
-                self.clock(),
-                self.config.thread_window,
-                category=message.category,
-                priority=message.priority or Priority.NORMAL,
-            )
-        if thread.ticket.status == TicketStatus.PENDING:
-            thread = msgspec.structs.replace(
-                thread,
-                ticket=await self.store.update_ticket(
-                    thread.ticket.number, status=TicketStatus.OPEN
-                ),
-            )
-        stored, _ = await self.store.save_inbound(
-            message, resolution.customer.id, thread.conversation.id
+    async def _intake(self, message: InboundMessage, started: float) -> _Run:
+        """Identity, thread and the stored message in one store transaction (SPEC 4 steps
+        2-4); a message stored before a crash and never answered comes back in its thread."""
+        turn = await self.store.open_turn(
+            message,
+            identifiers_for(message),
+            message.sender_name,
+            self.clock(),
+            self.config.thread_window,
+            category=message.category,
+            priority=message.priority or Priority.NORMAL,
         )
         text = message.text
         if message.channel == Channel.EMAIL:
             text = strip_quoted_history(text)
         rule_text = f"{message.subject}\n{text}" if message.subject else text
-        count = await self.store.contact_count(resolution.customer.id)
         run = _Run(
             message=message,
-            customer=resolution.customer,
-            stored=stored,
-            thread=thread,
+            customer=turn.resolution.customer,
+            stored=turn.inbound,
+            thread=turn.thread,
             text=text,
             feats=features(rule_text, message.channel),
-            contact_count=count,
+            contact_count=turn.contact_count,
         )
         run.latency["intake"] = _ms(started)
         return run
@@ -225,10 +209,9 @@ class Agent:
             )
         reply = self._format(run, answer.text)
         record = self._record(run, decision, reply, answer=answer, output=output)
-        outcome = await self._send(run, reply, record, answer.usage)
-        if run.thread.ticket.status == TicketStatus.OPEN:
-            await self.store.update_ticket(run.thread.ticket.number, status=TicketStatus.PENDING)
-        return outcome
+        # Answered: the ticket waits for the customer, moved as the reply is stored.
+        waiting = TicketStatus.PENDING if run.thread.ticket.status == TicketStatus.OPEN else None
+        return await self._send(run, reply, record, answer.usage, ticket_status=waiting)
 
     async def _call_responder(self, request: AnswerRequest) -> Answer | None:
         try:
@@ -317,7 +300,15 @@ class Agent:
             reply_parts=reply.parts,
         )
 
-    async def _send(self, run: _Run, reply: Reply, record: DecisionRecord, usage: Usage) -> Outcome:
+    async def _send(
+        self,
+        run: _Run,
+        reply: Reply,
+        record: DecisionRecord,
+        usage: Usage,
+        *,
+        ticket_status: TicketStatus | None = None,
+    ) -> Outcome:
         total = sum(run.latency.values())
         draft = OutboundDraft(
             conversation_id=run.thread.conversation.id,
@@ -327,6 +318,7 @@ class Agent:
             record=record,
             latency_ms=total,
             usage=usage,
+            ticket_status=ticket_status,
         )
         stored = await tools.send_response(
             self.store, draft, sender=self.sender, target=self._target(run.message)

@@ -44,6 +44,20 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     record: DecisionRecord
     latency_ms: float = 0.0
     usage: Usage = Usage()
+    # Moved in the same transaction as the reply is stored (the agent's open -> pending),
+    # and only when the reply is new and the ticket lifecycle allows the move: a ticket a
+    # human changed meanwhile keeps its status, and the reply still goes out.
+    ticket_status: TicketStatus | None = None
+
+
+class Turn(msgspec.Struct, frozen=True, kw_only=True):
+    """One inbound message taken in: who wrote, where it belongs, and whether it is new."""
+
+    resolution: CustomerResolution
+    thread: Thread
+    inbound: StoredMessage
+    created: bool  # False: a redelivery of a stored message, returned in its own thread
+    contact_count: int  # inbound messages of this customer so far, this one included
 
 
 class CrmStore(Protocol):
@@ -79,6 +93,26 @@ class CrmStore(Protocol):
         a resolved ticket, or open a new conversation with a new ticket."""
         ...
 
+    async def open_turn(
+        self,
+        message: InboundMessage,
+        identifiers: Sequence[Identifier],
+        name: str | None,
+        now: datetime,
+        window: timedelta,
+        *,
+        category: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Turn:
+        """Take one message in, atomically: `resolve_customer`, then `thread` (or, for a
+        message already stored, that message's own thread), a pending ticket re-opened, the
+        message stored once, and the customer's contact count.
+
+        All or nothing (no customer without its message) and one commit instead of four;
+        safe under concurrency like the granular methods it stands for.
+        """
+        ...
+
     async def save_inbound(
         self, message: InboundMessage, customer_id: str, conversation_id: str
     ) -> tuple[StoredMessage, bool]:
@@ -90,7 +124,10 @@ class CrmStore(Protocol):
     ) -> StoredMessage | None: ...
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
-        """Store at most one reply per inbound message; returns (message, newly stored)."""
+        """Store at most one reply per inbound message; returns (message, newly stored).
+
+        A new reply also applies `draft.ticket_status` (see OutboundDraft) atomically.
+        """
         ...
 
     async def reply_to(self, inbound_id: str) -> StoredMessage | None: ...

@@ -36,7 +36,7 @@ from fte_core.models import (
     TicketStatus,
     can_transition,
 )
-from fte_core.ports import OutboundDraft
+from fte_core.ports import OutboundDraft, Turn
 
 Clock = Callable[[], datetime]
 
@@ -256,6 +256,51 @@ class InMemoryStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return self._conversations.get(conversation_id)
 
+    # intake ------------------------------------------------------------------------------
+
+    async def open_turn(
+        self,
+        message: InboundMessage,
+        identifiers: Sequence[Identifier],
+        name: str | None,
+        now: datetime,
+        window: timedelta,
+        *,
+        category: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Turn:
+        """The granular methods in a row: none of them suspends, so under asyncio the turn
+        is atomic. Everything that can be refused is checked before anything is written."""
+        as_utc(message.received_at, "received_at")
+        now = as_utc(now, "now")
+        canonical_identifiers(identifiers)
+        resolution = await self.resolve_customer(identifiers, name)
+        customer_id = resolution.customer.id
+        existing = await self.find_inbound(message.channel, message.provider_message_id)
+        if existing is None:
+            thread = await self.thread(
+                customer_id, message.channel, now, window, category=category, priority=priority
+            )
+        else:
+            conversation = self._conversations[existing.conversation_id]
+            ticket = self._tickets[conversation.ticket_number]
+            thread = Thread(conversation=conversation, ticket=ticket, resumed=True)
+        if thread.ticket.status is TicketStatus.PENDING:
+            ticket = await self.update_ticket(thread.ticket.number, status=TicketStatus.OPEN)
+            conversation = self._conversations[ticket.conversation_id]
+            thread = msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
+        if existing is None:
+            inbound, created = await self.save_inbound(message, customer_id, thread.conversation.id)
+        else:
+            inbound, created = existing, False
+        return Turn(
+            resolution=resolution,
+            thread=thread,
+            inbound=inbound,
+            created=created,
+            contact_count=await self.contact_count(customer_id),
+        )
+
     # messages ----------------------------------------------------------------------------
 
     async def save_inbound(
@@ -310,7 +355,19 @@ class InMemoryStore:
         )
         self._add(stored)
         self._replies[draft.in_reply_to] = stored.id
+        if draft.ticket_status is not None:
+            self._move_ticket(draft.conversation_id, draft.ticket_status)
         return stored, True
+
+    def _move_ticket(self, conversation_id: str, status: TicketStatus) -> None:
+        conversation = self._conversations[conversation_id]
+        ticket = self._tickets[conversation.ticket_number]
+        if not can_transition(ticket.status, status):
+            return
+        self._tickets[ticket.number] = msgspec.structs.replace(
+            ticket, status=status, updated_at=self._clock()
+        )
+        self._conversations[conversation_id] = msgspec.structs.replace(conversation, status=status)
 
     def _add(self, message: StoredMessage) -> None:
         self._messages[message.id] = message

@@ -41,7 +41,7 @@ from fte_core.models import (
     TicketStatus,
     can_transition,
 )
-from fte_core.ports import OutboundDraft
+from fte_core.ports import OutboundDraft, Turn
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,62 @@ Row = tuple[Any, ...]
 
 _RESOLVE_ATTEMPTS = 8
 
+_CUSTOMER_COLUMNS = """c.id, c.name, c.created_at,
+    ARRAY(SELECT kind FROM customer_identifiers WHERE customer_id = c.id ORDER BY id),
+    ARRAY(SELECT value FROM customer_identifiers WHERE customer_id = c.id ORDER BY id)"""
 _TICKET_COLUMNS = """t.number, t.conversation_id, t.customer_id, t.channel, t.status, t.priority,
     t.category, t.escalation_reason, t.urgency, t.created_at, t.updated_at"""
 _CONVERSATION_COLUMNS = """c.id, c.customer_id, c.channel, c.status, c.started_at,
     c.last_message_at, t.number"""
+_CONVERSATION_WIDTH = 7
 _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.channel, m.direction, m.provider_message_id,
     m.content, m.created_at, m.delivery_status, m.record::text"""
 
 
+# The reply is inserted only for an inbound message, once (the unique index on
+# in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
+# and the conversation mirrors the ticket's status.
+_SAVE_OUTBOUND_SQL = f"""
+WITH reply AS (
+    INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
+        in_reply_to, content, delivery_status, latency_ms, prompt_tokens, completion_tokens,
+        cost_usd, record, created_at)
+    SELECT %(id)s, c.id, c.customer_id, %(channel)s, 'outbound', i.id, %(content)s, 'queued',
+           %(latency)s, %(prompt)s, %(completion)s, %(cost)s, %(record)s::jsonb, %(at)s
+    FROM conversations c
+    JOIN messages i ON i.id = %(inbound)s AND i.direction = 'inbound'
+    WHERE c.id = %(conversation)s
+    ON CONFLICT (in_reply_to) WHERE direction = 'outbound' DO NOTHING
+    RETURNING {_MESSAGE_COLUMNS}
+), moved AS (
+    UPDATE tickets SET status = %(status)s::text, updated_at = %(at)s
+    WHERE conversation_id = (SELECT conversation_id FROM reply)
+      AND %(status)s::text IS NOT NULL AND status = ANY(%(moves_from)s::text[])
+    RETURNING conversation_id
+), mirrored AS (
+    UPDATE conversations SET status = %(status)s::text
+    WHERE id = (SELECT conversation_id FROM moved)
+)
+SELECT * FROM reply
+"""
+
+
 class _IdentifierRaceError(Exception):
-    """A concurrent writer claimed an identifier between our read and our insert."""
+    """A concurrent writer claimed an identifier (or stored the same message) between our
+    read and our insert: the transaction starts over and then sees it."""
+
+
+class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
+    """open_turn's arguments, validated before the transaction starts."""
+
+    message: InboundMessage
+    received_at: datetime
+    identifiers: list[Identifier]
+    name: str | None
+    now: datetime
+    window: timedelta
+    category: str | None
+    priority: Priority
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -113,6 +159,11 @@ def _conversation(row: Row) -> Conversation:
     )
 
 
+def _conversation_and_ticket(row: Row) -> tuple[Conversation, Ticket]:
+    """A row of _CONVERSATION_COLUMNS followed by _TICKET_COLUMNS."""
+    return _conversation(row[:_CONVERSATION_WIDTH]), _ticket(row[_CONVERSATION_WIDTH:])
+
+
 def _message(row: Row) -> StoredMessage:
     record = msgspec.json.decode(row[8], type=DecisionRecord) if row[8] else None
     return StoredMessage(
@@ -126,6 +177,18 @@ def _message(row: Row) -> StoredMessage:
         delivery_status=DeliveryStatus(row[7]),
         record=record,
     )
+
+
+def _utc_customer(customer: Customer) -> Customer:
+    """The clock may be in any zone; PostgreSQL hands times back in UTC."""
+    return msgspec.structs.replace(customer, created_at=_utc(customer.created_at))
+
+
+def _customer(row: Row) -> Customer:
+    identifiers = tuple(
+        Identifier(IdentifierKind(kind), value) for kind, value in zip(row[3], row[4], strict=True)
+    )
+    return Customer(id=str(row[0]), name=row[1], identifiers=identifiers, created_at=_utc(row[2]))
 
 
 class PostgresStore:
@@ -173,14 +236,17 @@ class PostgresStore:
         owned = await self._owners(conn, wanted)
         owners = [owner for _, owner in owned if owner is not None]
         if not owners:
-            customer_id = uuid.uuid4()
+            customer = Customer(
+                id=str(uuid.uuid4()), name=name, identifiers=tuple(wanted), created_at=self._clock()
+            )
+            customer_id = uuid.UUID(customer.id)
             await conn.execute(
                 "INSERT INTO customers (id, name, created_at) VALUES (%s, %s, %s)",
-                (customer_id, name, self._clock()),
+                (customer_id, name, customer.created_at),
             )
+            # Linked in `wanted` order, so ORDER BY id reads them back as built here.
             await self._link(conn, customer_id, wanted)
-            customer = await self._load_customer(conn, customer_id)
-            return CustomerResolution(customer=customer, created=True)
+            return CustomerResolution(customer=_utc_customer(customer), created=True)
         primary = owners[0]
         linked = [i for i, owner in owned if owner is None]
         await self._link(conn, primary, linked)
@@ -200,12 +266,8 @@ class PostgresStore:
                     candidate.identifier.value,
                 ),
             )
-        if name is not None:
-            await conn.execute(
-                "UPDATE customers SET name = %s WHERE id = %s AND name IS NULL", (name, primary)
-            )
         return CustomerResolution(
-            customer=await self._load_customer(conn, primary),
+            customer=await self._name_and_load(conn, primary, name),
             created=False,
             linked=tuple(linked),
             merge_candidates=tuple(candidates),
@@ -240,24 +302,31 @@ class PostgresStore:
         if len(await cursor.fetchall()) != len(identifiers):
             raise _IdentifierRaceError
 
-    @staticmethod
-    async def _load_customer(conn: Conn, customer_id: uuid.UUID) -> Customer:
+    @classmethod
+    async def _name_and_load(cls, conn: Conn, customer_id: uuid.UUID, name: str | None) -> Customer:
+        """A first known name is kept, never overwritten; one round trip either way."""
+        if name is None:
+            return await cls._load_customer(conn, customer_id)
         cursor = await conn.execute(
-            "SELECT id, name, created_at FROM customers WHERE id = %s", (customer_id,)
+            f"""UPDATE customers c SET name = coalesce(c.name, %s) WHERE c.id = %s
+                RETURNING {_CUSTOMER_COLUMNS}""",
+            (name, customer_id),
         )
         row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"customer {customer_id}")
+        return _customer(row)
+
+    @staticmethod
+    async def _load_customer(conn: Conn, customer_id: uuid.UUID) -> Customer:
         cursor = await conn.execute(
-            "SELECT kind, value FROM customer_identifiers WHERE customer_id = %s ORDER BY id",
+            f"SELECT {_CUSTOMER_COLUMNS} FROM customers c WHERE c.id = %s",
             (customer_id,),
         )
-        identifiers = tuple(
-            Identifier(IdentifierKind(kind), value) for kind, value in await cursor.fetchall()
-        )
-        return Customer(
-            id=str(row[0]), name=row[1], identifiers=identifiers, created_at=_utc(row[2])
-        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"customer {customer_id}")
+        return _customer(row)
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         key = _uuid(customer_id)
@@ -317,18 +386,31 @@ class PostgresStore:
             cursor = await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (key,))
             if await cursor.fetchone() is None:
                 raise NotFound(f"customer {customer_id}")
-            cursor = await conn.execute(
-                f"""SELECT {_TICKET_COLUMNS} FROM conversations c
-                    JOIN tickets t ON t.conversation_id = c.id
-                    WHERE c.customer_id = %s AND c.last_message_at >= %s
-                      AND t.status <> 'closed'
-                    ORDER BY c.last_message_at DESC LIMIT 1""",
-                (key, now - window),
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                return await self._open_thread(conn, key, channel, now, category, priority)
-            return await self._resume(conn, _ticket(row), now)
+            return await self._thread_locked(conn, key, channel, now, window, category, priority)
+
+    async def _thread_locked(
+        self,
+        conn: Conn,
+        customer_id: uuid.UUID,
+        channel: Channel,
+        now: datetime,
+        window: timedelta,
+        category: str | None,
+        priority: Priority,
+    ) -> Thread:
+        """`thread` once the caller holds the customer's row lock."""
+        cursor = await conn.execute(
+            f"""SELECT {_TICKET_COLUMNS} FROM conversations c
+                JOIN tickets t ON t.conversation_id = c.id
+                WHERE c.customer_id = %s AND c.last_message_at >= %s
+                  AND t.status <> 'closed'
+                ORDER BY c.last_message_at DESC LIMIT 1""",
+            (customer_id, now - window),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return await self._open_thread(conn, customer_id, channel, now, category, priority)
+        return await self._resume(conn, _ticket(row), now)
 
     async def _resume(self, conn: Conn, ticket: Ticket, now: datetime) -> Thread:
         reopened = ticket.status is TicketStatus.RESOLVED
@@ -364,16 +446,25 @@ class PostgresStore:
         priority: Priority,
     ) -> Thread:
         conversation_id = uuid.uuid4()
-        await conn.execute(
-            """INSERT INTO conversations (id, customer_id, channel, status, started_at,
-                   last_message_at) VALUES (%s, %s, %s, 'open', %s, %s)""",
-            (conversation_id, customer_id, channel.value, now, now),
-        )
+        # One statement for both rows: the ticket's foreign key is checked at its end.
         cursor = await conn.execute(
-            f"""INSERT INTO tickets AS t (conversation_id, customer_id, channel, status,
+            f"""WITH c AS (
+                    INSERT INTO conversations (id, customer_id, channel, status, started_at,
+                        last_message_at)
+                    VALUES (%(id)s, %(customer)s, %(channel)s, 'open', %(now)s, %(now)s))
+                INSERT INTO tickets AS t (conversation_id, customer_id, channel, status,
                     priority, category, created_at, updated_at)
-                VALUES (%s, %s, %s, 'open', %s, %s, %s, %s) RETURNING {_TICKET_COLUMNS}""",
-            (conversation_id, customer_id, channel.value, priority.value, category, now, now),
+                VALUES (%(id)s, %(customer)s, %(channel)s, 'open', %(priority)s, %(category)s,
+                    %(now)s, %(now)s)
+                RETURNING {_TICKET_COLUMNS}""",
+            {
+                "id": conversation_id,
+                "customer": customer_id,
+                "channel": channel.value,
+                "now": now,
+                "priority": priority.value,
+                "category": category,
+            },
         )
         row = await cursor.fetchone()
         assert row is not None
@@ -449,6 +540,107 @@ class PostgresStore:
         )
         return _conversation(row) if row else None
 
+    # intake ------------------------------------------------------------------------------
+
+    async def open_turn(
+        self,
+        message: InboundMessage,
+        identifiers: Sequence[Identifier],
+        name: str | None,
+        now: datetime,
+        window: timedelta,
+        *,
+        category: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Turn:
+        received_at = as_utc(message.received_at, "received_at")
+        turn = _TurnInput(
+            message=message,
+            received_at=received_at,
+            identifiers=canonical_identifiers(identifiers),
+            name=name.strip() if name and name.strip() else None,
+            now=as_utc(now, "now"),
+            window=window,
+            category=category,
+            priority=priority,
+        )
+        async with self._conn() as conn:
+            for _ in range(_RESOLVE_ATTEMPTS):
+                try:
+                    # Pipeline mode: BEGIN, the row lock and other statements whose result
+                    # is not read go out with the next query instead of a round trip each.
+                    async with conn.pipeline(), conn.transaction():
+                        return await self._open_turn_once(conn, turn)
+                except _IdentifierRaceError:
+                    log.debug("identifier or message stored concurrently; taking it in again")
+        raise StorageError("could not take the message in under contention")
+
+    async def _open_turn_once(self, conn: Conn, turn: _TurnInput) -> Turn:
+        resolution = await self._resolve_once(conn, turn.identifiers, turn.name)
+        key = uuid.UUID(resolution.customer.id)
+        if not resolution.created:  # a new customer is invisible to other transactions
+            await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (key,))
+        message = turn.message
+        existing = await self._find_inbound(conn, message.channel, message.provider_message_id)
+        if existing is None:
+            thread = await self._thread_locked(
+                conn, key, message.channel, turn.now, turn.window, turn.category, turn.priority
+            )
+        else:
+            thread = await self._thread_of(conn, existing)
+        if thread.ticket.status is TicketStatus.PENDING:
+            thread = await self._reopen_pending(conn, thread)
+        if existing is None:
+            row = await self._insert_inbound(
+                conn, message, turn.received_at, key, uuid.UUID(thread.conversation.id)
+            )
+            if row is None:  # a concurrent delivery of the same message committed first
+                raise _IdentifierRaceError
+            inbound, created = _message(row), True
+        else:
+            inbound, created = existing, False
+        cursor = await conn.execute(
+            "SELECT count(*) FROM messages WHERE customer_id = %s AND direction = 'inbound'",
+            (key,),
+        )
+        count = await cursor.fetchone()
+        assert count is not None
+        return Turn(
+            resolution=resolution,
+            thread=thread,
+            inbound=inbound,
+            created=created,
+            contact_count=int(count[0]),
+        )
+
+    @staticmethod
+    async def _thread_of(conn: Conn, message: StoredMessage) -> Thread:
+        cursor = await conn.execute(
+            f"""SELECT {_CONVERSATION_COLUMNS}, {_TICKET_COLUMNS} FROM conversations c
+                JOIN tickets t ON t.conversation_id = c.id WHERE c.id = %s""",
+            (uuid.UUID(message.conversation_id),),
+        )
+        row = await cursor.fetchone()
+        assert row is not None  # a message's conversation and ticket are never deleted alone
+        conversation, ticket = _conversation_and_ticket(row)
+        return Thread(conversation=conversation, ticket=ticket, resumed=True)
+
+    async def _reopen_pending(self, conn: Conn, thread: Thread) -> Thread:
+        """The customer wrote again while we waited for them: the ticket is open again."""
+        cursor = await conn.execute(
+            f"""WITH t AS (
+                    UPDATE tickets t SET status = 'open', updated_at = %s
+                    WHERE number = %s RETURNING {_TICKET_COLUMNS})
+                UPDATE conversations c SET status = 'open' FROM t
+                WHERE c.id = t.conversation_id
+                RETURNING {_CONVERSATION_COLUMNS}, {_TICKET_COLUMNS}""",
+            (self._clock(), thread.ticket.number),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        conversation, ticket = _conversation_and_ticket(row)
+        return msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
+
     # messages ----------------------------------------------------------------------------
 
     async def save_inbound(
@@ -458,8 +650,29 @@ class PostgresStore:
         existing = await self.find_inbound(message.channel, message.provider_message_id)
         if existing is not None:
             return existing, False
+        async with self._conn() as conn:
+            row = await self._insert_inbound(
+                conn, message, received_at, _uuid(customer_id), _uuid(conversation_id)
+            )
+        if row is not None:
+            return _message(row), True
+        existing = await self.find_inbound(message.channel, message.provider_message_id)
+        if existing is not None:  # a concurrent redelivery won the race
+            return existing, False
+        raise NotFound(f"conversation {conversation_id} of customer {customer_id}")
+
+    @staticmethod
+    async def _insert_inbound(
+        conn: Conn,
+        message: InboundMessage,
+        received_at: datetime,
+        customer_id: uuid.UUID | None,
+        conversation_id: uuid.UUID | None,
+    ) -> Row | None:
+        """The stored row, or None when the message is already stored (or the conversation
+        is not this customer's)."""
         attachments = msgspec.json.encode(list(message.attachments)).decode()
-        row = await self._one(
+        cursor = await conn.execute(
             f"""INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
                     provider_message_id, content, subject, thread_ref, sender_name, attachments,
                     delivery_status, created_at)
@@ -479,63 +692,62 @@ class PostgresStore:
                 message.sender_name,
                 attachments,
                 received_at,
-                _uuid(conversation_id),
-                _uuid(customer_id),
+                conversation_id,
+                customer_id,
             ),
         )
-        if row is not None:
-            return _message(row), True
-        existing = await self.find_inbound(message.channel, message.provider_message_id)
-        if existing is not None:  # a concurrent redelivery won the race
-            return existing, False
-        raise NotFound(f"conversation {conversation_id} of customer {customer_id}")
+        return await cursor.fetchone()
 
     async def find_inbound(
         self, channel: Channel, provider_message_id: str
     ) -> StoredMessage | None:
-        row = await self._one(
+        async with self._conn() as conn:
+            return await self._find_inbound(conn, channel, provider_message_id)
+
+    @staticmethod
+    async def _find_inbound(
+        conn: Conn, channel: Channel, provider_message_id: str
+    ) -> StoredMessage | None:
+        cursor = await conn.execute(
             f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
                 AND provider_message_id = %s AND direction = 'inbound'""",
             (channel.value, provider_message_id),
         )
+        row = await cursor.fetchone()
         return _message(row) if row else None
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
-        existing = await self.reply_to(draft.in_reply_to)
-        if existing is not None:
-            return existing, False
-        inbound_key = _uuid(draft.in_reply_to)
-        inbound = await self.get_message(draft.in_reply_to)
-        if inbound_key is None or inbound is None or inbound.direction is not Direction.INBOUND:
-            raise NotFound(f"inbound message {draft.in_reply_to}")
-        row = await self._one(
-            f"""INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
-                    in_reply_to, content, delivery_status, latency_ms, prompt_tokens,
-                    completion_tokens, cost_usd, record, created_at)
-                SELECT %s, c.id, c.customer_id, %s, 'outbound', %s, %s, 'queued', %s, %s, %s,
-                       %s, %s::jsonb, %s
-                FROM conversations c WHERE c.id = %s
-                ON CONFLICT (in_reply_to) WHERE direction = 'outbound' DO NOTHING
-                RETURNING {_MESSAGE_COLUMNS}""",
-            (
-                uuid.uuid4(),
-                draft.channel.value,
-                inbound_key,
-                draft.reply.text,
-                draft.latency_ms,
-                draft.usage.prompt_tokens,
-                draft.usage.completion_tokens,
-                draft.usage.cost_usd,
-                msgspec.json.encode(draft.record).decode(),
-                self._clock(),
-                _uuid(draft.conversation_id),
-            ),
-        )
+        """One statement, one commit: the reply, and the ticket move it carries."""
+        status = draft.ticket_status
+        moves_from = [s.value for s in TicketStatus if status and can_transition(s, status)]
+        async with self._conn() as conn:
+            cursor = await conn.execute(
+                _SAVE_OUTBOUND_SQL,
+                {
+                    "id": uuid.uuid4(),
+                    "channel": draft.channel.value,
+                    "inbound": _uuid(draft.in_reply_to),
+                    "content": draft.reply.text,
+                    "latency": draft.latency_ms,
+                    "prompt": draft.usage.prompt_tokens,
+                    "completion": draft.usage.completion_tokens,
+                    "cost": draft.usage.cost_usd,
+                    "record": msgspec.json.encode(draft.record).decode(),
+                    "at": self._clock(),
+                    "conversation": _uuid(draft.conversation_id),
+                    "status": status.value if status else None,
+                    "moves_from": moves_from,
+                },
+            )
+            row = await cursor.fetchone()
         if row is not None:
             return _message(row), True
         existing = await self.reply_to(draft.in_reply_to)
         if existing is not None:
             return existing, False
+        inbound = await self.get_message(draft.in_reply_to)
+        if inbound is None or inbound.direction is not Direction.INBOUND:
+            raise NotFound(f"inbound message {draft.in_reply_to}")
         raise NotFound(f"conversation {draft.conversation_id}")
 
     async def reply_to(self, inbound_id: str) -> StoredMessage | None:
