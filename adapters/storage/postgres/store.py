@@ -63,6 +63,9 @@ _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.channel, m.direction, m.provide
     m.content, m.created_at, m.delivery_status, m.record::text"""
 
 
+_FIND_INBOUND_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
+    AND provider_message_id = %s AND direction = 'inbound'"""
+
 # The reply is inserted only for an inbound message, once (the unique index on
 # in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
 # and the conversation mirrors the ticket's status.
@@ -576,12 +579,19 @@ class PostgresStore:
         raise StorageError("could not take the message in under contention")
 
     async def _open_turn_once(self, conn: Conn, turn: _TurnInput) -> Turn:
+        message = turn.message
+        # Sent with the identity lookup (one round trip). Read before the customer lock: a
+        # concurrent delivery storing the message meanwhile makes our insert find it taken,
+        # and the turn starts over.
+        stored = await conn.execute(
+            _FIND_INBOUND_SQL, (message.channel.value, message.provider_message_id)
+        )
         resolution = await self._resolve_once(conn, turn.identifiers, turn.name)
         key = uuid.UUID(resolution.customer.id)
         if not resolution.created:  # a new customer is invisible to other transactions
             await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (key,))
-        message = turn.message
-        existing = await self._find_inbound(conn, message.channel, message.provider_message_id)
+        found = await stored.fetchone()
+        existing = _message(found) if found else None
         if existing is None:
             thread = await self._thread_locked(
                 conn, key, message.channel, turn.now, turn.window, turn.category, turn.priority
@@ -708,11 +718,7 @@ class PostgresStore:
     async def _find_inbound(
         conn: Conn, channel: Channel, provider_message_id: str
     ) -> StoredMessage | None:
-        cursor = await conn.execute(
-            f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
-                AND provider_message_id = %s AND direction = 'inbound'""",
-            (channel.value, provider_message_id),
-        )
+        cursor = await conn.execute(_FIND_INBOUND_SQL, (channel.value, provider_message_id))
         row = await cursor.fetchone()
         return _message(row) if row else None
 
