@@ -2,7 +2,7 @@
 
 Search takes the `candidates` best chunks by full-text score (any query word may match: OR
 semantics; score = sum of the idf of the query words the chunk contains, a word in the
-section title counting 1 + `title_weight` times: migration 0006 labels titles weight A)
+section title counting 1 + `title_weight` times: migration 0005 labels titles weight A)
 and the `candidates` nearest by cosine distance through the HNSW index (hnsw.ef_search =
 `ef_search`), and fuses the two rankings with reciprocal rank fusion (k = 60): score =
 sum over lists of 1 / (60 + rank). Passage.score is that fused score.
