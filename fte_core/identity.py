@@ -54,6 +54,12 @@ def normalize_identifier(identifier: Identifier) -> Identifier:
     return Identifier(IdentifierKind.PHONE, normalize_phone(identifier.value))
 
 
+def clean_name(name: str | None) -> str | None:
+    """A display name trimmed; a blank one is no name (it must not replace a known one)."""
+    stripped = name.strip() if name else ""
+    return stripped or None
+
+
 def canonical_identifiers(identifiers: Sequence[Identifier]) -> list[Identifier]:
     """Normalised, de-duplicated, order kept (the first one decides identity conflicts)."""
     seen: dict[Identifier, None] = {}

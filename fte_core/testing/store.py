@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import msgspec
 
-from fte_core.errors import InvalidTransition, NotFound, ValidationError
-from fte_core.identity import canonical_identifiers, normalize_identifier
+from fte_core.clock import Clock, as_utc, utc_now
+from fte_core.errors import InvalidTransition, NotFound
+from fte_core.identity import canonical_identifiers, clean_name, normalize_identifier
 from fte_core.models import (
     Channel,
     Conversation,
@@ -38,20 +39,6 @@ from fte_core.models import (
 )
 from fte_core.ports import OutboundDraft, Turn
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime, field: str) -> datetime:
-    """Naive datetimes are ambiguous; refuse them rather than guess a zone."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(field, "datetime must be timezone-aware")
-    return value.astimezone(UTC)
-
-
 T = TypeVar("T")
 
 
@@ -68,10 +55,6 @@ class _CustomerRow(msgspec.Struct, kw_only=True):
     name: str | None
     created_at: datetime
     identifiers: list[Identifier]
-
-
-class _OutboundMeta(msgspec.Struct, frozen=True, kw_only=True):
-    in_reply_to: str
 
 
 class InMemoryStore:
@@ -114,8 +97,8 @@ class InMemoryStore:
             if candidate not in self._candidates:
                 self._candidates.append(candidate)
         row = self._customers[primary]
-        if row.name is None and name and name.strip():
-            row.name = name.strip()
+        if row.name is None:
+            row.name = clean_name(name)
         return CustomerResolution(
             customer=self._customer(primary),
             created=False,
@@ -125,9 +108,8 @@ class InMemoryStore:
 
     def _create(self, identifiers: list[Identifier], name: str | None) -> Customer:
         customer_id = str(uuid.uuid4())
-        clean_name = name.strip() if name and name.strip() else None
         self._customers[customer_id] = _CustomerRow(
-            id=customer_id, name=clean_name, created_at=self._clock(), identifiers=identifiers
+            id=customer_id, name=clean_name(name), created_at=self._clock(), identifiers=identifiers
         )
         for identifier in identifiers:
             self._owners[identifier] = customer_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,8 +19,9 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from fte_core.errors import InvalidTransition, NotFound, StorageError, ValidationError
-from fte_core.identity import canonical_identifiers, normalize_identifier
+from fte_core.clock import Clock, as_utc, utc_now
+from fte_core.errors import InvalidTransition, NotFound, StorageError
+from fte_core.identity import canonical_identifiers, clean_name, normalize_identifier
 from fte_core.models import (
     Channel,
     Conversation,
@@ -46,7 +47,6 @@ from fte_core.ports import OutboundDraft, Turn
 log = logging.getLogger(__name__)
 
 Conn = psycopg.AsyncConnection[Any]
-Clock = Callable[[], datetime]
 Row = tuple[Any, ...]
 
 _RESOLVE_ATTEMPTS = 8
@@ -117,17 +117,6 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime, field: str) -> datetime:
-    """Same rule as the in-memory store: naive datetimes are refused, not guessed."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(field, "datetime must be timezone-aware")
-    return value.astimezone(UTC)
 
 
 def _utc(value: datetime) -> datetime:
@@ -223,12 +212,11 @@ class PostgresStore:
         self, identifiers: Sequence[Identifier], name: str | None
     ) -> CustomerResolution:
         wanted = canonical_identifiers(identifiers)
-        clean_name = name.strip() if name and name.strip() else None
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
                 try:
                     async with conn.transaction():
-                        return await self._resolve_once(conn, wanted, clean_name)
+                        return await self._resolve_once(conn, wanted, clean_name(name))
                 except _IdentifierRaceError:
                     log.debug("identifier claimed concurrently; resolving again")
         raise StorageError("could not resolve customer under contention")
@@ -561,7 +549,7 @@ class PostgresStore:
             message=message,
             received_at=received_at,
             identifiers=canonical_identifiers(identifiers),
-            name=name.strip() if name and name.strip() else None,
+            name=clean_name(name),
             now=as_utc(now, "now"),
             window=window,
             category=category,
