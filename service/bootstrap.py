@@ -83,6 +83,14 @@ def make_responder(settings: Settings) -> Responder:
     )
 
 
+def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
+    """litellm-backed components keep HTTP clients open until told; the ports do not
+    declare `aclose`, so only the implementations that have one get it called."""
+    closer = getattr(component, "aclose", None)
+    if closer is not None:
+        stack.push_async_callback(closer)
+
+
 async def _postgres(
     settings: Settings, stack: AsyncExitStack, embedder: Embedder
 ) -> tuple[CrmStore, KnowledgeBase, str]:
@@ -132,9 +140,7 @@ async def bootstrap(
                 store, knowledge = store or InMemoryStore(), knowledge or InMemoryKnowledgeBase()
             else:
                 embedder = make_embedder(settings)
-                closer = getattr(embedder, "aclose", None)
-                if closer is not None:
-                    stack.push_async_callback(closer)
+                _close_on_exit(stack, embedder)
                 pg_store, pg_kb, storage = await _postgres(settings, stack, embedder)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None
@@ -144,9 +150,7 @@ async def bootstrap(
             )
         if responder is None:
             responder = make_responder(settings)
-            closer = getattr(responder, "aclose", None)
-            if closer is not None:  # litellm keeps HTTP clients open until told
-                stack.push_async_callback(closer)
+            _close_on_exit(stack, responder)
         if fallback is None and responder.name != "offline":
             from fte_core.offline import OfflineResponder
 
