@@ -49,6 +49,13 @@ def slugify(text: str) -> str:
     return slug or "section"
 
 
+def section_slug(chunk_id: str) -> str:
+    """The section part of a chunk id (document/section-slug/index), which evaluations
+    compare with slugify(expected section); an id of another form is returned whole."""
+    parts = chunk_id.split("/")
+    return parts[1] if len(parts) >= 3 else chunk_id
+
+
 def chunk_markdown(document: str, text: str, max_chars: int = 1200) -> list[Chunk]:
     """Split on `## ` headings; sections longer than `max_chars` split at paragraphs (then
     sentences, then hard cuts for a single overlong sentence)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from fte_core.chunking import chunk_markdown, slugify
+from fte_core.chunking import chunk_markdown, section_slug, slugify
 from fte_core.errors import FteError
 from fte_core.ports import IngestReport, KnowledgeBase
 from fte_core.retrieval import first_query
@@ -104,7 +104,7 @@ async def retrieval_eval(
     misses = []
     for t in questions:
         passages = await kb.search(first_query(t.text, t.subject), 5)
-        slugs = [p.id.split("/")[1] for p in passages]
+        slugs = [section_slug(p.id) for p in passages]
         want = slugify(t.expected.section or "")
         at1 += bool(slugs) and slugs[0] == want
         at5 += want in slugs

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from fte_core.chunking import slugify
+from fte_core.chunking import section_slug, slugify
 from fte_core.errors import ConfigError
 from fte_core.models import Channel, InboundMessage
 from fte_core.pipeline import Agent
@@ -93,11 +93,6 @@ def _message(ticket: SampleTicket, run_id: str) -> InboundMessage:
     )
 
 
-def _section_slug(passage_id: str) -> str:
-    parts = passage_id.split("/")
-    return parts[1] if len(parts) >= 3 else passage_id
-
-
 async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> EvalReport:
     run_id = uuid.uuid4().hex[:8]
     results = []
@@ -110,7 +105,7 @@ async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> Eva
             reasons = decision.reasons if decision.action == "escalate" else ()
             if not reasons and record.escalation_reason:
                 reasons = (record.escalation_reason,)
-        sections = tuple(dict.fromkeys(_section_slug(p) for p in record.passage_ids))
+        sections = tuple(dict.fromkeys(section_slug(p) for p in record.passage_ids))
         exp = ticket.expected
         if exp.action == "escalate":
             correct = record.action == "escalate" and exp.reason in reasons
