@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -13,7 +15,7 @@ from fte_core.chunking import chunk_markdown, section_slug, slugify
 from fte_core.errors import FteError
 from fte_core.ports import IngestReport, KnowledgeBase
 from fte_core.retrieval import first_query
-from service.bootstrap import bootstrap
+from service.bootstrap import bootstrap, make_embedder
 from service.evaluation import SampleTicket, load_tickets
 from service.settings import load_settings
 
@@ -35,9 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.set_defaults(handler=kb_eval_command)
 
 
-def _run(coro: object) -> int:
+def _run(coro: Coroutine[Any, Any, int]) -> int:
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -124,8 +126,6 @@ async def retrieval_eval(
 
 def kb_eval_command(args: argparse.Namespace) -> int:
     async def go() -> int:
-        from service.bootstrap import make_embedder
-
         settings = load_settings()
         tickets = load_tickets(args.tickets or f"{settings.context_dir}/sample-tickets.json")
         runtime = await bootstrap(settings)
