@@ -119,7 +119,9 @@ class Agent:
             if reply is not None:
                 return await self._replay(message, existing, reply)
         run = await self._intake(message, started)
-        decision = self._timed(run, "input_rules", lambda: self._input_rules(run))
+        decision = self._timed(
+            run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
+        )
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
@@ -163,9 +165,6 @@ class Agent:
         if conversation is None or ticket is None:
             raise NotFound(f"conversation of message {message.id!r}")
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
-
-    def _input_rules(self, run: _Run) -> Decision:
-        return self.policy.evaluate_features("input", run.feats)
 
     async def _retrieve(self, run: _Run) -> None:
         started = time.perf_counter()
@@ -323,17 +322,16 @@ class Agent:
         stored = await tools.send_response(
             self.store, draft, sender=self.sender, target=self._target(run.message)
         )
-        if stored.record is not None and stored.record.message_id != record.message_id:
-            record = stored.record
         await self.bus.publish(
             events.METRICS, run.thread.conversation.customer_id, _metrics(run, record, total)
         )
+        record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
             customer=run.customer,
             conversation=run.thread.conversation,
             ticket=run.thread.ticket,
-            reply=Reply(channel=reply.channel, parts=(stored.record or record).reply_parts),
-            record=stored.record or record,
+            reply=Reply(channel=reply.channel, parts=record.reply_parts),
+            record=record,
             inbound_id=run.stored.id,
             outbound_id=stored.id,
         )
