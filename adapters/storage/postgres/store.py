@@ -66,6 +66,10 @@ _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.channel, m.direction, m.provide
 _FIND_INBOUND_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
     AND provider_message_id = %s AND direction = 'inbound'"""
 
+_CONTACT_COUNT_SQL = (
+    "SELECT count(*) FROM messages WHERE customer_id = %s AND direction = 'inbound'"
+)
+
 # The reply is inserted only for an inbound message, once (the unique index on
 # in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
 # and the conversation mirrors the ticket's status.
@@ -597,10 +601,7 @@ class PostgresStore:
             inbound, created = _message(row), True
         else:
             inbound, created = existing, False
-        cursor = await conn.execute(
-            "SELECT count(*) FROM messages WHERE customer_id = %s AND direction = 'inbound'",
-            (key,),
-        )
+        cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
         count = await cursor.fetchone()
         assert count is not None
         return Turn(
@@ -699,15 +700,7 @@ class PostgresStore:
     async def find_inbound(
         self, channel: Channel, provider_message_id: str
     ) -> StoredMessage | None:
-        async with self._conn() as conn:
-            return await self._find_inbound(conn, channel, provider_message_id)
-
-    @staticmethod
-    async def _find_inbound(
-        conn: Conn, channel: Channel, provider_message_id: str
-    ) -> StoredMessage | None:
-        cursor = await conn.execute(_FIND_INBOUND_SQL, (channel.value, provider_message_id))
-        row = await cursor.fetchone()
+        row = await self._one(_FIND_INBOUND_SQL, (channel.value, provider_message_id))
         return _message(row) if row else None
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
@@ -817,8 +810,5 @@ class PostgresStore:
         key = _uuid(customer_id)
         if key is None:
             return 0
-        row = await self._one(
-            "SELECT count(*) FROM messages WHERE customer_id = %s AND direction = 'inbound'",
-            (key,),
-        )
+        row = await self._one(_CONTACT_COUNT_SQL, (key,))
         return int(row[0]) if row else 0
