@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.storage.postgres.pool import connection
 from fte_core.chunking import check_chunks, chunk_hash
 from fte_core.errors import StorageError
 from fte_core.models import Passage
@@ -100,13 +101,8 @@ class PostgresKnowledgeBase:
         self._index_ready = False
         self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
 
-    @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Conn]:
-        try:
-            async with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL knowledge base: {exc}") from exc
+    def _conn(self) -> AbstractAsyncContextManager[Conn]:
+        return connection(self._pool, "PostgreSQL knowledge base")
 
     async def prepare(self) -> None:
         """Create the HNSW index for this embedder's dimension (idempotent)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -40,3 +42,15 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
         await pool.close()
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     return pool
+
+
+@asynccontextmanager
+async def connection(
+    pool: AsyncConnectionPool[Any], what: str
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection whose driver errors surface as StorageError naming `what`."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise StorageError(f"{what}: {exc}") from exc

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.storage.postgres.pool import connection
 from fte_core.clock import Clock, as_utc, utc_now
 from fte_core.errors import InvalidTransition, NotFound, StorageError
 from fte_core.identity import canonical_identifiers, clean_name, normalize_identifier
@@ -192,13 +193,8 @@ class PostgresStore:
         self._pool = pool
         self._clock = clock
 
-    @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Conn]:
-        try:
-            async with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+    def _conn(self) -> AbstractAsyncContextManager[Conn]:
+        return connection(self._pool, "PostgreSQL")
 
     async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
         async with self._conn() as conn:
