@@ -14,6 +14,7 @@ from pathlib import Path
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.embedding import HashingEmbedder
+from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy.engine import PolicyEngine
 from fte_core.policy.loader import load_rules
@@ -67,8 +68,6 @@ def make_embedder(settings: Settings) -> Embedder:
 
 
 def make_responder(settings: Settings) -> Responder:
-    from fte_core.offline import OfflineResponder
-
     if not settings.llm_model:
         log.info("no FTE_LLM_MODEL: answers come from the offline extractive responder")
         return OfflineResponder()
@@ -152,8 +151,6 @@ async def bootstrap(
             responder = make_responder(settings)
             _close_on_exit(stack, responder)
         if fallback is None and responder.name != "offline":
-            from fte_core.offline import OfflineResponder
-
             fallback = OfflineResponder()
         bus = bus or InMemoryBus()
         agent = Agent(

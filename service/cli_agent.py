@@ -69,7 +69,7 @@ def ask_message(args: argparse.Namespace) -> InboundMessage:
 def ask_result(outcome: Outcome) -> AskResult:
     record = outcome.record
     reasons = (
-        outcome.record.input_decision.reasons
+        record.input_decision.reasons
         if record.input_decision.action == "escalate"
         else (record.output_decision.reasons if record.output_decision else ())
     )
