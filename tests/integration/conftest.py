@@ -27,6 +27,8 @@ from adapters.storage.postgres.embedded import EmbeddedPostgres
 from adapters.storage.postgres.migrate import migrate
 from adapters.storage.postgres.pool import open_pool
 from fte_core.errors import StorageError
+from fte_core.ports import CrmStore
+from fte_core.testing.store import InMemoryStore
 
 _TEMPLATE = "fte_test"
 
@@ -114,3 +116,19 @@ async def pg_pool(pg_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def postgres_store(pg_pool: AsyncConnectionPool[Any]) -> CrmStore:
+    from adapters.storage.postgres.store import PostgresStore
+
+    return PostgresStore(pg_pool)
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> CrmStore:
+    """Sync on purpose: it picks the async fixture by name outside the event loop."""
+    if request.param == "memory":
+        return InMemoryStore()
+    backend: CrmStore = request.getfixturevalue("postgres_store")
+    return backend

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from fte_core.errors import InvalidTransition, NotFound, ValidationError
 from fte_core.identity import identifiers_for
@@ -26,28 +24,11 @@ from fte_core.models import (
     Usage,
 )
 from fte_core.ports import CrmStore, OutboundDraft
-from fte_core.testing.store import InMemoryStore
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
 EMAIL = Identifier(IdentifierKind.EMAIL, "ana@example.com")
 PHONE = Identifier(IdentifierKind.PHONE, "+14155550101")
-
-
-@pytest.fixture
-async def postgres_store(pg_pool: AsyncConnectionPool[Any]) -> CrmStore:
-    from adapters.storage.postgres.store import PostgresStore
-
-    return PostgresStore(pg_pool)
-
-
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> CrmStore:
-    """Sync on purpose: it picks the async fixture by name outside the event loop."""
-    if request.param == "memory":
-        return InMemoryStore()
-    backend: CrmStore = request.getfixturevalue("postgres_store")
-    return backend
 
 
 def inbound(

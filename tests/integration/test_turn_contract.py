@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from fte_core.errors import ValidationError
 from fte_core.identity import identifiers_for
 from fte_core.models import Channel, InboundMessage, Reply, TicketStatus
 from fte_core.ports import CrmStore, OutboundDraft, Turn
-from fte_core.testing.store import InMemoryStore
 from tests.integration.test_crm_contract import DAY, EMAIL, T0, inbound, record
-
-
-@pytest.fixture
-async def postgres_store(pg_pool: AsyncConnectionPool[Any]) -> CrmStore:
-    from adapters.storage.postgres.store import PostgresStore
-
-    return PostgresStore(pg_pool)
-
-
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> CrmStore:
-    """Sync on purpose: it picks the async fixture by name outside the event loop."""
-    if request.param == "memory":
-        return InMemoryStore()
-    backend: CrmStore = request.getfixturevalue("postgres_store")
-    return backend
 
 
 async def take(store: CrmStore, message: InboundMessage, now: datetime | None = None) -> Turn:
