@@ -116,40 +116,34 @@ def _paragraphs(body: str) -> list[str]:
 
 
 def _pack(paragraphs: list[str], max_chars: int) -> list[str]:
-    pieces: list[str] = []
-    current = ""
-    for paragraph in paragraphs:
-        for part in _fit(paragraph, max_chars):
-            candidate = f"{current}\n\n{part}" if current else part
-            if len(candidate) <= max_chars:
-                current = candidate
-            else:
-                pieces.append(current)
-                current = part
-    if current:
-        pieces.append(current)
-    return pieces
+    parts = [part for paragraph in paragraphs for part in _fit(paragraph, max_chars)]
+    return _join_greedily(parts, "\n\n", max_chars)
 
 
 def _fit(paragraph: str, max_chars: int) -> list[str]:
-    """A paragraph longer than max_chars, as sentence groups that each fit."""
+    """A paragraph longer than max_chars, as sentence groups that each fit (a sentence
+    longer than max_chars is cut into max_chars pieces)."""
     if len(paragraph) <= max_chars:
         return [paragraph]
-    parts: list[str] = []
+    pieces = [
+        sentence[start : start + max_chars]
+        for sentence in _SENTENCE_END.split(paragraph)
+        for start in range(0, len(sentence), max_chars)
+    ]
+    return _join_greedily(pieces, " ", max_chars)
+
+
+def _join_greedily(pieces: list[str], separator: str, max_chars: int) -> list[str]:
+    """Consecutive pieces joined while the result fits; each piece fits on its own."""
+    joined: list[str] = []
     current = ""
-    for sentence in _SENTENCE_END.split(paragraph):
-        while len(sentence) > max_chars:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(sentence[:max_chars])
-            sentence = sentence[max_chars:]
-        candidate = f"{current} {sentence}" if current else sentence
+    for piece in pieces:
+        candidate = f"{current}{separator}{piece}" if current else piece
         if len(candidate) <= max_chars:
             current = candidate
         else:
-            parts.append(current)
-            current = sentence
+            joined.append(current)
+            current = piece
     if current:
-        parts.append(current)
-    return parts
+        joined.append(current)
+    return joined
