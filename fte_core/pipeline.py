@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from fte_core import events, tools
+from fte_core.clock import Clock, utc_now
 from fte_core.context import Context
 from fte_core.errors import NotFound, ResponderError
 from fte_core.formatting import (
@@ -98,7 +99,7 @@ class Agent:
         fallback: Responder | None = None,
         sender: ChannelSender | None = None,
         config: AgentConfig | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self.policy = policy
         self.context = context
