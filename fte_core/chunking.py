@@ -60,7 +60,7 @@ def chunk_markdown(document: str, text: str, max_chars: int = 1200) -> list[Chun
     """Split on `## ` headings; sections longer than `max_chars` split at paragraphs (then
     sentences, then hard cuts for a single overlong sentence)."""
     if max_chars < 50:
-        raise ValueError("max_chars must be at least 50")
+        raise ValidationError("max_chars", "must be at least 50")
     chunks: list[Chunk] = []
     used: dict[str, int] = {}
     for section, body in _sections(text):

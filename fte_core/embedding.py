@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import snowballstemmer  # type: ignore[import-untyped]  # no stubs published
 
+from fte_core.errors import ValidationError
+
 _STOPWORD_TEXT = """
     a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for
@@ -105,7 +107,7 @@ class HashingEmbedder:
 
     def __init__(self, dimension: int = 384) -> None:
         if dimension < 8:
-            raise ValueError("dimension must be at least 8")
+            raise ValidationError("dimension", "must be at least 8")
         self._dimension = dimension
 
     @property

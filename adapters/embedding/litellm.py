@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from fte_core.errors import ResponderError
+from fte_core.errors import ResponderError, ValidationError
 from fte_core.llm import close_clients
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class LitellmEmbedder:
         timeout: float = 20.0,
     ) -> None:
         if dimension <= 0:
-            raise ValueError("dimension must be positive")
+            raise ValidationError("dimension", "must be positive")
         self._model = model
         self._dimension = dimension
         self._api_base = api_base

@@ -261,6 +261,8 @@ def test_close_is_idempotent() -> None:
     engine = PolicyEngine(_ruleset([_escalate("aa", "x", "refund")]))
     engine.close()
     engine.close()
+    decision = engine.evaluate("input", "x marks the spot", Channel.EMAIL)
+    assert (decision.action, decision.evaluator) == ("escalate", "reference")  # engine gone
 
 
 def test_a_condition_too_long_for_the_engine_is_a_limit_error() -> None:
