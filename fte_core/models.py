@@ -219,6 +219,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     latency_ms: dict[str, float] = {}
     action: str = "answer"  # answer | escalate
     escalation_reason: str | None = None
+    reasons: tuple[str, ...] = ()  # every escalation reason, most urgent first
     blocked_draft: str | None = None
     fallback: str | None = None
     reply_parts: tuple[str, ...] = ()  # exactly what was sent, part by part

@@ -126,7 +126,10 @@ class Agent:
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
-            await self.store.update_ticket(run.thread.ticket.number, priority=decision.priority)
+            ticket = await self.store.update_ticket(
+                run.thread.ticket.number, priority=decision.priority
+            )
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         await self._retrieve(run)
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
@@ -255,7 +258,7 @@ class Agent:
             reply,
             answer=answer,
             output=output,
-            escalation=reasons[0],
+            escalation=reasons,
         )
         return await self._send(run, reply, record, answer.usage if answer else Usage())
 
@@ -276,7 +279,7 @@ class Agent:
         *,
         answer: Answer | None,
         output: Decision | None,
-        escalation: str | None = None,
+        escalation: tuple[str, ...] = (),
     ) -> DecisionRecord:
         return DecisionRecord(
             message_id=run.stored.id,
@@ -294,7 +297,8 @@ class Agent:
             usage=answer.usage if answer else Usage(),
             latency_ms=dict(run.latency),
             action="escalate" if escalation else "answer",
-            escalation_reason=escalation,
+            escalation_reason=escalation[0] if escalation else None,
+            reasons=escalation,
             blocked_draft=answer.text if answer and escalation else None,
             fallback=answer.fallback if answer else None,
             reply_parts=reply.parts,
@@ -330,7 +334,8 @@ class Agent:
         return Outcome(
             customer=run.customer,
             conversation=run.thread.conversation,
-            ticket=run.thread.ticket,
+            # the reply's write may have moved the ticket (to pending): report what is stored
+            ticket=await self.store.get_ticket(run.thread.ticket.number) or run.thread.ticket,
             reply=Reply(channel=reply.channel, parts=record.reply_parts),
             record=record,
             inbound_id=run.stored.id,

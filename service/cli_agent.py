@@ -68,13 +68,6 @@ def ask_message(args: argparse.Namespace) -> InboundMessage:
 
 def ask_result(outcome: Outcome) -> AskResult:
     record = outcome.record
-    reasons = (
-        record.input_decision.reasons
-        if record.input_decision.action == "escalate"
-        else (record.output_decision.reasons if record.output_decision else ())
-    )
-    if record.action == "escalate" and not reasons and record.escalation_reason:
-        reasons = (record.escalation_reason,)
     rule_ids = record.input_decision.rule_ids + (
         record.output_decision.rule_ids if record.output_decision else ()
     )
@@ -83,7 +76,7 @@ def ask_result(outcome: Outcome) -> AskResult:
         conversation_id=outcome.conversation.id,
         ticket_id=outcome.ticket.number,
         action=record.action,
-        reasons=reasons,
+        reasons=record.reasons,
         rule_ids=rule_ids,
         reply=outcome.reply.parts,
     )

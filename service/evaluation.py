@@ -99,12 +99,7 @@ async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> Eva
     for ticket in tickets:
         outcome = await agent.handle(_message(ticket, run_id))
         record = outcome.record
-        reasons: tuple[str, ...] = ()
-        if record.action == "escalate":
-            decision = record.input_decision
-            reasons = decision.reasons if decision.action == "escalate" else ()
-            if not reasons and record.escalation_reason:
-                reasons = (record.escalation_reason,)
+        reasons = record.reasons
         sections = tuple(dict.fromkeys(section_slug(p) for p in record.passage_ids))
         exp = ticket.expected
         if exp.action == "escalate":

@@ -259,3 +259,18 @@ async def test_a_message_stored_before_a_crash_is_answered_once_in_its_thread(
     assert outcome.conversation.id == thread.conversation.id
     assert again.outbound_id == outcome.outbound_id
     assert len(world.sender.sent) == 1
+
+
+async def test_the_outcome_reports_the_ticket_as_stored(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    outcome = await world.agent.handle(
+        message("This is the third time I ask: how do I reset my password?", pid="t3")
+    )
+    stored = await world.store.get_ticket(outcome.ticket.number)
+    assert outcome.ticket == stored
+    assert outcome.record.reasons == ()
+    escalated = await world.agent.handle(message("I want a refund and my lawyer agrees", pid="t4"))
+    assert escalated.record.reasons[0] == escalated.record.escalation_reason
+    assert set(escalated.record.reasons) >= {"legal", "refund"}
