@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from fte_core.errors import FteError
+from fte_core.errors import FteError, ValidationError
 from fte_core.models import Channel, InboundMessage, Outcome
 from service.bootstrap import bootstrap
 from service.evaluation import (
@@ -49,6 +49,8 @@ class AskResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def ask_message(args: argparse.Namespace) -> InboundMessage:
+    if not args.text.strip():
+        raise ValidationError("text", "the message must not be empty")
     channel = Channel(args.channel)
     sender = args.sender or (
         "+14155550100" if channel == Channel.WHATSAPP else "customer@example.com"

@@ -68,6 +68,11 @@ def test_ask_escalates_a_legal_threat(capsys: pytest.CaptureFixture[str]) -> Non
     assert out["rule_ids"]
 
 
+def test_ask_rejects_an_empty_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "   "]) == 2
+    assert "text" in capsys.readouterr().err
+
+
 def test_ask_rejects_a_bad_address(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["ask", "--channel", "email", "--from", "not-an-email", "hello"])
     assert code == 2
