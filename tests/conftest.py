@@ -6,6 +6,11 @@ import os
 from collections.abc import Generator
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: CI machines are shared, and timing is the benchmarks' job.
+settings.register_profile("fte", deadline=None, print_blob=True)
+settings.load_profile("fte")
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
