@@ -195,6 +195,7 @@ class Agent:
             passages=tuple(run.passages),
             history=tuple(history[:-1]),  # the last one is this message
             brand_voice=self.context.brand_voice,
+            channel_config=self.config.channel_configs.get(run.message.channel),
         )
         answer = await self._call_responder(request)
         run.latency["answer"] = _ms(started)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import msgspec
 
+from fte_core.formatting import ChannelConfig
 from fte_core.models import (
     Channel,
     Conversation,
@@ -211,6 +212,8 @@ class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
     passages: tuple[Passage, ...]
     history: tuple[HistoryItem, ...] = ()
     brand_voice: str = ""
+    # the channel settings the reply will be formatted with, so the model is told the same
+    channel_config: ChannelConfig | None = None
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):

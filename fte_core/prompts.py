@@ -71,7 +71,7 @@ def channel_style(config: ChannelConfig) -> str:
 
 
 def system_prompt(request: AnswerRequest, config: ChannelConfig | None = None) -> str:
-    cfg = config if config is not None else DEFAULT_CHANNEL_CONFIGS[request.channel]
+    cfg = config or request.channel_config or DEFAULT_CHANNEL_CONFIGS[request.channel]
     sections = [
         "You are the customer-success assistant of Tasklane Inc., maker of Tasklane, a "
         "project and task management app. You answer one customer message.",

@@ -137,3 +137,21 @@ def test_parse_citations_without_ids(line: str) -> None:
 def test_parse_citations_leaves_ordinary_text_alone() -> None:
     text = "Resources: see the Projects page. The sources: column lists imports."
     assert parse_citations(text, ALLOWED) == (text, ())
+
+
+def test_the_request_carries_the_channel_settings_the_reply_is_formatted_with() -> None:
+    import msgspec
+
+    from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS
+    from fte_core.models import Channel
+    from fte_core.ports import AnswerRequest
+    from fte_core.prompts import system_prompt
+
+    custom = msgspec.structs.replace(DEFAULT_CHANNEL_CONFIGS[Channel.WHATSAPP], preferred_chars=120)
+    request = AnswerRequest(
+        question="q", subject=None, channel=Channel.WHATSAPP, customer_name=None, passages=()
+    )
+    assert "120 characters" not in system_prompt(request)
+    assert "120 characters" in system_prompt(
+        msgspec.structs.replace(request, channel_config=custom)
+    )
