@@ -66,7 +66,7 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _litellm() -> ModuleType:
+def import_litellm() -> ModuleType:
     import litellm  # deliberately lazy: see the module docstring
 
     litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout
@@ -115,7 +115,7 @@ class LitellmResponder:
 
     def warm(self) -> None:
         """Import litellm now (about 3 s, blocking) so the first answer does not."""
-        _litellm()
+        import_litellm()
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (call once at shutdown or test teardown)."""
@@ -123,7 +123,7 @@ class LitellmResponder:
 
     async def answer(self, request: AnswerRequest) -> Answer:
         self._check_allowed()
-        litellm = _litellm()
+        litellm = import_litellm()
         import openai  # litellm's errors subclass openai.OpenAIError; already imported
 
         messages = build_messages(request)
@@ -199,7 +199,7 @@ class LitellmResponder:
 
 async def close_clients() -> None:
     """litellm caches HTTP clients process-wide; they hold sockets until closed."""
-    await _litellm().close_litellm_async_clients()
+    await import_litellm().close_litellm_async_clients()
 
 
 def _content(response: Any) -> str:

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -329,7 +329,9 @@ class Agent:
             self.store, draft, sender=self.sender, target=self._target(run.message)
         )
         await self.bus.publish(
-            events.METRICS, run.thread.conversation.customer_id, _metrics(run, record, total)
+            events.METRICS,
+            run.thread.conversation.customer_id,
+            _metrics(run, record, total, self.clock()),
         )
         record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
@@ -389,7 +391,7 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _metrics(run: _Run, record: DecisionRecord, total: float) -> events.MetricsEvent:
+def _metrics(run: _Run, record: DecisionRecord, total: float, now: datetime) -> events.MetricsEvent:
     return events.MetricsEvent(
         channel=run.message.channel,
         ticket_number=run.thread.ticket.number,
@@ -401,5 +403,5 @@ def _metrics(run: _Run, record: DecisionRecord, total: float) -> events.MetricsE
         completion_tokens=record.usage.completion_tokens,
         cost_usd=record.usage.cost_usd,
         responder=record.responder or "none",
-        at=datetime.now(UTC),
+        at=now,
     )

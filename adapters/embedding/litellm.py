@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from fte_core.errors import ResponderError, ValidationError
-from fte_core.llm import close_clients
+from fte_core.llm import close_clients, import_litellm
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class LitellmEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        import litellm
+        litellm = import_litellm()  # lazily, configured like the responder's
         import openai
 
         try:
