@@ -16,6 +16,8 @@ FteError
 
 from __future__ import annotations
 
+import re
+
 
 class FteError(Exception):
     """Base of every error raised by fte_core and its adapters."""
@@ -81,3 +83,14 @@ class ResponderError(FteError):
 
 class DeliveryError(FteError):
     pass
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)
+_KEY_PASSWORD = re.compile(r"\b(?P<key>password|passwd|pwd)\s*=\s*(?:'[^']*'|\"[^\"]*\"|\S+)", re.I)
+
+
+def redact(text: str) -> str:
+    """The text with passwords in URLs (`scheme://user:***@`) and in `password=...`
+    connection strings masked: error messages and logs may quote a connection string."""
+    text = _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
+    return _KEY_PASSWORD.sub(r"\g<key>=***", text)

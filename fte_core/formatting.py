@@ -351,6 +351,17 @@ def handover_body(reason: str, channel: Channel) -> str:
     )
 
 
+def acknowledgement_body(channel: Channel) -> str:
+    """What a customer reads while a person has their case (at most once per period);
+    the formatter adds the ticket number."""
+    if channel is Channel.WHATSAPP:
+        return "Thanks, got it. A specialist has your case and will reply here."
+    return (
+        "Thank you for your message. A specialist has your case and has been sent what you"
+        " wrote; they will reply to you directly."
+    )
+
+
 # --- inbound email clean-up --------------------------------------------------------------
 
 # Lines that start the quoted history: everything from them on is dropped.

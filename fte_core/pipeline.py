@@ -21,11 +21,12 @@ from fte_core.errors import NotFound, ResponderError
 from fte_core.formatting import (
     DEFAULT_CHANNEL_CONFIGS,
     ChannelConfig,
+    acknowledgement_body,
     format_for_channel,
     handover_body,
     strip_quoted_history,
 )
-from fte_core.identity import identifiers_for
+from fte_core.identity import delivery_target, identifier_key, identifiers_for
 from fte_core.models import (
     Channel,
     Customer,
@@ -33,6 +34,7 @@ from fte_core.models import (
     DecisionRecord,
     InboundMessage,
     Outcome,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -63,6 +65,8 @@ class AgentConfig:
     thread_window: timedelta = timedelta(hours=24)
     search_limit: int = 5
     history_limit: int = 10
+    # while a person owns a ticket, at most one "a specialist has your case" per period
+    acknowledge_every: timedelta = timedelta(hours=4)
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
@@ -115,14 +119,15 @@ class Agent:
     async def handle(self, message: InboundMessage) -> Outcome:
         started = time.perf_counter()
         existing = await self.store.find_inbound(message.channel, message.provider_message_id)
-        if existing is not None:
-            reply = await self.store.reply_to(existing.id)
-            if reply is not None:
-                return await self._replay(message, existing, reply)
+        if existing is not None and existing.processed_at is not None:
+            return await self._replay(message, existing)
         run = await self._intake(message, started)
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )
+        await self._tag(run, decision.tags)
+        if run.thread.ticket.owner is Owner.HUMAN:
+            return await self._hold(run, decision)
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
@@ -150,7 +155,9 @@ class Agent:
         text = message.text
         if message.channel == Channel.EMAIL:
             text = strip_quoted_history(text)
-        rule_text = f"{message.subject}\n{text}" if message.subject else text
+        # The rules read everything the customer sent (signature and quoted lines too: a
+        # threat after "-- " is still a threat); retrieval and the model get `text`.
+        rule_text = f"{message.subject}\n{message.text}" if message.subject else message.text
         run = _Run(
             message=message,
             customer=turn.resolution.customer,
@@ -186,14 +193,18 @@ class Agent:
 
     async def _answer(self, run: _Run, decision: Decision) -> Outcome:
         started = time.perf_counter()
-        history = await self.store.customer_history(run.customer.id, self.config.history_limit)
+        history = await self.store.visible_history(
+            run.stored.id,
+            self.config.history_limit,
+            whole_conversation=run.message.ticket_access == run.thread.ticket.number,
+        )
         request = AnswerRequest(
             question=run.text,
             subject=run.message.subject,
             channel=run.message.channel,
             customer_name=run.customer.name or run.message.sender_name,
             passages=tuple(run.passages),
-            history=tuple(history[:-1]),  # the last one is this message
+            history=tuple(history),
             brand_voice=self.context.brand_voice,
             channel_config=self.config.channel_configs.get(run.message.channel),
         )
@@ -206,6 +217,7 @@ class Agent:
             "output_rules",
             lambda: self.policy.evaluate("output", answer.text, run.message.channel),
         )
+        await self._tag(run, output.tags)
         if output.action == "block" or not answer.passage_ids:
             reasons = output.reasons if output.action == "block" else ("ungrounded",)
             return await self._escalate(
@@ -252,6 +264,8 @@ class Agent:
             now=self.clock(),
         )
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        # the hand-over message is the first acknowledgement of the period
+        await self.store.claim_acknowledgement(ticket.number, self.clock(), timedelta(0))
         reply = self._format(run, handover_body(reasons[0], run.message.channel))
         record = self._record(
             run,
@@ -281,6 +295,7 @@ class Agent:
         answer: Answer | None,
         output: Decision | None,
         escalation: tuple[str, ...] = (),
+        action: str | None = None,
     ) -> DecisionRecord:
         return DecisionRecord(
             message_id=run.stored.id,
@@ -297,7 +312,7 @@ class Agent:
             model=answer.responder if answer and answer.responder != "offline" else None,
             usage=answer.usage if answer else Usage(),
             latency_ms=dict(run.latency),
-            action="escalate" if escalation else "answer",
+            action=action or ("escalate" if escalation else "answer"),
             escalation_reason=escalation[0] if escalation else None,
             reasons=escalation,
             blocked_draft=answer.text if answer and escalation else None,
@@ -328,11 +343,7 @@ class Agent:
         stored = await tools.send_response(
             self.store, draft, sender=self.sender, target=self._target(run.message)
         )
-        await self.bus.publish(
-            events.METRICS,
-            run.thread.conversation.customer_id,
-            _metrics(run, record, total, self.clock()),
-        )
+        await self._publish_metrics(run, record, total)
         record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
             customer=run.customer,
@@ -345,38 +356,91 @@ class Agent:
             outbound_id=stored.id,
         )
 
-    @staticmethod
-    def _target(m: InboundMessage) -> DeliveryTarget | None:
-        address = m.sender_phone if m.channel == Channel.WHATSAPP else m.sender_email
-        if address is None:
-            return None
-        return DeliveryTarget(
-            channel=m.channel,
-            address=address,
-            subject=m.subject,
-            thread_ref=m.thread_ref,
-            in_reply_to=m.provider_message_id,
+    async def _publish_metrics(self, run: _Run, record: DecisionRecord, total: float) -> None:
+        await self.bus.publish(
+            events.METRICS,
+            run.thread.conversation.customer_id,
+            _metrics(run, record, total, self.clock()),
         )
 
-    async def _replay(
-        self, message: InboundMessage, inbound: StoredMessage, reply: StoredMessage
-    ) -> Outcome:
-        """A redelivered message: nothing is done twice; a reply not yet delivered is sent."""
-        reply = await tools.deliver(
-            self.store, reply, sender=self.sender, target=self._target(message)
+    @staticmethod
+    def _target(m: InboundMessage) -> DeliveryTarget | None:
+        return delivery_target(
+            m.channel,
+            [identifier_key(i) for i in identifiers_for(m)],
+            m.subject,
+            m.thread_ref,
+            m.provider_message_id,
         )
+
+    async def _replay(self, message: InboundMessage, inbound: StoredMessage) -> Outcome:
+        """A redelivered message: nothing is decided twice; a reply not yet delivered is
+        sent; a hold that sent nothing stays silent."""
+        reply = await self.store.reply_to(inbound.id)
+        if reply is not None:
+            reply = await tools.deliver(
+                self.store, reply, sender=self.sender, target=self._target(message)
+            )
+        record = reply.record if reply is not None else inbound.record
         thread = await self._thread_of(inbound)
         customer = await self.store.get_customer(thread.conversation.customer_id)
-        if customer is None or reply.record is None:
+        if customer is None or record is None:
             raise NotFound(f"customer or decision record of message {inbound.id!r}")
         return Outcome(
             customer=customer,
             conversation=thread.conversation,
             ticket=thread.ticket,
-            reply=Reply(channel=reply.channel, parts=reply.record.reply_parts),
-            record=reply.record,
+            reply=Reply(channel=message.channel, parts=record.reply_parts),
+            record=record,
             inbound_id=inbound.id,
-            outbound_id=reply.id,
+            outbound_id=reply.id if reply is not None else None,
+        )
+
+    async def _tag(self, run: _Run, tags: tuple[str, ...]) -> None:
+        """A ticket keeps the union of every tag a rule gave it."""
+        if tags and not set(tags) <= set(run.thread.ticket.tags):
+            ticket = await self.store.update_ticket(run.thread.ticket.number, tags=tags)
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+
+    async def _hold(self, run: _Run, decision: Decision) -> Outcome:
+        """A person owns the ticket: the message is kept for them, the agent stays quiet
+        but for one acknowledgement per period. Rules that fire still raise the ticket's
+        urgency, so a threat in a held conversation reaches the top of the queue."""
+        ticket = run.thread.ticket
+        urgency = decision.urgency or decision.priority
+        if urgency is not None and urgency.rank > (ticket.urgency or Priority.LOW).rank:
+            ticket = await self.store.update_ticket(
+                ticket.number,
+                urgency=urgency,
+                priority=urgency if urgency.rank > ticket.priority.rank else None,
+            )
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        now = self.clock()
+        due = await self.store.claim_acknowledgement(
+            ticket.number, now, self.config.acknowledge_every
+        )
+        reply = self._format(run, acknowledgement_body(run.message.channel)) if due else None
+        record = self._record(
+            run,
+            decision,
+            reply or Reply(channel=run.message.channel, parts=()),
+            answer=None,
+            output=None,
+            escalation=decision.reasons,
+            action="hold",
+        )
+        if reply is not None:
+            return await self._send(run, reply, record, Usage())
+        await self.store.record_decision(run.stored.id, record)
+        await self._publish_metrics(run, record, sum(run.latency.values()))
+        return Outcome(
+            customer=run.customer,
+            conversation=run.thread.conversation,
+            ticket=run.thread.ticket,
+            reply=Reply(channel=run.message.channel, parts=()),
+            record=record,
+            inbound_id=run.stored.id,
+            outbound_id=None,
         )
 
     @staticmethod

@@ -24,6 +24,7 @@ from fte_core.models import (
     Identifier,
     InboundMessage,
     MergeCandidate,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -59,6 +60,8 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     inbound: StoredMessage
     created: bool  # False: a redelivery of a stored message, returned in its own thread
     contact_count: int  # inbound messages of this customer so far, this one included
+    # a ticket the message quoted but may not join (it got a new ticket instead)
+    refused_ticket: str | None = None
 
 
 class CrmStore(Protocol):
@@ -147,8 +150,41 @@ class CrmStore(Protocol):
         priority: Priority | None = None,
         escalation_reason: str | None = None,
         urgency: Priority | None = None,
+        owner: Owner | None = None,
+        assignee: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Ticket:
-        """Raises InvalidTransition for a move the ticket lifecycle forbids."""
+        """Raises InvalidTransition for a move the ticket lifecycle forbids. `tags` are
+        added to the ticket's (a union, kept sorted); None leaves a field as it is."""
+        ...
+
+    async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
+        """Take the ticket's acknowledgement slot: True (and stamped) when none was sent
+        within `period`, so a held conversation gets at most one per period."""
+        ...
+
+    async def record_decision(self, inbound_id: str, record: DecisionRecord) -> None:
+        """Store the decision on an inbound message that gets no reply (a hold), marking it
+        processed so a redelivery does not decide again."""
+        ...
+
+    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+        """A person's answer on the ticket (to its latest customer message), queued for
+        delivery; the ticket then waits for the customer and stays theirs."""
+        ...
+
+    async def reply_target(self, message_id: str) -> DeliveryTarget | None:
+        """Where an answer to this inbound message is delivered."""
+        ...
+
+    async def visible_history(
+        self, inbound_id: str, limit: int = 20, *, whole_conversation: bool = False
+    ) -> list[HistoryItem]:
+        """What the sender of this message may be shown, oldest first, without the message
+        itself: messages from an address it proved, in any conversation of the customer,
+        and replies to them; with `whole_conversation` (the ticket's access token was
+        presented) every message of its conversation too. A claimed address sees nothing
+        else."""
         ...
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...

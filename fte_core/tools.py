@@ -12,11 +12,13 @@ import msgspec
 
 from fte_core import events
 from fte_core.errors import DeliveryError, NotFound, ValidationError
+from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, split_message
 from fte_core.models import (
     Channel,
     DecisionRecord,
     DeliveryStatus,
     HistoryItem,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -91,7 +93,8 @@ async def escalate_to_human(
     channel: Channel,
     now: datetime | None = None,
 ) -> Ticket:
-    """Mark the ticket escalated (most urgent reason first) and tell the humans."""
+    """Mark the ticket escalated (most urgent reason first), give it to a person, and tell
+    the humans. From now on the agent holds the customer's messages for that person."""
     if not reasons:
         raise ValidationError("reasons", "at least one reason is required")
     current = await store.get_ticket(ticket_number)
@@ -103,6 +106,7 @@ async def escalate_to_human(
         escalation_reason=reasons[0],
         urgency=urgency,
         priority=urgency if urgency.rank > current.priority.rank else None,
+        owner=Owner.HUMAN,
     )
     await bus.publish(
         events.ESCALATIONS,
@@ -146,9 +150,9 @@ async def deliver(
 ) -> StoredMessage:
     """Send a stored reply that has not gone out yet; a failure is recorded, then raised."""
     pending = stored.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED)
-    if sender is None or target is None or not pending or stored.record is None:
+    if sender is None or target is None or not pending:
         return stored
-    reply = Reply(channel=stored.channel, parts=stored.record.reply_parts)
+    reply = Reply(channel=stored.channel, parts=_parts(stored))
     try:
         result = await sender.send(reply, target)
     except DeliveryError:
@@ -157,6 +161,15 @@ async def deliver(
     first_id = result.provider_message_ids[0] if result.provider_message_ids else None
     await store.set_delivery_status(stored.id, result.status, first_id)
     return msgspec.structs.replace(stored, delivery_status=result.status)
+
+
+def _parts(stored: StoredMessage) -> tuple[str, ...]:
+    """The agent's reply as formatted; a person's reply as written, split only where the
+    channel's message size demands it."""
+    if stored.record is not None:
+        return stored.record.reply_parts
+    limit = DEFAULT_CHANNEL_CONFIGS[stored.channel].max_chars_per_part
+    return split_message(stored.text, limit) if limit else (stored.text,)
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):

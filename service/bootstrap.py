@@ -90,13 +90,18 @@ def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
         stack.push_async_callback(closer)
 
 
+# `fte eval`'s scope: a PostgreSQL schema of its own, emptied at each run, so sample
+# tickets never mix with real conversations.
+EVAL_SCOPE = "fte_eval"
+
+
 async def _postgres(
-    settings: Settings, stack: AsyncExitStack, embedder: Embedder
+    settings: Settings, stack: AsyncExitStack, embedder: Embedder, scope: str | None
 ) -> tuple[CrmStore, KnowledgeBase, str]:
     from adapters.storage.postgres.embedded import EmbeddedPostgres
     from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
     from adapters.storage.postgres.migrate import migrate
-    from adapters.storage.postgres.pool import open_pool
+    from adapters.storage.postgres.pool import open_pool, reset_schema
     from adapters.storage.postgres.store import PostgresStore
 
     url = settings.database_url
@@ -106,7 +111,14 @@ async def _postgres(
         url = server.start()
         stack.callback(server.stop)
         label = "postgres (embedded)"
-    pool = await open_pool(url)
+    timeout = settings.database_connect_timeout
+    if scope is not None:
+        setup = await open_pool(url, max_size=1, connect_timeout=timeout)
+        try:
+            await reset_schema(setup, scope)
+        finally:
+            await setup.close()
+    pool = await open_pool(url, connect_timeout=timeout, schema=scope)
     stack.push_async_callback(pool.close)
     await migrate(pool)
     knowledge = PostgresKnowledgeBase(pool, embedder)
@@ -126,7 +138,9 @@ async def bootstrap(
     sender: ChannelSender | None = None,
     policy: PolicyEngine | None = None,
     ingest: bool = True,
+    scope: str | None = None,
 ) -> Runtime:
+    """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE)."""
     stack = AsyncExitStack()
     try:
         context = load_context(settings.context_dir)
@@ -140,7 +154,7 @@ async def bootstrap(
             else:
                 embedder = make_embedder(settings)
                 _close_on_exit(stack, embedder)
-                pg_store, pg_kb, storage = await _postgres(settings, stack, embedder)
+                pg_store, pg_kb, storage = await _postgres(settings, stack, embedder, scope)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None
         if ingest:
@@ -162,7 +176,10 @@ async def bootstrap(
             fallback=fallback,
             bus=bus,
             sender=sender,
-            config=AgentConfig(thread_window=timedelta(hours=settings.thread_window_hours)),
+            config=AgentConfig(
+                thread_window=timedelta(hours=settings.thread_window_hours),
+                acknowledge_every=timedelta(hours=settings.acknowledge_hours),
+            ),
         )
     except BaseException:
         await stack.aclose()

@@ -28,7 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     embedding_model: str | None = None  # any litellm embedding model; unset: hashing
     embedding_dimension: int = 384
     embedding_api_base: str | None = None
+    database_connect_timeout: float = 10.0  # seconds before an unreachable database fails
     thread_window_hours: float = 24.0
+    acknowledge_hours: float = 4.0  # while a person owns a ticket: one acknowledgement per
     kb_threshold: float | None = None
 
     def __repr__(self) -> str:  # never print a secret
@@ -49,7 +51,9 @@ _ENV = {
     "FTE_EMBEDDING_MODEL": "embedding_model",
     "FTE_EMBEDDING_DIMENSION": "embedding_dimension",
     "FTE_EMBEDDING_API_BASE": "embedding_api_base",
+    "FTE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout",
     "FTE_THREAD_WINDOW_HOURS": "thread_window_hours",
+    "FTE_ACKNOWLEDGE_HOURS": "acknowledge_hours",
     "FTE_KB_THRESHOLD": "kb_threshold",
 }
 _SECRET_FILES = {"FTE_DATABASE_URL_FILE": "database_url", "FTE_LLM_API_KEY_FILE": "llm_api_key"}
@@ -76,8 +80,60 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             except OSError as exc:
                 raise ConfigError(f"{var}: cannot read the secret file: {exc.strerror}") from exc
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         field = str(exc).rsplit("`$.", 1)[-1].rstrip("`")
         var = next((v for v, n in _ENV.items() if n == field), field)
         raise ConfigError(f"{var}: {exc}") from exc
+    if settings.database_url is not None:
+        check_database_url(settings.database_url)
+    if settings.database_connect_timeout <= 0:
+        raise ConfigError("FTE_DATABASE_CONNECT_TIMEOUT: must be a positive number of seconds")
+    return settings
+
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a malformed URL at once, naming what is wrong and never the URL itself (it
+    holds the password)."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if not url.startswith(_SCHEMES):
+        shown = f"{scheme!r}" if scheme and len(scheme) <= 20 else "none"
+        raise ConfigError(
+            f"FTE_DATABASE_URL: unsupported scheme {shown}; expected postgresql://user:password@host:port/database"
+        )
+    rest = url.split("://", 1)[1]
+    if not rest or (rest.startswith(("/", "?")) and "host=" not in rest):
+        raise ConfigError("FTE_DATABASE_URL: no host (expected postgresql://user:password@host/db)")
+
+
+_HELP = {
+    "FTE_DATA_DIR": "where the embedded database lives",
+    "FTE_RULES_DIR": "the rule files",
+    "FTE_CONTEXT_DIR": "the company dossier",
+    "FTE_STORAGE": "auto | memory | postgres",
+    "FTE_DATABASE_URL": "a PostgreSQL with pgvector (unset: embedded; or FTE_DATABASE_URL_FILE)",
+    "FTE_DATABASE_CONNECT_TIMEOUT": "seconds before an unreachable database fails",
+    "FTE_LLM_MODEL": "a litellm model id (unset: the offline responder)",
+    "FTE_LLM_FALLBACKS": "comma-separated litellm model ids",
+    "FTE_LLM_API_BASE": "an OpenAI-compatible server",
+    "FTE_LLM_API_KEY": "its key (or FTE_LLM_API_KEY_FILE)",
+    "FTE_LLM_TIMEOUT": "seconds per model call",
+    "FTE_EMBEDDING_MODEL": "a litellm embedding model (unset: offline)",
+    "FTE_EMBEDDING_DIMENSION": "its dimension",
+    "FTE_EMBEDDING_API_BASE": "its server",
+    "FTE_THREAD_WINDOW_HOURS": "how long a conversation stays open across channels",
+    "FTE_ACKNOWLEDGE_HOURS": "while a person owns a ticket, one acknowledgement per period",
+    "FTE_KB_THRESHOLD": "the knowledge base's no-match threshold",
+}
+
+
+def _default(var: str) -> str:
+    name = _ENV.get(var)
+    value = getattr(Settings(), name) if name else None
+    return "" if value is None or value == () else f" [default: {value}]"
+
+
+ENVIRONMENT_HELP = "\n".join(f"  {var:<30} {text}{_default(var)}" for var, text in _HELP.items())
