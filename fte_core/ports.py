@@ -174,7 +174,8 @@ class CrmStore(Protocol):
         ...
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:
-        """Where an answer to this inbound message is delivered."""
+        """Where an answer to this message is delivered (for an outbound message: where
+        the answer it is goes)."""
         ...
 
     async def visible_history(

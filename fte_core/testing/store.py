@@ -575,7 +575,7 @@ class InMemoryStore:
         return stored
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:
-        return self._targets.get(message_id)
+        return self._targets.get(self._reply_of.get(message_id, message_id))
 
     async def visible_history(
         self, inbound_id: str, limit: int = 20, *, whole_conversation: bool = False

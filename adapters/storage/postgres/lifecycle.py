@@ -143,14 +143,15 @@ async def save_human_reply(
 
 
 async def reply_target(conn: Conn, message_id: str) -> DeliveryTarget | None:
-    """Where an answer to this inbound message goes: the address it came from."""
+    """Where an answer to this message goes (an outbound one: the message it answers)."""
     key = rows.as_uuid(message_id)
     if key is None:
         return None
     cursor = await conn.execute(
         """SELECT channel, sender_ids, subject, thread_ref, provider_message_id FROM messages
-           WHERE id = %s AND direction = 'inbound'""",
-        (key,),
+           WHERE id = coalesce((SELECT in_reply_to FROM messages WHERE id = %(id)s), %(id)s)
+             AND direction = 'inbound'""",
+        {"id": key},
     )
     row = await cursor.fetchone()
     if row is None:
