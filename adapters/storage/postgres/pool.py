@@ -82,4 +82,7 @@ async def reset_schema(pool: AsyncConnectionPool[Any], schema: str) -> None:
         raise StorageError(f"not a schema name: {schema!r}")
     async with connection(pool, "PostgreSQL") as conn:
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        # pgvector belongs in public, shared by every scope; created from inside the scope
+        # it would land there and vanish from everyone else's search path
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
         await conn.execute(f"CREATE SCHEMA {schema}")
