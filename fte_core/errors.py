@@ -8,6 +8,7 @@ FteError
 ├── ValidationError        malformed input (names the field)
 ├── NotFound               unknown ticket, customer, conversation or message
 ├── InvalidTransition      a ticket status move the lifecycle forbids
+├── InProgress             another worker is deciding this message now (retry later)
 ├── StorageError           the store failed (vendor error chained)
 ├── BusError               the event bus failed
 ├── ResponderError         the LLM failed after retries and fallbacks
@@ -67,6 +68,11 @@ class NotFound(FteError):
 
 class InvalidTransition(FteError):
     pass
+
+
+class InProgress(FteError):
+    """Another copy of the message is being decided: a worker retries it later, and then
+    finds the decision stored (nothing is done twice)."""
 
 
 class StorageError(FteError):

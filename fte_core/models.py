@@ -102,10 +102,12 @@ class Direction(enum.StrEnum):
 class DeliveryStatus(enum.StrEnum):
     RECEIVED = "received"
     QUEUED = "queued"
+    SENDING = "sending"  # one deliverer holds it; the provider has not answered yet
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    UNDELIVERED = "undelivered"
 
 
 class Identifier(msgspec.Struct, frozen=True):

@@ -17,7 +17,7 @@ import msgspec
 from fte_core import events, tools
 from fte_core.clock import Clock, utc_now
 from fte_core.context import Context
-from fte_core.errors import NotFound, ResponderError
+from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import (
     DEFAULT_CHANNEL_CONFIGS,
     ChannelConfig,
@@ -67,6 +67,8 @@ class AgentConfig:
     history_limit: int = 10
     # while a person owns a ticket, at most one "a specialist has your case" per period
     acknowledge_every: timedelta = timedelta(hours=4)
+    # how long a worker holds a message it decides (longer than a model call with retries)
+    lease: timedelta = timedelta(minutes=2)
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
@@ -122,6 +124,11 @@ class Agent:
         if existing is not None and existing.processed_at is not None:
             return await self._replay(message, existing)
         run = await self._intake(message, started)
+        if not await self.store.claim_processing(run.stored.id, self.clock(), self.config.lease):
+            stored = await self.store.get_message(run.stored.id)
+            if stored is not None and stored.processed_at is not None:
+                return await self._replay(message, stored)
+            raise InProgress(f"message {run.stored.id} is being handled by another worker")
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )

@@ -158,6 +158,21 @@ class CrmStore(Protocol):
         added to the ticket's (a union, kept sorted); None leaves a field as it is."""
         ...
 
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        """A stored customer message as its channel delivered it (what a worker handles)."""
+        ...
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        """Hold an unprocessed inbound message for `lease` (False: processed, or another
+        worker holds it). Its effects are stored with the processed mark, so of two copies
+        handled at once exactly one decides and calls the model."""
+        ...
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        """Hold a queued (or failed, or abandoned) reply for sending: one deliverer at a
+        time, so a retry never sends twice what is being sent."""
+        ...
+
     async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
         """Take the ticket's acknowledgement slot: True (and stamped) when none was sent
         within `period`, so a held conversation gets at most one per period."""

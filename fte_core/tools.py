@@ -37,6 +37,8 @@ from fte_core.ports import (
 )
 
 MAX_RESULTS = 20
+# A deliverer holds a reply this long; after it, a crashed deliverer's reply is retried.
+DELIVERY_LEASE = timedelta(minutes=5)
 
 
 async def search_knowledge_base(kb: KnowledgeBase, query: str, limit: int = 5) -> list[Passage]:
@@ -152,6 +154,8 @@ async def deliver(
     pending = stored.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED)
     if sender is None or target is None or not pending:
         return stored
+    if not await store.claim_delivery(stored.id, datetime.now(UTC), DELIVERY_LEASE):
+        return stored  # another deliverer holds it, or it went out meanwhile
     reply = Reply(channel=stored.channel, parts=_parts(stored))
     try:
         result = await sender.send(reply, target)

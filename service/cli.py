@@ -11,6 +11,7 @@ from types import FrameType
 
 from service import cli_agent, cli_kb, cli_rules
 from service.logs import configure_logging
+from service.runner import Terminated
 from service.settings import ENVIRONMENT_HELP
 
 _EPILOG = (
@@ -41,10 +42,6 @@ def _version() -> str:
         return "unknown"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: clean-up (stopping embedded PostgreSQL) still runs."""
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
@@ -53,13 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # outside a command's event loop (see service.runner), SIGTERM acts like Ctrl-C
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt as exc:
-        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"fte {args.command}: {what}; stopped cleanly", file=sys.stderr)
-        return 130 if what == "interrupted" else 143
+        print(f"fte {args.command}: stopped cleanly ({type(exc).__name__})", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     return code

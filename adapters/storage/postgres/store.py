@@ -709,9 +709,10 @@ class PostgresStore:
         cursor = await conn.execute(
             f"""INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
                     provider_message_id, content, subject, thread_ref, sender_name, attachments,
-                    delivery_status, created_at, sender_ids, proven_ids)
+                    delivery_status, created_at, sender_ids, proven_ids, verified_by,
+                    ticket_access)
                 SELECT %s, c.id, c.customer_id, %s, 'inbound', %s, %s, %s, %s, %s,
-                       %s::jsonb, 'received', %s, %s, %s
+                       %s::jsonb, 'received', %s, %s, %s, %s, %s
                 FROM conversations c WHERE c.id = %s AND c.customer_id = %s
                 ON CONFLICT (channel, provider_message_id) WHERE direction = 'inbound'
                 DO NOTHING
@@ -728,6 +729,8 @@ class PostgresStore:
                 received_at,
                 senders,
                 proven,
+                message.verified_by.value if message.verified_by and proven else None,
+                message.ticket_access,
                 conversation_id,
                 customer_id,
             ),
@@ -799,6 +802,18 @@ class PostgresStore:
             )
         if row is None:
             raise NotFound(f"message {message_id}")
+
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        async with self._conn() as conn:
+            return await lifecycle.inbound_message(conn, message_id)
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        async with self._conn() as conn:
+            return await lifecycle.claim(conn, inbound_id, as_utc(now, "now"), lease)
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        async with self._conn() as conn:
+            return await lifecycle.claim_delivery(conn, message_id, as_utc(now, "now"), lease)
 
     async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
         async with self._conn() as conn:

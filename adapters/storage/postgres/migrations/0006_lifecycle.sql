@@ -23,7 +23,17 @@ ALTER TABLE messages
     ADD COLUMN author_name text,
     ADD COLUMN sender_ids text[] NOT NULL DEFAULT '{}',
     ADD COLUMN proven_ids text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN verified_by text,
+    ADD COLUMN ticket_access text,
+    -- exactly once: a worker holds an inbound message until claimed_until while it decides;
+    -- processed_at is set in the transaction that stores the decision's effect
+    ADD COLUMN claimed_until timestamptz,
     ADD COLUMN processed_at timestamptz;
+-- 'sending': one deliverer holds the reply; the provider's id is stored with 'sent'.
+ALTER TABLE messages DROP CONSTRAINT messages_delivery_status_check;
+ALTER TABLE messages ADD CONSTRAINT messages_delivery_status_check CHECK (delivery_status IN
+    ('received', 'queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'undelivered'));
+ALTER TABLE messages ADD COLUMN sending_until timestamptz;
 UPDATE messages SET author = 'agent' WHERE direction = 'outbound';
 ALTER TABLE messages ADD CHECK ((direction = 'inbound') = (author = 'customer'));
 CREATE INDEX messages_proven_idx ON messages USING gin (proven_ids) WHERE direction = 'inbound';
