@@ -4,6 +4,7 @@ quoted ticket numbers."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fte_core import operators
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
+from fte_core.errors import InProgress
 from fte_core.models import (
     Author,
     Channel,
@@ -285,3 +287,29 @@ async def test_tags_are_stored_as_a_union_and_priority_is_raised(world: World) -
     assert "mobile" in ticket.tags
     assert list(ticket.tags) == sorted(set(ticket.tags))
     assert ticket.priority.rank >= Priority.HIGH.rank
+
+
+async def test_twenty_copies_at_once_give_one_model_call_one_reply_one_delivery(
+    world: World,
+) -> None:
+    message = InboundMessage(
+        channel=Channel.WHATSAPP,
+        provider_message_id="copy-1",
+        text=HOW_TO,
+        received_at=world.clock.now,
+        sender_phone="+14155550199",
+        verified_by=Verification.PROVIDER_SIGNED,
+    )
+    results = await asyncio.gather(
+        *(world.agent.handle(message) for _ in range(20)), return_exceptions=True
+    )
+    done = [r for r in results if isinstance(r, Outcome)]
+    busy = [r for r in results if isinstance(r, InProgress)]
+    assert len(done) + len(busy) == 20, [r for r in results if not isinstance(r, Outcome)]
+    retried = [await world.agent.handle(message) for _ in busy]  # a worker's later retry
+    outcomes = done + retried
+    assert len(world.requests) == 1
+    assert len({o.outbound_id for o in outcomes}) == 1
+    assert len(world.sender.sent) == 1
+    messages = await world.store.conversation_messages(outcomes[0].conversation.id)
+    assert [m.direction.value for m in messages] == ["inbound", "outbound"]
