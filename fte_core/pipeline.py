@@ -54,6 +54,7 @@ from fte_core.ports import (
     KnowledgeBase,
     OutboundDraft,
     Responder,
+    Turn,
 )
 from fte_core.retrieval import first_query, reformulate
 
@@ -69,6 +70,8 @@ class AgentConfig:
     acknowledge_every: timedelta = timedelta(hours=4)
     # how long a worker holds a message it decides (longer than a model call with retries)
     lease: timedelta = timedelta(minutes=2)
+    # the ticket's status page, token included (the service's), for replies that link it
+    status_link: Callable[[str], str] | None = None
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
@@ -146,6 +149,29 @@ class Agent:
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
+
+    async def submit(self, message: InboundMessage) -> Turn:
+        """Intake only (SPEC 4 step 1): store the message and queue it for a worker in one
+        transaction; the answer comes later from `handle` in the worker. A resubmitted
+        message is not queued twice."""
+        return await self.store.open_turn(
+            message,
+            identifiers_for(message),
+            message.sender_name,
+            self.clock(),
+            self.config.thread_window,
+            category=message.category,
+            priority=message.priority or Priority.NORMAL,
+            announce=True,
+        )
+
+    async def handle_stored(self, message_id: str) -> Outcome:
+        """What a worker does with an `fte.inbound` event: the stored message, decided
+        once (a processed one is replayed; one another worker holds raises InProgress)."""
+        message = await self.store.inbound_message(message_id)
+        if message is None:
+            raise NotFound(f"inbound message {message_id!r}")
+        return await self.handle(message)
 
     async def _intake(self, message: InboundMessage, started: float) -> _Run:
         """Identity, thread and the stored message in one store transaction (SPEC 4 steps
@@ -285,12 +311,16 @@ class Agent:
         return await self._send(run, reply, record, answer.usage if answer else Usage())
 
     def _format(self, run: _Run, body: str) -> Reply:
+        number = run.thread.ticket.number
+        config = self.config.channel_configs.get(run.message.channel)
+        if config is not None and self.config.status_link is not None:
+            config = msgspec.structs.replace(config, status_url=self.config.status_link(number))
         return format_for_channel(
             body,
             run.message.channel,
-            ticket_number=run.thread.ticket.number,
+            ticket_number=number,
             customer_name=run.customer.name or run.message.sender_name,
-            config=self.config.channel_configs.get(run.message.channel),
+            config=config,
         )
 
     def _record(

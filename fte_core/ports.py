@@ -107,13 +107,16 @@ class CrmStore(Protocol):
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         """Take one message in, atomically: `resolve_customer`, then `thread` (or, for a
         message already stored, that message's own thread), a pending ticket re-opened, the
         message stored once, and the customer's contact count.
 
         All or nothing (no customer without its message) and one commit instead of four;
-        safe under concurrency like the granular methods it stands for.
+        safe under concurrency like the granular methods it stands for. With `announce`,
+        a newly stored message is also queued for the workers (an `fte.inbound` event in
+        the store's outbox) in the same transaction: never stored without being queued.
         """
         ...
 
@@ -156,6 +159,25 @@ class CrmStore(Protocol):
     ) -> Ticket:
         """Raises InvalidTransition for a move the ticket lifecycle forbids. `tags` are
         added to the ticket's (a union, kept sorted); None leaves a field as it is."""
+        ...
+
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        """Give the ticket token access (the SHA-256 of its token); NotFound if unknown."""
+        ...
+
+    async def access_hash(self, number: str) -> bytes | None:
+        """The ticket's token digest; None for an unknown ticket or one without a token."""
+        ...
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        """A queue of tickets, most urgent first, then oldest first."""
         ...
 
     async def inbound_message(self, message_id: str) -> InboundMessage | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import msgspec
 
+from fte_core import events
 from fte_core.clock import Clock, as_utc, utc_now
 from fte_core.errors import InvalidTransition, NotFound
 from fte_core.identity import (
@@ -55,6 +56,7 @@ from fte_core.models import (
 from fte_core.ports import DeliveryTarget, OutboundDraft, Turn
 
 T = TypeVar("T")
+Announce = Callable[[str, str, msgspec.Struct], Awaitable[None]]
 
 
 def _keep(current: T, new: T | None) -> T:
@@ -75,8 +77,12 @@ class _CustomerRow(msgspec.Struct, kw_only=True):
 class InMemoryStore:
     """A complete CrmStore in dictionaries; `clock` stamps rows the caller does not date."""
 
-    def __init__(self, *, clock: Clock = utc_now) -> None:
+    def __init__(self, *, clock: Clock = utc_now, on_announce: Announce | None = None) -> None:
+        """`on_announce` receives what `open_turn(announce=True)` queues (e.g. an in-memory
+        bus's publish); `outbox` keeps it too."""
         self._clock = clock
+        self._on_announce = on_announce
+        self.outbox: list[tuple[str, str, bytes]] = []
         self._customers: dict[str, _CustomerRow] = {}
         self._owners: dict[Identifier, str] = {}
         self._candidates: list[MergeCandidate] = []
@@ -94,6 +100,7 @@ class InMemoryStore:
         self._targets: dict[str, DeliveryTarget | None] = {}
         self._reply_of: dict[str, str] = {}  # outbound message id -> the inbound it answers
         self._inbound_messages: dict[str, InboundMessage] = {}
+        self._access: dict[str, bytes] = {}  # ticket number -> its token's digest
         self._claims: dict[str, datetime] = {}  # inbound id -> held until
         self._sending: dict[str, datetime] = {}  # outbound id -> held for sending until
 
@@ -290,6 +297,7 @@ class InMemoryStore:
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         """The granular methods in a row: none of them suspends, so under asyncio the turn
         is atomic. Everything that can be refused is checked before anything is written."""
@@ -318,6 +326,15 @@ class InMemoryStore:
             thread = msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
         if existing is None:
             inbound, created = await self.save_inbound(message, customer_id, thread.conversation.id)
+            if announce:
+                event = events.InboundEvent(
+                    message_id=inbound.id,
+                    channel=message.channel,
+                    provider_message_id=message.provider_message_id,
+                )
+                self.outbox.append((events.INBOUND, customer_id, events.encode(event)))
+                if self._on_announce is not None:
+                    await self._on_announce(events.INBOUND, customer_id, event)
         else:
             inbound, created = existing, False
         return Turn(
@@ -524,6 +541,32 @@ class InMemoryStore:
         )
 
     # lifecycle ---------------------------------------------------------------------------
+
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        if number not in self._tickets:
+            raise NotFound(f"ticket {number}")
+        self._access[number] = digest
+
+    async def access_hash(self, number: str) -> bytes | None:
+        return self._access.get(number)
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        found = [
+            t
+            for t in self._tickets.values()
+            if (owner is None or t.owner is owner)
+            and (status is None or t.status is status)
+            and (reason is None or t.escalation_reason == reason)
+        ]
+        found.sort(key=lambda t: (-(t.urgency or t.priority).rank, t.updated_at, t.number))
+        return found[: max(1, min(limit, 500))]
 
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         return self._inbound_messages.get(message_id)

@@ -19,8 +19,10 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.storage.postgres import lifecycle, rows
+from adapters.storage.postgres.outbox import enqueue
 from adapters.storage.postgres.pool import connection
 from adapters.storage.postgres.rows import Conn, Row
+from fte_core import events
 from fte_core.clock import Clock, as_utc, utc_now
 from fte_core.errors import InvalidTransition, NotFound, StorageError
 from fte_core.identity import (
@@ -117,6 +119,7 @@ class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     category: str | None
     priority: Priority
     proven: list[str]  # identifier keys of the addresses the channel proved
+    announce: bool  # queue a new message for the workers in the same transaction
 
 
 class PostgresStore:
@@ -493,6 +496,7 @@ class PostgresStore:
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         received_at = as_utc(message.received_at, "received_at")
         turn = _TurnInput(
@@ -505,6 +509,7 @@ class PostgresStore:
             category=category,
             priority=priority,
             proven=[identifier_key(i) for i in proven_identifiers(message)],
+            announce=announce,
         )
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
@@ -553,6 +558,19 @@ class PostgresStore:
             if row is None:  # a concurrent delivery of the same message committed first
                 raise _IdentifierRaceError
             inbound, created = rows.message(row), True
+            if turn.announce:
+                await enqueue(
+                    conn,
+                    events.INBOUND,
+                    resolution.customer.id,
+                    events.encode(
+                        events.InboundEvent(
+                            message_id=inbound.id,
+                            channel=message.channel,
+                            provider_message_id=message.provider_message_id,
+                        )
+                    ),
+                )
         else:
             inbound, created = existing, False
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
@@ -802,6 +820,43 @@ class PostgresStore:
             )
         if row is None:
             raise NotFound(f"message {message_id}")
+
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        row = await self._one(
+            "UPDATE tickets SET access_hash = %s WHERE number = %s RETURNING 1", (digest, number)
+        )
+        if row is None:
+            raise NotFound(f"ticket {number}")
+
+    async def access_hash(self, number: str) -> bytes | None:
+        row = await self._one("SELECT access_hash FROM tickets WHERE number = %s", (number,))
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        found = await self._all(
+            f"""SELECT {rows.TICKET_COLUMNS} FROM tickets t
+                WHERE (%(owner)s::text IS NULL OR t.owner = %(owner)s)
+                  AND (%(status)s::text IS NULL OR t.status = %(status)s)
+                  AND (%(reason)s::text IS NULL OR t.escalation_reason = %(reason)s)
+                ORDER BY CASE coalesce(t.urgency, t.priority) WHEN 'critical' THEN 0
+                         WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
+                         t.updated_at, t.number
+                LIMIT %(limit)s""",
+            {
+                "owner": owner.value if owner else None,
+                "status": status.value if status else None,
+                "reason": reason,
+                "limit": max(1, min(limit, 500)),
+            },
+        )
+        return [rows.ticket(row) for row in found]
 
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         async with self._conn() as conn:

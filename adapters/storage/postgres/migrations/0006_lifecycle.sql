@@ -5,7 +5,9 @@ ALTER TABLE tickets
     ADD COLUMN owner text NOT NULL DEFAULT 'bot' CHECK (owner IN ('bot', 'human')),
     ADD COLUMN assignee text,
     ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN acknowledged_at timestamptz;
+    ADD COLUMN acknowledged_at timestamptz,
+    -- SHA-256 of the ticket's access token (fte_core.access); NULL: no token access
+    ADD COLUMN access_hash bytea;
 -- Escalated tickets handed over before this migration belong to a person.
 UPDATE tickets SET owner = 'human' WHERE status = 'escalated';
 -- The hand-over queue: human-owned tickets, oldest first.
