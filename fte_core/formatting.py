@@ -98,8 +98,8 @@ DEFAULT_CHANNEL_CONFIGS: Mapping[Channel, ChannelConfig] = MappingProxyType(
             greeting_named="Hello {name},",
             greeting_anonymous="Hello,",
             closing=(
-                "Your ticket number is {ticket_number}. You can check its status at any time"
-                " on our support page ({status_url}) with your ticket number and access token.",
+                "Your ticket number is {ticket_number}. You can follow it and reply at any"
+                " time on its status page: {status_url}",
                 "Tasklane Support",
             ),
         ),

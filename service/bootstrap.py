@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from fte_core.access import ticket_token
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.embedding import HashingEmbedder
@@ -30,6 +31,7 @@ from fte_core.ports import (
 from fte_core.testing.bus import InMemoryBus
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
+from service.local_secrets import load_or_create
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,16 @@ class Runtime:
     bus: EventBus
     storage: str  # memory | postgres (embedded or url)
     ingest_report: IngestReport | None
+    token_secret: bytes  # signs ticket access tokens (fte_core.access)
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+
+def token_secret(settings: Settings) -> bytes:
+    value = settings.token_secret or load_or_create(settings.secret_file("token-secret"))
+    return value.encode("utf-8")
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -167,6 +175,12 @@ async def bootstrap(
         if fallback is None and responder.name != "offline":
             fallback = OfflineResponder()
         bus = bus or InMemoryBus()
+        secret = token_secret(settings)
+        base = settings.public_base_url.rstrip("/")
+
+        def status_link(number: str) -> str:
+            return f"{base}/status/{number}?token={ticket_token(secret, number)}"
+
         agent = Agent(
             policy=policy,
             context=context,
@@ -179,6 +193,7 @@ async def bootstrap(
             config=AgentConfig(
                 thread_window=timedelta(hours=settings.thread_window_hours),
                 acknowledge_every=timedelta(hours=settings.acknowledge_hours),
+                status_link=status_link,
             ),
         )
     except BaseException:
@@ -194,5 +209,6 @@ async def bootstrap(
         bus=bus,
         storage=storage,
         ingest_report=report,
+        token_secret=secret,
         _stack=stack,
     )

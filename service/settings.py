@@ -32,9 +32,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     thread_window_hours: float = 24.0
     acknowledge_hours: float = 4.0  # while a person owns a ticket: one acknowledgement per
     kb_threshold: float | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"  # how customers reach the service
+    admin_token: str | None = None  # operators' bearer token; `fte serve` makes one if unset
+    token_secret: str | None = None  # signs ticket access tokens; made in the data dir if unset
+    max_body_bytes: int = 1_048_576
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
+
+    def secret_file(self, name: str) -> Path:
+        return Path(self.data_dir) / "secrets" / name
 
 
 _ENV = {
@@ -55,8 +64,19 @@ _ENV = {
     "FTE_THREAD_WINDOW_HOURS": "thread_window_hours",
     "FTE_ACKNOWLEDGE_HOURS": "acknowledge_hours",
     "FTE_KB_THRESHOLD": "kb_threshold",
+    "FTE_HOST": "host",
+    "FTE_PORT": "port",
+    "FTE_PUBLIC_BASE_URL": "public_base_url",
+    "FTE_ADMIN_TOKEN": "admin_token",
+    "FTE_TOKEN_SECRET": "token_secret",
+    "FTE_MAX_BODY_BYTES": "max_body_bytes",
 }
-_SECRET_FILES = {"FTE_DATABASE_URL_FILE": "database_url", "FTE_LLM_API_KEY_FILE": "llm_api_key"}
+_SECRET_FILES = {
+    "FTE_DATABASE_URL_FILE": "database_url",
+    "FTE_LLM_API_KEY_FILE": "llm_api_key",
+    "FTE_ADMIN_TOKEN_FILE": "admin_token",
+    "FTE_TOKEN_SECRET_FILE": "token_secret",
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,12 +107,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{var}: {exc}") from exc
     if settings.database_url is not None:
         check_database_url(settings.database_url)
+    if settings.admin_token is not None and len(settings.admin_token) < MIN_ADMIN_TOKEN:
+        raise ConfigError(f"FTE_ADMIN_TOKEN: must be at least {MIN_ADMIN_TOKEN} characters")
+    if not settings.public_base_url.startswith(("http://", "https://")):
+        raise ConfigError("FTE_PUBLIC_BASE_URL: must start with http:// or https://")
+    if settings.max_body_bytes < 1024:
+        raise ConfigError("FTE_MAX_BODY_BYTES: must be at least 1024")
     if settings.database_connect_timeout <= 0:
         raise ConfigError("FTE_DATABASE_CONNECT_TIMEOUT: must be a positive number of seconds")
     return settings
 
 
 _SCHEMES = ("postgresql://", "postgres://")
+MIN_ADMIN_TOKEN = 32
 
 
 def check_database_url(url: str) -> None:
@@ -127,13 +154,21 @@ _HELP = {
     "FTE_THREAD_WINDOW_HOURS": "how long a conversation stays open across channels",
     "FTE_ACKNOWLEDGE_HOURS": "while a person owns a ticket, one acknowledgement per period",
     "FTE_KB_THRESHOLD": "the knowledge base's no-match threshold",
+    "FTE_HOST": "where `fte serve`/`fte api` listen",
+    "FTE_PORT": "their port",
+    "FTE_PUBLIC_BASE_URL": "how customers reach the service (status links, webhooks)",
+    "FTE_ADMIN_TOKEN": "operators' bearer token, 32+ characters (or _FILE; made if unset)",
+    "FTE_TOKEN_SECRET": "signs ticket access tokens (or _FILE; made in the data dir if unset)",
+    "FTE_MAX_BODY_BYTES": "largest request body accepted",
 }
 
 
 def _default(var: str) -> str:
     name = _ENV.get(var)
     value = getattr(Settings(), name) if name else None
-    return "" if value is None or value == () else f" [default: {value}]"
+    if value is None or value == () or "TOKEN" in var or "SECRET" in var:
+        return ""
+    return f" [default: {value}]"
 
 
 ENVIRONMENT_HELP = "\n".join(f"  {var:<30} {text}{_default(var)}" for var, text in _HELP.items())
