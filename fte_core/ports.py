@@ -180,6 +180,10 @@ class CrmStore(Protocol):
         """A queue of tickets, most urgent first, then oldest first."""
         ...
 
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        """Every message stored since `since`, oldest first (for reports)."""
+        ...
+
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         """A stored customer message as its channel delivered it (what a worker handles)."""
         ...

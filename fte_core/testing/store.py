@@ -568,6 +568,10 @@ class InMemoryStore:
         found.sort(key=lambda t: (-(t.urgency or t.priority).rank, t.updated_at, t.number))
         return found[: max(1, min(limit, 500))]
 
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        since = as_utc(since, "since")
+        return self._ordered(m for m in self._all_messages() if m.created_at >= since)[:limit]
+
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         return self._inbound_messages.get(message_id)
 

@@ -858,6 +858,14 @@ class PostgresStore:
         )
         return [rows.ticket(row) for row in found]
 
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        found = await self._all(
+            f"""SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE created_at >= %s
+                ORDER BY created_at, seq LIMIT %s""",
+            (as_utc(since, "since"), limit),
+        )
+        return [rows.message(row) for row in found]
+
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         async with self._conn() as conn:
             return await lifecycle.inbound_message(conn, message_id)
