@@ -1,0 +1,247 @@
+"""The PostgreSQL queue: the event bus of the embedded default, over the `outbox` table.
+
+A producer inserts a row (`enqueue`, inside the caller's transaction when the event must
+be stored together with the data it names: the transactional outbox). Consumers claim
+rows with `FOR UPDATE SKIP LOCKED`, only the oldest pending row of each (topic, key), so
+one customer's events are handled in order while other keys proceed. A claim lasts the
+visibility timeout; a consumer that dies leaves its rows to be claimed again when it runs
+out. Every claim counts an attempt; a failure backs the row off exponentially (it stays
+the head of its key, so order holds), and after `max_attempts` the row moves to
+`dead_letters` with its error. An acked row is deleted.
+
+Caveat: ids come from an identity column, assigned at insert; two transactions inserting
+for the same key at the same moment may commit in the other order, and the later id can
+then be handed out first. Intake of one customer's messages is sequential in practice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.bus.retry import RetryPolicy
+from fte_core import events
+from fte_core.errors import BusError
+from fte_core.ports import Delivery
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "fte_outbox"
+
+_INSERT = "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s) RETURNING id"
+
+_CLAIM = """
+WITH heads AS (
+    SELECT o.id FROM outbox o
+    WHERE o.topic = ANY(%(topics)s) AND o.sent_at IS NULL
+      AND o.available_at <= now()
+      AND (o.locked_until IS NULL OR o.locked_until <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox p
+          WHERE p.topic = o.topic AND p.key = o.key AND p.id < o.id AND p.sent_at IS NULL)
+    ORDER BY o.id
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o
+SET attempts = o.attempts + 1, claimed_by = %(me)s,
+    locked_until = now() + make_interval(secs => %(visibility)s)
+FROM heads WHERE o.id = heads.id
+RETURNING o.id, o.topic, o.key, o.payload, o.attempts
+"""
+
+_DEAD = """
+WITH gone AS (
+    DELETE FROM outbox WHERE id = %(id)s AND claimed_by = %(me)s
+    RETURNING id, topic, key, payload, attempts
+)
+INSERT INTO dead_letters (outbox_id, topic, key, payload, attempts, error)
+SELECT id, topic, key, payload, attempts, %(error)s FROM gone
+"""
+
+_BACK_OFF = """
+UPDATE outbox SET claimed_by = NULL, locked_until = NULL, last_error = %(error)s,
+    available_at = now() + make_interval(secs => %(delay)s)
+WHERE id = %(id)s AND claimed_by = %(me)s
+"""
+
+
+async def enqueue(
+    conn: psycopg.AsyncConnection[Any], topic: str, key: str, payload: bytes
+) -> int:
+    """Insert one event row on `conn`, in whatever transaction the caller has open (so a
+    message and its event commit together). Returns the row id, the event's stable id.
+    Driver errors propagate as psycopg errors: the caller owns the transaction."""
+    cursor = await conn.execute(_INSERT, (topic, key, payload))
+    row = await cursor.fetchone()
+    if row is None:
+        raise BusError("outbox insert returned no id")
+    return int(row[0])
+
+
+async def enqueue_many(
+    conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[str, str, bytes]]
+) -> None:
+    """Insert many (topic, key, payload) rows in one round trip, in order."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s)", rows
+        )
+
+
+class PostgresBus:
+    """EventBus over the pool: each publish is its own small transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await enqueue(conn, topic, key, events.encode(event))
+        except psycopg.Error as exc:
+            raise BusError(f"publish to {topic}: {exc}") from exc
+
+    def consumer(
+        self,
+        topics: Iterable[str],
+        *,
+        retry: RetryPolicy | None = None,
+        visibility_timeout: float = 60.0,
+    ) -> PostgresConsumer:
+        return PostgresConsumer(
+            self._pool, topics, retry=retry, visibility_timeout=visibility_timeout
+        )
+
+
+class PostgresConsumer:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        topics: Iterable[str],
+        *,
+        retry: RetryPolicy | None = None,
+        visibility_timeout: float = 60.0,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._topics = list(topics)
+        self._retry = retry or RetryPolicy()
+        self._visibility = visibility_timeout
+        self._idle_poll = idle_poll  # re-check this often even without a notification
+        self._me = uuid.uuid4()
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._closed = False
+
+    async def receive(self, limit: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            await self._listen()
+            taken = await self._claim(limit)
+            if taken:
+                return taken
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await self._wait_for_notify(min(remaining, self._idle_poll))
+        return []
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._execute(
+            "DELETE FROM outbox WHERE id = %(id)s AND claimed_by = %(me)s",
+            {"id": int(delivery.id), "me": self._me},
+            f"ack {delivery.id}",
+        )
+
+    async def retry(self, delivery: Delivery, error: str) -> bool:
+        params = {"id": int(delivery.id), "me": self._me, "error": error}
+        if self._retry.exhausted(delivery.attempts):
+            await self._execute(_DEAD, params, f"dead-letter {delivery.id}")
+            return True
+        params["delay"] = self._retry.delay(delivery.attempts)
+        await self._execute(_BACK_OFF, params, f"retry {delivery.id}")
+        return False
+
+    async def lag(self) -> int | None:
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM outbox WHERE topic = ANY(%s) AND sent_at IS NULL",
+                    (self._topics,),
+                )
+                row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise BusError(f"queue lag: {exc}") from exc
+        return int(row[0]) if row else None
+
+    async def close(self) -> None:
+        """Claimed rows not acked stay claimed until their visibility timeout, as after a
+        crash; a clean stop drains its work first (see service.worker)."""
+        self._closed = True
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        params = {
+            "topics": self._topics,
+            "limit": limit,
+            "me": self._me,
+            "visibility": self._visibility,
+        }
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(_CLAIM, params)
+                rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise BusError(f"claim from {self._topics}: {exc}") from exc
+        rows.sort(key=lambda r: int(r[0]))
+        taken: list[Delivery] = []
+        for id_, topic, key, payload, attempts in rows:
+            delivery = Delivery(
+                id=str(id_), topic=topic, key=key, payload=bytes(payload), attempts=attempts
+            )
+            if attempts > self._retry.max_attempts:
+                # Handed out max_attempts times and never acked nor failed: each consumer
+                # died on it (a poison message that kills the process). Stop the loop.
+                await self.retry(delivery, f"no outcome after {attempts - 1} deliveries")
+                continue
+            taken.append(delivery)
+        return taken
+
+    async def _listen(self) -> None:
+        if self._listener is not None:
+            return
+        try:
+            self._listener = await psycopg.AsyncConnection.connect(
+                self._pool.conninfo, autocommit=True
+            )
+            await self._listener.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            self._listener = None
+            raise BusError(f"listen on {CHANNEL}: {exc}") from exc
+
+    async def _wait_for_notify(self, seconds: float) -> None:
+        if self._listener is None:
+            return
+        try:
+            async for _ in self._listener.notifies(timeout=seconds, stop_after=1):
+                break
+        except psycopg.Error as exc:
+            log.warning("queue listener lost (%s); reconnecting", exc)
+            await self._listener.close()
+            self._listener = None
+
+    async def _execute(self, query: str, params: dict[str, object], what: str) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(query, params)
+        except psycopg.Error as exc:
+            raise BusError(f"{what}: {exc}") from exc
