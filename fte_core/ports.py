@@ -223,8 +223,8 @@ class EventConsumer(Protocol):
     delivery neither acked nor retried (its consumer died) is handed out again later.
     """
 
-    async def receive(self, limit: int, timeout: float) -> list[Delivery]:
-        """Up to `limit` deliveries; waits at most `timeout` seconds for a first one."""
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        """Up to `limit` deliveries; waits at most `max_wait` seconds for a first one."""
         ...
 
     async def ack(self, delivery: Delivery) -> None:

@@ -67,6 +67,11 @@ async def run_worker(
     tasks: set[asyncio.Task[None]] = set()
     room = asyncio.Event()
     room.set()
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        room.set()
+
     health.started = True
     try:
         while not stop.is_set():
@@ -80,7 +85,7 @@ async def run_worker(
             for delivery in batch:
                 task = asyncio.create_task(_process(consumer, handle, delivery, health))
                 tasks.add(task)
-                task.add_done_callback(lambda t: (tasks.discard(t), room.set()))
+                task.add_done_callback(done)
             health.in_flight = len(tasks)
             health.max_in_flight = max(health.max_in_flight, len(tasks))
     finally:
@@ -106,12 +111,20 @@ async def _process(
             dead = await consumer.retry(delivery, error)
             if dead:
                 health.dead_lettered += 1
-                log.error("event %s dead-lettered after %d attempts: %s", delivery.id,
-                          delivery.attempts, error)
+                log.error(
+                    "event %s dead-lettered after %d attempts: %s",
+                    delivery.id,
+                    delivery.attempts,
+                    error,
+                )
             else:
                 health.retried += 1
-                log.warning("event %s failed (attempt %d), will retry: %s", delivery.id,
-                            delivery.attempts, error)
+                log.warning(
+                    "event %s failed (attempt %d), will retry: %s",
+                    delivery.id,
+                    delivery.attempts,
+                    error,
+                )
             return
         await consumer.ack(delivery)
         health.handled += 1

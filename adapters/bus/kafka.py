@@ -65,9 +65,7 @@ async def ensure_topics(config: KafkaConfig, names: Sequence[str] = events.TOPIC
     )
     try:
         await admin.start()
-        wanted = [
-            NewTopic(config.topic(n), config.partitions, config.replication) for n in names
-        ]
+        wanted = [NewTopic(config.topic(n), config.partitions, config.replication) for n in names]
         response = await admin.create_topics(wanted)
     except KafkaError as exc:
         raise BusError(f"cannot create topics at {config.bootstrap}: {exc!r}") from exc

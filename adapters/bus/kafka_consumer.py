@@ -14,7 +14,6 @@ attempt 1 (the PostgreSQL queue keeps its counter in the row).
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import logging
@@ -116,7 +115,7 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=max(500, config.session_timeout_ms // 5),
+            heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
             request_timeout_ms=config.request_timeout_ms,
         )
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
@@ -127,8 +126,8 @@ class KafkaConsumer:
             raise BusError(f"cannot start the Kafka consumer at {self.config.bootstrap}") from exc
         self._started = True
 
-    async def receive(self, limit: int, timeout: float) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        deadline = time.monotonic() + max_wait
         while True:
             await self._maybe_commit()
             taken = self._take(limit)

@@ -146,8 +146,8 @@ class MemoryConsumer:
         self._topics = topics
         self._closed = False
 
-    async def receive(self, limit: int, timeout: float) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        deadline = time.monotonic() + max_wait
         while not self._closed:
             self._bus._changed.clear()
             taken = self._bus._take(self, self._topics, limit)

@@ -73,9 +73,7 @@ WHERE id = %(id)s AND claimed_by = %(me)s
 """
 
 
-async def enqueue(
-    conn: psycopg.AsyncConnection[Any], topic: str, key: str, payload: bytes
-) -> int:
+async def enqueue(conn: psycopg.AsyncConnection[Any], topic: str, key: str, payload: bytes) -> int:
     """Insert one event row on `conn`, in whatever transaction the caller has open (so a
     message and its event commit together). Returns the row id, the event's stable id.
     Driver errors propagate as psycopg errors: the caller owns the transaction."""
@@ -140,8 +138,8 @@ class PostgresConsumer:
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._closed = False
 
-    async def receive(self, limit: int, timeout: float) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        deadline = time.monotonic() + max_wait
         while not self._closed:
             await self._listen()
             taken = await self._claim(limit)
@@ -186,7 +184,7 @@ class PostgresConsumer:
         crash; a clean stop drains its work first (see service.worker)."""
         self._closed = True
         if self._listener is not None:
-            await self._listener.close()
+            await unlisten(self._pool, self._listener)
             self._listener = None
 
     async def _claim(self, limit: int) -> list[Delivery]:
@@ -217,26 +215,12 @@ class PostgresConsumer:
         return taken
 
     async def _listen(self) -> None:
-        if self._listener is not None:
-            return
-        try:
-            self._listener = await psycopg.AsyncConnection.connect(
-                self._pool.conninfo, autocommit=True
-            )
-            await self._listener.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            self._listener = None
-            raise BusError(f"listen on {CHANNEL}: {exc}") from exc
+        if self._listener is None:
+            self._listener = await listen(self._pool)
 
     async def _wait_for_notify(self, seconds: float) -> None:
-        if self._listener is None:
-            return
-        try:
-            async for _ in self._listener.notifies(timeout=seconds, stop_after=1):
-                break
-        except psycopg.Error as exc:
-            log.warning("queue listener lost (%s); reconnecting", exc)
-            await self._listener.close()
+        if self._listener is not None and not await wait_for_notify(self._listener, seconds):
+            await unlisten(self._pool, self._listener)
             self._listener = None
 
     async def _execute(self, query: str, params: dict[str, object], what: str) -> None:
@@ -245,3 +229,33 @@ class PostgresConsumer:
                 await conn.execute(query, params)
         except psycopg.Error as exc:
             raise BusError(f"{what}: {exc}") from exc
+
+
+async def listen(pool: AsyncConnectionPool[Any]) -> psycopg.AsyncConnection[Any]:
+    """A pooled connection listening for new outbox rows (held until `unlisten`)."""
+    conn: psycopg.AsyncConnection[Any] = await pool.getconn()
+    try:
+        await conn.execute(f"LISTEN {CHANNEL}")
+    except psycopg.Error as exc:
+        await pool.putconn(conn)
+        raise BusError(f"listen on {CHANNEL}: {exc}") from exc
+    return conn
+
+
+async def unlisten(pool: AsyncConnectionPool[Any], conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await conn.execute("UNLISTEN *")
+    except psycopg.Error as exc:
+        log.debug("unlisten failed (%s); the pool discards the connection", exc)
+    await pool.putconn(conn)
+
+
+async def wait_for_notify(conn: psycopg.AsyncConnection[Any], seconds: float) -> bool:
+    """Wait up to `seconds` for a new-row notification; False if the connection broke."""
+    try:
+        async for _ in conn.notifies(timeout=seconds, stop_after=1):
+            break
+    except psycopg.Error as exc:
+        log.warning("outbox listener lost (%s); reconnecting", exc)
+        return False
+    return True

@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.bus.kafka import KafkaBus
-from adapters.bus.postgres import CHANNEL
+from adapters.bus.postgres import listen, unlisten, wait_for_notify
 from adapters.bus.retry import RetryPolicy
 from fte_core.errors import BusError
 
@@ -84,12 +84,12 @@ class OutboxRelay:
                 )
         except psycopg.Error as exc:
             raise BusError(f"outbox purge: {exc}") from exc
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop`; broker or database failures are retried with backoff."""
         failures = 0
-        listener = await self._listen()
+        listener = await listen(self._pool)
         try:
             while not stop.is_set():
                 try:
@@ -103,31 +103,11 @@ class OutboxRelay:
                     log.warning("outbox relay failed (%s); retrying in %.1f s", exc, delay)
                     await _sleep_unless(stop, delay)
                     continue
-                if sent == 0:
-                    await _wait_notify(listener, stop, self._idle_poll)
+                if sent == 0 and not await wait_for_notify(listener, self._idle_poll):
+                    await unlisten(self._pool, listener)
+                    listener = await listen(self._pool)
         finally:
-            await listener.close()
-
-    async def _listen(self) -> psycopg.AsyncConnection[Any]:
-        try:
-            conn = await psycopg.AsyncConnection.connect(self._pool.conninfo, autocommit=True)
-            await conn.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            raise BusError(f"outbox relay: cannot listen: {exc}") from exc
-        return conn
-
-
-async def _wait_notify(
-    listener: psycopg.AsyncConnection[Any], stop: asyncio.Event, seconds: float
-) -> None:
-    if stop.is_set():
-        return
-    try:
-        async for _ in listener.notifies(timeout=seconds, stop_after=1):
-            break
-    except psycopg.Error as exc:
-        log.warning("outbox relay listener: %s", exc)
-        await asyncio.sleep(seconds)
+            await unlisten(self._pool, listener)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -101,7 +101,7 @@ class KafkaHarness(Harness):
             partitions=3,
             group=f"g{run}",
             idempotent=False,  # Tansu's memory storage lacks InitProducerId
-            session_timeout_ms=6000,
+            session_timeout_ms=1500,  # Tansu holds a rejoin for ~2.7x the session timeout
         )
         self.kafka = KafkaBus(self.config)
         self.bus = self.kafka

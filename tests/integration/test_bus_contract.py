@@ -146,11 +146,14 @@ async def test_a_poison_event_is_dead_lettered_with_its_error_and_blocks_only_it
                 await consumer.ack(d)
                 if number(d) == 1:
                     assert dead, "the poison event's successor overtook it"
-    assert handled[-1] == 1 and sorted(handled) == [1, 2]
+    assert handled[-1] == 1
+    assert sorted(handled) == [1, 2]
     assert handled.index(2) == 0, "another key waited for the poison event"
-    assert poison_attempts == [1, 2, 3] and dead
+    assert poison_attempts == [1, 2, 3]
+    assert dead
     (letter,) = await harness.dead_letters()
-    assert letter.key == "poison-key" and letter.topic == events.INBOUND
+    assert letter.key == "poison-key"
+    assert letter.topic == events.INBOUND
     assert letter.attempts == RETRY.max_attempts
     assert letter.error == "ValueError: cannot parse attempt 3"
     assert events.decode(letter.payload) == inbound(0)
@@ -174,7 +177,7 @@ async def test_the_worker_runs_keys_concurrently_and_drains_on_stop(harness: Har
     for n in range(60):
         await harness.bus.publish(events.INBOUND, f"cust-{n % 12}", inbound(n))
     handled: list[int] = []
-    stop = asyncio.Event()
+    stop, stop2 = asyncio.Event(), asyncio.Event()
     active: dict[str, int] = {}
 
     async def handle(delivery: Delivery) -> None:
@@ -185,22 +188,18 @@ async def test_the_worker_runs_keys_concurrently_and_drains_on_stop(harness: Har
         active[delivery.key] -= 1
         if len(handled) == 30:
             stop.set()
+        if len(handled) == 60:
+            stop2.set()
 
     health = WorkerHealth()
     await run_worker(await harness.consumer(), handle, stop=stop, concurrency=8, health=health)
     first_run = list(handled)
     assert len(first_run) >= 30  # the ones in flight at stop were finished, not dropped
-    assert health.max_in_flight > 1 and health.handled == len(first_run)
-    assert health.stopping and not health.ready()
-    stop2 = asyncio.Event()
-    second = await harness.consumer()
-
-    async def finish() -> None:
-        while len(handled) < 60:
-            await asyncio.sleep(0.05)
-        stop2.set()
-
-    await asyncio.gather(run_worker(second, handle, stop=stop2, concurrency=8), finish())
+    assert health.max_in_flight > 1
+    assert health.handled == len(first_run)
+    assert health.stopping
+    assert not health.ready()
+    await run_worker(await harness.consumer(), handle, stop=stop2, concurrency=8)
     assert sorted(handled) == list(range(60))  # a clean stop repeats nothing
 
 
@@ -217,4 +216,6 @@ async def test_a_handler_failure_is_retried_by_the_worker(harness: Harness) -> N
 
     health = await run_worker(await harness.consumer(), flaky, stop=stop, concurrency=2)
     assert calls == [1, 2]
-    assert health.retried == 1 and health.handled == 1 and health.dead_lettered == 0
+    assert health.retried == 1
+    assert health.handled == 1
+    assert health.dead_lettered == 0
