@@ -64,6 +64,8 @@ async def run_worker(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     health = health or WorkerHealth()
+    # Receive in batches (one claim or fetch for many events), not one event at a time.
+    refill = max(1, concurrency // 4)
     tasks: set[asyncio.Task[None]] = set()
     room = asyncio.Event()
     room.set()
@@ -75,7 +77,7 @@ async def run_worker(
     health.started = True
     try:
         while not stop.is_set():
-            if len(tasks) >= concurrency:
+            if tasks and concurrency - len(tasks) < refill:
                 room.clear()
                 await _first(room.wait(), stop.wait())
                 continue

@@ -16,6 +16,7 @@ then be handed out first. Intake of one customer's messages is sequential in pra
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -34,13 +35,24 @@ from fte_core.ports import Delivery
 log = logging.getLogger(__name__)
 
 CHANNEL = "fte_outbox"
+_FLOOR_RESET = 5.0  # seconds
 
 _INSERT = "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s) RETURNING id"
 
+# Free heads among the oldest `window` pending rows: a row whose (topic, key) has no older
+# pending row, not claimed, not backing off; oldest first. The window bounds the work of a
+# claim when a deep backlog belongs to keys already in flight.
 _CLAIM = """
-WITH heads AS (
-    SELECT o.id FROM outbox o
+WITH bound AS (
+    SELECT min(id) AS lo, max(id) AS hi FROM (
+        SELECT id FROM outbox
+        WHERE topic = ANY(%(topics)s) AND sent_at IS NULL AND id >= %(floor)s
+        ORDER BY id LIMIT %(window)s) w
+),
+free AS (
+    SELECT o.id FROM outbox o, bound
     WHERE o.topic = ANY(%(topics)s) AND o.sent_at IS NULL
+      AND o.id BETWEEN bound.lo AND bound.hi
       AND o.available_at <= now()
       AND (o.locked_until IS NULL OR o.locked_until <= now())
       AND NOT EXISTS (
@@ -53,8 +65,8 @@ WITH heads AS (
 UPDATE outbox o
 SET attempts = o.attempts + 1, claimed_by = %(me)s,
     locked_until = now() + make_interval(secs => %(visibility)s)
-FROM heads WHERE o.id = heads.id
-RETURNING o.id, o.topic, o.key, o.payload, o.attempts
+FROM free, bound WHERE o.id = free.id
+RETURNING o.id, o.topic, o.key, o.payload, o.attempts, bound.lo
 """
 
 _DEAD = """
@@ -128,12 +140,18 @@ class PostgresConsumer:
         retry: RetryPolicy | None = None,
         visibility_timeout: float = 60.0,
         idle_poll: float = 1.0,
+        window: int = 1000,
     ) -> None:
         self._pool = pool
         self._topics = list(topics)
         self._retry = retry or RetryPolicy()
         self._visibility = visibility_timeout
         self._idle_poll = idle_poll  # re-check this often even without a notification
+        self._window = window
+        self._acks: list[int] = []
+        self._ack_flush: asyncio.Future[None] | None = None
+        self._lowest = 0
+        self._floor_reset = time.monotonic()
         self._me = uuid.uuid4()
         self._listener: psycopg.AsyncConnection[Any] | None = None
         self._closed = False
@@ -152,10 +170,21 @@ class PostgresConsumer:
         return []
 
     async def ack(self, delivery: Delivery) -> None:
+        """Acks arriving together share one DELETE (a group commit); each returns once the
+        statement holding its row has committed."""
+        self._acks.append(int(delivery.id))
+        if self._ack_flush is None:
+            self._ack_flush = asyncio.ensure_future(self._flush_acks())
+        await asyncio.shield(self._ack_flush)
+
+    async def _flush_acks(self) -> None:
+        await asyncio.sleep(0)  # let the acks of this turn of the loop join
+        ids, self._acks = self._acks, []
+        self._ack_flush = None
         await self._execute(
-            "DELETE FROM outbox WHERE id = %(id)s AND claimed_by = %(me)s",
-            {"id": int(delivery.id), "me": self._me},
-            f"ack {delivery.id}",
+            "DELETE FROM outbox WHERE id = ANY(%(ids)s) AND claimed_by = %(me)s",
+            {"ids": ids, "me": self._me},
+            f"ack {len(ids)} event(s)",
         )
 
     async def retry(self, delivery: Delivery, error: str) -> bool:
@@ -193,6 +222,8 @@ class PostgresConsumer:
             "limit": limit,
             "me": self._me,
             "visibility": self._visibility,
+            "window": self._window,
+            "floor": self._floor(),
         }
         try:
             async with self._pool.connection() as conn:
@@ -201,8 +232,10 @@ class PostgresConsumer:
         except psycopg.Error as exc:
             raise BusError(f"claim from {self._topics}: {exc}") from exc
         rows.sort(key=lambda r: int(r[0]))
+        if rows:
+            self._lowest = int(rows[0][5])
         taken: list[Delivery] = []
-        for id_, topic, key, payload, attempts in rows:
+        for id_, topic, key, payload, attempts, _ in rows:
             delivery = Delivery(
                 id=str(id_), topic=topic, key=key, payload=bytes(payload), attempts=attempts
             )
@@ -213,6 +246,17 @@ class PostgresConsumer:
                 continue
             taken.append(delivery)
         return taken
+
+    def _floor(self) -> int:
+        """Claims scan from the oldest pending row seen last time, not from the start: the
+        rows acked below it are dead index entries a scan would wade through until vacuum.
+        Every few seconds the scan starts from 0 again, for a row committed late with a
+        lower id (ids are assigned at insert, not at commit)."""
+        now = time.monotonic()
+        if now - self._floor_reset >= _FLOOR_RESET:
+            self._floor_reset = now
+            self._lowest = 0
+        return self._lowest
 
     async def _listen(self) -> None:
         if self._listener is None:

@@ -1,8 +1,8 @@
 """A worker process for the crash, shutdown and memory tests (run with `python -m`).
 
 Its handler does what a real one must: the effect and the claim of the event id in
-`processed_messages` commit in one PostgreSQL transaction, so a redelivered event has no
-second effect. Each call is also logged in `bus_calls` (committed first), so tests can see
+`processed_messages` commit in one PostgreSQL transaction (here one statement), so a
+redelivered event has no second effect. Each call is also logged in `bus_calls` (committed first), so tests can see
 that redeliveries really happened. Exits 0 after SIGTERM once its work is drained.
 """
 
@@ -42,26 +42,25 @@ def number(delivery: Delivery) -> int:
     return int(event.message_id[1:])
 
 
-def make_handler(pool: AsyncConnectionPool[Any], delay: float) -> Any:
+def make_handler(pool: AsyncConnectionPool[Any], delay: float, log_calls: bool) -> Any:
     pid = os.getpid()
 
     async def handle(delivery: Delivery) -> None:
         n = number(delivery)
-        async with pool.connection() as conn:
-            await conn.execute("INSERT INTO bus_calls (n, pid) VALUES (%s, %s)", (n, pid))
+        if log_calls:
+            async with pool.connection() as conn:
+                await conn.execute("INSERT INTO bus_calls (n, pid) VALUES (%s, %s)", (n, pid))
         if delay:
             await asyncio.sleep(delay)  # the model call
-        async with pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "INSERT INTO processed_messages (consumer, message_id) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (CONSUMER, delivery.id),
+        async with pool.connection() as conn:
+            # One statement, so one transaction: the claim and the effect commit together.
+            await conn.execute(
+                "WITH claim AS (INSERT INTO processed_messages (consumer, message_id)"
+                " VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING message_id)"
+                " INSERT INTO bus_effects (n, delivery_id, pid) SELECT %s, message_id, %s"
+                " FROM claim",
+                (CONSUMER, delivery.id, n, pid),
             )
-            if cursor.rowcount == 1:
-                await conn.execute(
-                    "INSERT INTO bus_effects (n, delivery_id, pid) VALUES (%s, %s, %s)",
-                    (n, delivery.id, pid),
-                )
 
     return handle
 
@@ -100,7 +99,7 @@ async def main(args: argparse.Namespace) -> int:
         health = WorkerHealth()
         await serve_worker(
             consumer,
-            make_handler(pool, args.delay),
+            make_handler(pool, args.delay, not args.no_calls),
             concurrency=args.concurrency,
             health=health,
         )
@@ -118,6 +117,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--visibility", type=float, default=2.0)
+    parser.add_argument("--no-calls", action="store_true", help="do not log calls")
     return parser.parse_args(argv)
 
 
