@@ -2,8 +2,9 @@
 
 Its handler does what a real one must: the effect and the claim of the event id in
 `processed_messages` commit in one PostgreSQL transaction (here one statement), so a
-redelivered event has no second effect. Each call is also logged in `bus_calls` (committed first), so tests can see
-that redeliveries really happened. Exits 0 after SIGTERM once its work is drained.
+redelivered event has no second effect. Each call is also logged in `bus_calls`
+(committed first), so tests can see that redeliveries really happened. Exits 0 after
+SIGTERM once its work is drained.
 """
 
 from __future__ import annotations

@@ -36,12 +36,6 @@ from fte_core import events
 from fte_core.models import Channel
 from fte_core.ports import Delivery, EventConsumer
 from service.worker import WorkerHealth, run_worker
-from tests.integration.conftest import (  # noqa: F401 - the PostgreSQL fixtures
-    pg_pool,
-    pg_server_url,
-    pg_template,
-    pg_url,
-)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow]
 
