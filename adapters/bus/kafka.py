@@ -11,6 +11,7 @@ the relay published twice is still recognised as one event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -21,12 +22,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from adapters.bus.retry import RetryPolicy
 from fte_core import events
 from fte_core.errors import BusError, ConfigError
 
 log = logging.getLogger(__name__)
 
 ID_HEADER = "fte-id"
+_PUBLISH_BACKOFF = RetryPolicy(max_attempts=1, backoff=0.2, max_backoff=5.0)
 _TOPIC_EXISTS = 36
 
 
@@ -40,13 +43,14 @@ class KafkaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     idempotent: bool = True
     client_id: str = "fte"
     request_timeout_ms: int = 30_000
+    publish_attempts: int = 5  # KafkaBus.publish tries before raising BusError
     session_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.bootstrap.strip():
             raise ConfigError("FTE_KAFKA_BOOTSTRAP: empty")
-        if self.partitions < 1 or self.replication < 1:
-            raise ConfigError("FTE_KAFKA_PARTITIONS / FTE_KAFKA_REPLICATION must be >= 1")
+        if self.partitions < 1 or self.replication < 1 or self.publish_attempts < 1:
+            raise ConfigError("Kafka partitions, replication and publish attempts must be >= 1")
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a bus topic (fte.inbound -> PREFIX + fte.inbound)."""
@@ -114,7 +118,21 @@ class KafkaBus:
             await producer.stop()
 
     async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None:
-        await (await self.send(topic, key, events.encode(event)))
+        """Send and wait for the broker's ack; a broker that does not answer within the
+        request timeout is tried again with backoff, `publish_attempts` times in all, under
+        the same record id. (Events that must survive a longer outage go through the
+        outbox and its relay.)"""
+        payload, event_id = events.encode(event), uuid.uuid4().hex
+        for attempt in range(1, self.config.publish_attempts + 1):
+            try:
+                await (await self.send(topic, key, payload, event_id))
+                return
+            except BusError as exc:
+                if attempt == self.config.publish_attempts:
+                    raise
+                delay = _PUBLISH_BACKOFF.delay(attempt)
+                log.warning("publish to %s failed (%s); retrying in %.1f s", topic, exc, delay)
+                await asyncio.sleep(delay)
 
     async def send(
         self,

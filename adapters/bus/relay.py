@@ -51,6 +51,7 @@ class OutboxRelay:
         self._retention = retention  # seconds sent rows are kept (for audit), then purged
         self._backoff = backoff or RetryPolicy(max_attempts=1, backoff=0.5, max_backoff=30.0)
         self.relayed = 0
+        self.failures = 0  # failed attempts so far (broker or database down)
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; returns how many were sent."""
@@ -99,6 +100,7 @@ class OutboxRelay:
                     failures = 0
                 except BusError as exc:
                     failures += 1
+                    self.failures += 1
                     delay = self._backoff.delay(failures)
                     log.warning("outbox relay failed (%s); retrying in %.1f s", exc, delay)
                     await _sleep_unless(stop, delay)
