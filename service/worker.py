@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from fte_core.errors import BusError
+from fte_core.errors import BusError, ConfigError
 from fte_core.ports import Delivery, EventConsumer
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def run_worker(
 ) -> WorkerHealth:
     """Consume until `stop` is set, then drain in-flight work and close the consumer."""
     if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        raise ConfigError(f"concurrency: must be at least 1, not {concurrency}")
     health = health or WorkerHealth()
     # Receive in batches (one claim or fetch for many events), not one event at a time.
     refill = max(1, concurrency // 4)
