@@ -19,12 +19,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from adapters.bus.retry import RetryPolicy
 from fte_core.errors import BusError, ConfigError
 from fte_core.ports import Delivery, EventConsumer
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Delivery], Awaitable[None]]
+_BACKOFF = RetryPolicy(max_attempts=1, backoff=0.5, max_backoff=15.0)
 
 
 @dataclass(slots=True)
@@ -66,6 +68,7 @@ async def run_worker(
     health = health or WorkerHealth()
     # Receive in batches (one claim or fetch for many events), not one event at a time.
     refill = max(1, concurrency // 4)
+    failures = 0
     tasks: set[asyncio.Task[None]] = set()
     room = asyncio.Event()
     room.set()
@@ -81,9 +84,19 @@ async def run_worker(
                 room.clear()
                 await _first(room.wait(), stop.wait())
                 continue
-            batch = await consumer.receive(concurrency - len(tasks), poll_timeout)
+            try:
+                batch = await consumer.receive(concurrency - len(tasks), poll_timeout)
+                await _refresh_lag(consumer, health, lag_interval)
+            except BusError as exc:
+                # The broker or database is away: keep the work in flight, try again with
+                # backoff; readiness turns false once the last good poll is stale.
+                failures += 1
+                delay = _BACKOFF.delay(failures)
+                log.warning("receive failed (%s); retrying in %.1f s", exc, delay)
+                await _first(asyncio.sleep(delay), stop.wait())
+                continue
+            failures = 0
             health.last_poll = time.monotonic()
-            await _refresh_lag(consumer, health, lag_interval)
             for delivery in batch:
                 task = asyncio.create_task(_process(consumer, handle, delivery, health))
                 tasks.add(task)

@@ -11,7 +11,7 @@ import pytest
 from adapters.bus.memory import MemoryBus
 from adapters.bus.retry import RetryPolicy
 from fte_core import events
-from fte_core.errors import ConfigError, ValidationError
+from fte_core.errors import BusError, ConfigError, ValidationError
 from fte_core.models import Channel
 from fte_core.ports import Delivery
 from service.bootstrap import make_bus
@@ -153,3 +153,46 @@ async def test_the_worker_keeps_at_most_concurrency_events_in_flight() -> None:
     assert sorted(done, key=int) == [str(n) for n in range(1, 41)]
     with pytest.raises(ConfigError, match="concurrency"):
         await run_worker(bus.consumer([events.INBOUND]), handle, stop=stop, concurrency=0)
+
+
+class FlakyConsumer:
+    """A memory consumer whose bus is away for the first `outages` receives."""
+
+    def __init__(self, bus: MemoryBus, outages: int) -> None:
+        self.inner = bus.consumer([events.INBOUND])
+        self.outages = outages
+
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        if self.outages:
+            self.outages -= 1
+            raise BusError("database restarting")
+        return await self.inner.receive(limit, max_wait)
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self.inner.ack(delivery)
+
+    async def retry(self, delivery: Delivery, error: str) -> bool:
+        return await self.inner.retry(delivery, error)
+
+    async def lag(self) -> int | None:
+        return await self.inner.lag()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_the_worker_rides_out_a_bus_outage() -> None:
+    bus = MemoryBus()
+    bus.put(events.INBOUND, "k", b"x")
+    stop = asyncio.Event()
+    seen: list[str] = []
+
+    async def handle(delivery: Delivery) -> None:
+        seen.append(delivery.id)
+        stop.set()
+
+    flaky = FlakyConsumer(bus, outages=2)
+    health = await run_worker(flaky, handle, stop=stop, concurrency=2)
+    assert seen == ["1"]
+    assert flaky.outages == 0
+    assert health.handled == 1
