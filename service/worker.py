@@ -75,6 +75,7 @@ async def run_worker(
 
     def done(task: asyncio.Task[None]) -> None:
         tasks.discard(task)
+        health.in_flight = len(tasks)
         room.set()
 
     health.started = True

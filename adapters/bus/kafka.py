@@ -44,6 +44,7 @@ class KafkaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     client_id: str = "fte"
     request_timeout_ms: int = 30_000
     publish_attempts: int = 5  # KafkaBus.publish tries before raising BusError
+    fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch for more data
     session_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:

@@ -117,6 +117,7 @@ class KafkaConsumer:
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
             request_timeout_ms=config.request_timeout_ms,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         try:
@@ -166,17 +167,21 @@ class KafkaConsumer:
         heapq.heappush(self._due, (record.available_at, next(self._seq), lane))
 
     async def lag(self) -> int | None:
+        """Records of the assigned partitions not yet done (None while unknown)."""
         total = 0
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            if high is None:
-                return None
-            offsets = self._offsets.get(tp)
-            if offsets is not None and offsets.pending:
-                low = offsets.pending[0]
-            else:
-                low = await self._consumer.position(tp)
-            total += max(0, high - low)
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)
+                if high is None:
+                    return None
+                offsets = self._offsets.get(tp)
+                if offsets is not None and offsets.pending:
+                    low = offsets.pending[0]
+                else:
+                    low = await self._consumer.position(tp)
+                total += max(0, high - low)
+        except KafkaError:
+            return None  # a rebalance is moving the partitions
         return total
 
     async def close(self) -> None:

@@ -98,7 +98,7 @@ class KafkaHarness(Harness):
         self.config = KafkaConfig(
             bootstrap=bootstrap,
             topic_prefix=f"t{run}.",
-            partitions=3,
+            partitions=1,  # every key in one partition: lanes must keep them apart
             group=f"g{run}",
             idempotent=False,  # Tansu's memory storage lacks InitProducerId
             session_timeout_ms=1500,  # Tansu holds a rejoin for ~2.7x the session timeout
