@@ -157,7 +157,7 @@ async def assert_exactly_once(run: Run) -> None:
 
 async def test_sigkill_mid_stream_then_a_new_worker_loses_and_repeats_nothing(run: Run) -> None:
     await publish(run)
-    first = run.worker(delay=0.01)
+    first = run.worker(delay=0.05)  # always some events between their call and their ack
     done = await run.wait_for("SELECT count(*) FROM bus_effects", 150, first)
     assert kill(first, signal.SIGKILL) == -signal.SIGKILL
     killed_at = await run.scalar("SELECT count(*) FROM bus_effects")
