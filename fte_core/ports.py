@@ -282,6 +282,47 @@ class EventBus(Protocol):
     async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None: ...
 
 
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event handed to a consumer. `id` is stable across redeliveries (and across the
+    outbox relay), so a handler can claim it once in `processed_messages`."""
+
+    id: str
+    topic: str
+    key: str
+    payload: bytes  # fte_core.events.encode(...) of the published event
+    attempts: int  # deliveries of this event so far, this one included (1 the first time)
+
+
+class EventConsumer(Protocol):
+    """The receiving side of a bus: at-least-once, in order per key.
+
+    A key has at most one delivery out at a time: the next event of that key is handed out
+    only after the previous one is acked or dead-lettered, while other keys proceed. A
+    delivery neither acked nor retried (its consumer died) is handed out again later.
+    """
+
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        """Up to `limit` deliveries; waits at most `max_wait` seconds for a first one."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The work is stored: the event is never delivered again."""
+        ...
+
+    async def retry(self, delivery: Delivery, error: str) -> bool:
+        """Handling failed with `error`: deliver again after a backoff, or, once the
+        attempts are spent, dead-letter it with the error (returns True)."""
+        ...
+
+    async def lag(self) -> int | None:
+        """Events waiting to be handed out, when the bus can tell."""
+        ...
+
+    async def close(self) -> None:
+        """Stop receiving; commit what was acked; what was not is redelivered elsewhere."""
+        ...
+
+
 class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
     question: str
     subject: str | None

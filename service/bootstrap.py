@@ -6,15 +6,21 @@ Tests call the same `bootstrap()` with fakes for whatever they want to replace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from adapters.bus.memory import MemoryBus
+from adapters.bus.retry import RetryPolicy
+from fte_core import events
 from fte_core.access import ticket_token
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.embedding import HashingEmbedder
+from fte_core.errors import ConfigError
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy.engine import PolicyEngine
@@ -24,6 +30,7 @@ from fte_core.ports import (
     CrmStore,
     Embedder,
     EventBus,
+    EventConsumer,
     IngestReport,
     KnowledgeBase,
     Responder,
@@ -33,6 +40,11 @@ from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
 from service.local_secrets import load_or_create
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from adapters.bus.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +224,82 @@ async def bootstrap(
         token_secret=secret,
         _stack=stack,
     )
+
+
+@dataclass(slots=True)
+class Buses:
+    """The event bus as configured (FTE_BUS): where events are published, what a worker
+    consumes, and, with Kafka, the outbox relay to run beside the worker."""
+
+    kind: str  # postgres | kafka | memory
+    bus: EventBus
+    consumer: EventConsumer
+    relay: OutboxRelay | None = None
+
+
+async def make_bus(
+    settings: Settings,
+    pool: AsyncConnectionPool[Any] | None,
+    stack: AsyncExitStack,
+    *,
+    topics: Sequence[str] = (events.INBOUND,),
+) -> Buses:
+    """Build and start the configured bus; `stack` closes it (consumer first).
+
+    postgres (default): the outbox table is the queue. kafka: publishers write the outbox
+    (one transaction with their data), the relay moves rows to Kafka, workers consume
+    Kafka; without PostgreSQL storage events go to Kafka directly. memory: one process.
+    """
+    retry = RetryPolicy(max_attempts=settings.bus_max_attempts)
+    if settings.bus == "memory":
+        memory = MemoryBus(retry, visibility_timeout=settings.bus_visibility_timeout)
+        consumer: EventConsumer = memory.consumer(topics)
+        stack.push_async_callback(consumer.close)
+        return Buses(kind="memory", bus=memory, consumer=consumer)
+    if settings.bus == "postgres":
+        if pool is None:
+            raise ConfigError("FTE_BUS: postgres needs PostgreSQL storage (FTE_STORAGE)")
+        from adapters.bus.postgres import PostgresBus
+
+        queue = PostgresBus(pool)
+        consumer = queue.consumer(
+            topics, retry=retry, visibility_timeout=settings.bus_visibility_timeout
+        )
+        stack.push_async_callback(consumer.close)
+        return Buses(kind="postgres", bus=queue, consumer=consumer)
+    return await _kafka(settings, pool, stack, topics, retry)
+
+
+async def _kafka(
+    settings: Settings,
+    pool: AsyncConnectionPool[Any] | None,
+    stack: AsyncExitStack,
+    topics: Sequence[str],
+    retry: RetryPolicy,
+) -> Buses:
+    from adapters.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+    from adapters.bus.kafka_consumer import KafkaConsumer
+    from adapters.bus.postgres import PostgresBus
+    from adapters.bus.relay import OutboxRelay
+
+    if not settings.kafka_bootstrap:
+        raise ConfigError("FTE_KAFKA_BOOTSTRAP: required when FTE_BUS=kafka")
+    config = KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topic_prefix=settings.kafka_topic_prefix,
+        partitions=settings.kafka_partitions,
+        replication=settings.kafka_replication,
+        group=settings.kafka_group,
+        idempotent=settings.kafka_idempotent,
+    )
+    await ensure_topics(config)
+    producer = KafkaBus(config)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    consumer = KafkaConsumer(config, topics, producer, retry=retry)
+    await consumer.start()
+    stack.push_async_callback(consumer.close)
+    if pool is None:
+        return Buses(kind="kafka", bus=producer, consumer=consumer)
+    relay = OutboxRelay(pool, producer)
+    return Buses(kind="kafka", bus=PostgresBus(pool), consumer=consumer, relay=relay)

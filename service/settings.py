@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from fte_core.errors import ConfigError
 
 Storage = Literal["auto", "memory", "postgres"]
+BusKind = Literal["postgres", "kafka", "memory"]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +40,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     admin_token: str | None = None  # operators' bearer token; `fte serve` makes one if unset
     token_secret: str | None = None  # signs ticket access tokens; made in the data dir if unset
     max_body_bytes: int = 1_048_576
+    bus: BusKind = "postgres"  # the PostgreSQL queue; kafka needs kafka_bootstrap
+    kafka_bootstrap: str | None = None
+    kafka_topic_prefix: str = ""
+    kafka_partitions: Positive = 6
+    kafka_replication: Positive = 1
+    kafka_group: str = "fte-worker"
+    kafka_idempotent: bool = True  # idempotent producer (acks=all either way)
+    bus_max_attempts: Positive = 5  # deliveries before an event is dead-lettered
+    bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
+    worker_concurrency: Positive = 32  # events in flight per worker
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
@@ -70,6 +82,16 @@ _ENV = {
     "FTE_ADMIN_TOKEN": "admin_token",
     "FTE_TOKEN_SECRET": "token_secret",
     "FTE_MAX_BODY_BYTES": "max_body_bytes",
+    "FTE_BUS": "bus",
+    "FTE_KAFKA_BOOTSTRAP": "kafka_bootstrap",
+    "FTE_KAFKA_TOPIC_PREFIX": "kafka_topic_prefix",
+    "FTE_KAFKA_PARTITIONS": "kafka_partitions",
+    "FTE_KAFKA_REPLICATION": "kafka_replication",
+    "FTE_KAFKA_GROUP": "kafka_group",
+    "FTE_KAFKA_IDEMPOTENT": "kafka_idempotent",
+    "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
+    "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
+    "FTE_WORKER_CONCURRENCY": "worker_concurrency",
 }
 _SECRET_FILES = {
     "FTE_DATABASE_URL_FILE": "database_url",

@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.bus.postgres import enqueue
 from adapters.storage.postgres import lifecycle, rows
-from adapters.storage.postgres.outbox import enqueue
 from adapters.storage.postgres.pool import connection
 from adapters.storage.postgres.rows import Conn, Row
 from fte_core import events
