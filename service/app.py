@@ -221,5 +221,6 @@ def create_app(
             title="Customer Success Digital FTE", version="1", path="/schema"
         ),
         state=State({"metrics": metrics}),
+        logging_config=None,  # the process configures logging (service.logs), once
         on_app_init=list(on_app_init),
     )

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from adapters.bus.memory import MemoryBus
 from adapters.bus.retry import RetryPolicy
 from fte_core import events
@@ -35,7 +37,6 @@ from fte_core.ports import (
     KnowledgeBase,
     Responder,
 )
-from fte_core.testing.bus import InMemoryBus
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
 from service.local_secrets import load_or_create
@@ -63,6 +64,7 @@ class Runtime:
     storage: str  # memory | postgres (embedded or url)
     ingest_report: IngestReport | None
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
+    buses: Buses  # the configured bus; its consumer only when asked to consume
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -117,7 +119,7 @@ EVAL_SCOPE = "fte_eval"
 
 async def _postgres(
     settings: Settings, stack: AsyncExitStack, embedder: Embedder, scope: str | None
-) -> tuple[CrmStore, KnowledgeBase, str]:
+) -> tuple[CrmStore, KnowledgeBase, str, AsyncConnectionPool[Any]]:
     from adapters.storage.postgres.embedded import EmbeddedPostgres
     from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
     from adapters.storage.postgres.migrate import migrate
@@ -144,7 +146,7 @@ async def _postgres(
     knowledge = PostgresKnowledgeBase(pool, embedder)
     if settings.kb_threshold is not None:
         knowledge.threshold = settings.kb_threshold
-    return PostgresStore(pool), knowledge, label
+    return PostgresStore(pool), knowledge, label, pool
 
 
 async def bootstrap(
@@ -159,9 +161,12 @@ async def bootstrap(
     policy: PolicyEngine | None = None,
     ingest: bool = True,
     scope: str | None = None,
+    consume: Sequence[str] = (),
 ) -> Runtime:
-    """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE)."""
+    """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
+    `consume` the topics a worker in this process will consume (none: publish only)."""
     stack = AsyncExitStack()
+    pool: AsyncConnectionPool[Any] | None = None
     try:
         context = load_context(settings.context_dir)
         if policy is None:
@@ -174,7 +179,7 @@ async def bootstrap(
             else:
                 embedder = make_embedder(settings)
                 _close_on_exit(stack, embedder)
-                pg_store, pg_kb, storage = await _postgres(settings, stack, embedder, scope)
+                pg_store, pg_kb, storage, pool = await _postgres(settings, stack, embedder, scope)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None
         if ingest:
@@ -186,9 +191,12 @@ async def bootstrap(
             _close_on_exit(stack, responder)
         if fallback is None and responder.name != "offline":
             fallback = OfflineResponder()
-        bus = bus or InMemoryBus()
+        if pool is None and settings.bus == "postgres":
+            settings = msgspec.structs.replace(settings, bus="memory")  # in-memory storage
+        buses = await make_bus(settings, pool, stack, topics=consume)
+        bus = bus or buses.bus
         secret = token_secret(settings)
-        base = settings.public_base_url.rstrip("/")
+        base = settings.base_url
 
         def status_link(number: str) -> str:
             return f"{base}/status/{number}?token={ticket_token(secret, number)}"
@@ -222,6 +230,7 @@ async def bootstrap(
         storage=storage,
         ingest_report=report,
         token_secret=secret,
+        buses=buses,
         _stack=stack,
     )
 
@@ -233,7 +242,7 @@ class Buses:
 
     kind: str  # postgres | kafka | memory
     bus: EventBus
-    consumer: EventConsumer
+    consumer: EventConsumer | None  # None: this process only publishes
     relay: OutboxRelay | None = None
 
 
@@ -253,6 +262,8 @@ async def make_bus(
     retry = RetryPolicy(max_attempts=settings.bus_max_attempts)
     if settings.bus == "memory":
         memory = MemoryBus(retry, visibility_timeout=settings.bus_visibility_timeout)
+        if not topics:
+            return Buses(kind="memory", bus=memory, consumer=None)
         consumer: EventConsumer = memory.consumer(topics)
         stack.push_async_callback(consumer.close)
         return Buses(kind="memory", bus=memory, consumer=consumer)
@@ -262,6 +273,8 @@ async def make_bus(
         from adapters.bus.postgres import PostgresBus
 
         queue = PostgresBus(pool)
+        if not topics:
+            return Buses(kind="postgres", bus=queue, consumer=None)
         consumer = queue.consumer(
             topics, retry=retry, visibility_timeout=settings.bus_visibility_timeout
         )
@@ -296,9 +309,11 @@ async def _kafka(
     producer = KafkaBus(config)
     await producer.start()
     stack.push_async_callback(producer.stop)
-    consumer = KafkaConsumer(config, topics, producer, retry=retry)
-    await consumer.start()
-    stack.push_async_callback(consumer.close)
+    consumer: EventConsumer | None = None
+    if topics:
+        consumer = KafkaConsumer(config, topics, producer, retry=retry)
+        await consumer.start()
+        stack.push_async_callback(consumer.close)
     if pool is None:
         return Buses(kind="kafka", bus=producer, consumer=consumer)
     relay = OutboxRelay(pool, producer)

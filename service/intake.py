@@ -47,7 +47,7 @@ class TicketView(msgspec.Struct, frozen=True, kw_only=True):
 
 def status_url(runtime: Runtime, number: str) -> str:
     token = ticket_token(runtime.token_secret, number)
-    return f"{runtime.settings.public_base_url.rstrip('/')}/status/{number}?token={token}"
+    return f"{runtime.settings.base_url}/status/{number}?token={token}"
 
 
 async def submit_form(runtime: Runtime, form: SupportForm) -> FormReceipt:

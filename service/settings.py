@@ -36,7 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     kb_threshold: float | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    public_base_url: str = "http://127.0.0.1:8000"  # how customers reach the service
+    public_base_url: str | None = None  # how customers reach us; unset: http://host:port
     admin_token: str | None = None  # operators' bearer token; `fte serve` makes one if unset
     token_secret: str | None = None  # signs ticket access tokens; made in the data dir if unset
     max_body_bytes: int = 1_048_576
@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def secret_file(self, name: str) -> Path:
         return Path(self.data_dir) / "secrets" / name
@@ -131,7 +135,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         check_database_url(settings.database_url)
     if settings.admin_token is not None and len(settings.admin_token) < MIN_ADMIN_TOKEN:
         raise ConfigError(f"FTE_ADMIN_TOKEN: must be at least {MIN_ADMIN_TOKEN} characters")
-    if not settings.public_base_url.startswith(("http://", "https://")):
+    if not settings.base_url.startswith(("http://", "https://")):
         raise ConfigError("FTE_PUBLIC_BASE_URL: must start with http:// or https://")
     if settings.max_body_bytes < 1024:
         raise ConfigError("FTE_MAX_BODY_BYTES: must be at least 1024")
