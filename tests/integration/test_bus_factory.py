@@ -71,3 +71,43 @@ async def test_kafka_publishes_through_the_outbox_and_its_relay(
         async with pg_pool.connection() as conn:
             cursor = await conn.execute("SELECT id::text FROM outbox WHERE sent_at IS NOT NULL")
             assert await cursor.fetchall() == [(delivery.id,)]  # the record id is the row id
+
+
+@pytest.mark.postgres
+async def test_a_live_consumer_keeps_its_claims_past_the_visibility_timeout(
+    pg_pool: AsyncConnectionPool[Any],
+) -> None:
+    queue = PostgresBus(pg_pool)
+    await queue.publish(events.INBOUND, "cust-1", EVENT)
+    slow = queue.consumer([events.INBOUND], visibility_timeout=0.6)
+    other = queue.consumer([events.INBOUND], visibility_timeout=0.6)
+    (held,) = await slow.receive(1, 5.0)
+    # A handler three visibility timeouts long: the lease is renewed, nobody else gets it.
+    assert await other.receive(1, 1.8) == []
+    await slow.ack(held)
+    await slow.close()
+    assert await other.receive(1, 1.0) == []
+    await other.close()
+
+
+@pytest.mark.postgres
+async def test_a_consumer_crash_looping_on_an_event_dead_letters_it(
+    pg_pool: AsyncConnectionPool[Any],
+) -> None:
+    from adapters.bus.retry import RetryPolicy
+
+    queue = PostgresBus(pg_pool)
+    await queue.publish(events.INBOUND, "cust-1", EVENT)
+    policy = RetryPolicy(max_attempts=2, backoff=0.01)
+    for _ in range(2):  # each consumer "dies" holding it: no ack, no retry, no renewal
+        dying = queue.consumer([events.INBOUND], retry=policy, visibility_timeout=0.2)
+        assert len(await dying.receive(1, 5.0)) == 1
+        dying._closed = True  # as if SIGKILLed: it never closes, never renews
+        if dying._renewer is not None:
+            dying._renewer.cancel()
+    survivor = queue.consumer([events.INBOUND], retry=policy, visibility_timeout=0.2)
+    assert await survivor.receive(1, 1.0) == []  # the third claim dead-letters it instead
+    await survivor.close()
+    async with pg_pool.connection() as conn:
+        cursor = await conn.execute("SELECT attempts, error FROM dead_letters")
+        assert await cursor.fetchall() == [(3, "no outcome after 2 deliveries")]
