@@ -23,6 +23,7 @@ class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel: Channel
     text: str
     expect: Expect
+    note: str | None = None  # why the case exists, or why its label was corrected
 
 
 class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
