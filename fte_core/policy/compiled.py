@@ -1,19 +1,18 @@
 """Rules compiled to a small condition tree over features.
 
-Text conditions become numbered *text atoms* (one Python regex each) evaluated before
-the engine runs; the tree refers to them by index. Both evaluators (durable_rules and
-the pure-Python reference) consume the same tree, so they can be held equal.
+Text conditions become numbered *text atoms* (phrases and patterns), all of a stage's
+atoms matched together on every view of the message (`matcher.TextMatcher`) before the
+engine runs; the tree refers to them by index. Both evaluators (durable_rules and the
+pure-Python reference) consume the same tree, so they can be held equal.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from fte_core.models import Channel, Priority
-from fte_core.policy.prefilter import Prefilter
+from fte_core.policy.matcher import AtomSource, TextMatcher
 from fte_core.policy.schema import Condition, Rule, Then
-from fte_core.text import phrase_regex, phrases_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +36,11 @@ class ChannelIn:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageIn:
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     items: tuple[Node, ...]
 
@@ -51,7 +55,7 @@ class Not:
     item: Node
 
 
-Node = TextAtom | SentimentBelow | SentimentAbove | ChannelIn | All | Any | Not
+Node = TextAtom | SentimentBelow | SentimentAbove | ChannelIn | LanguageIn | All | Any | Not
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class CompiledRule:
     then: Then
     condition: Node
     source: Rule
+    atoms: tuple[int, ...] = ()  # the text atoms its condition reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +75,18 @@ class StageRules:
 
     stage: str
     rules: tuple[CompiledRule, ...]
-    atoms: tuple[re.Pattern[str], ...]
-    prefilter: Prefilter  # skips the regexes whose required literals are absent
+    atoms: tuple[AtomSource, ...]
+    matcher: TextMatcher  # every atom on every view, one automaton pass per view
     uses_sentiment: bool
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
 
 
 class _AtomTable:
     def __init__(self) -> None:
-        self.sources: list[str] = []
-        self._index: dict[str, int] = {}
+        self.sources: list[AtomSource] = []
+        self._index: dict[AtomSource, int] = {}
 
-    def add(self, source: str) -> TextAtom:
+    def add(self, source: AtomSource) -> TextAtom:
         if source not in self._index:
             self._index[source] = len(self.sources)
             self.sources.append(source)
@@ -91,17 +96,21 @@ class _AtomTable:
 def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
     parts: list[Node] = []
     if cond.any_phrases:
-        parts.append(atoms.add(phrases_regex(cond.any_phrases)))
+        parts.append(atoms.add(AtomSource(phrases=cond.any_phrases)))
     if cond.all_phrases:
-        parts.extend(atoms.add(phrase_regex(p)) for p in cond.all_phrases)
+        parts.extend(atoms.add(AtomSource(phrases=(p,))) for p in cond.all_phrases)
     if cond.patterns:
-        parts.append(atoms.add("|".join(f"(?:{p})" for p in cond.patterns)))
+        parts.append(atoms.add(AtomSource(patterns=cond.patterns)))
     if cond.sentiment_below is not None:
         parts.append(SentimentBelow(cond.sentiment_below))
     if cond.sentiment_above is not None:
         parts.append(SentimentAbove(cond.sentiment_above))
     if cond.channel_in:
         parts.append(ChannelIn(tuple(dict.fromkeys(cond.channel_in))))
+    if cond.language_in:
+        parts.append(LanguageIn(tuple(dict.fromkeys(cond.language_in))))
+    if cond.language_not_in:
+        parts.append(Not(LanguageIn(tuple(dict.fromkeys(cond.language_not_in)))))
     if cond.all:
         parts.append(All(tuple(_compile_condition(c, atoms) for c in cond.all)))
     if cond.any:
@@ -109,6 +118,16 @@ def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
     if cond.not_ is not None:
         parts.append(Not(_compile_condition(cond.not_, atoms)))
     return parts[0] if len(parts) == 1 else All(tuple(parts))
+
+
+def atoms_of(node: Node) -> tuple[int, ...]:
+    if isinstance(node, TextAtom):
+        return (node.index,)
+    if isinstance(node, All | Any):
+        return tuple(i for n in node.items for i in atoms_of(n))
+    if isinstance(node, Not):
+        return atoms_of(node.item)
+    return ()
 
 
 def _uses_sentiment(node: Node) -> bool:
@@ -123,23 +142,26 @@ def _uses_sentiment(node: Node) -> bool:
 
 def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
     atoms = _AtomTable()
-    compiled = tuple(
-        CompiledRule(
-            id=rule.id,
-            order=order,
-            stage=stage,
-            then=rule.then,
-            condition=_compile_condition(rule.when, atoms),
-            source=rule,
+    compiled = []
+    for order, rule in rules:
+        condition = _compile_condition(rule.when, atoms)
+        compiled.append(
+            CompiledRule(
+                id=rule.id,
+                order=order,
+                stage=stage,
+                then=rule.then,
+                condition=condition,
+                source=rule,
+                atoms=tuple(dict.fromkeys(atoms_of(condition))),
+            )
         )
-        for order, rule in rules
-    )
-    patterns = tuple(re.compile(src) for src in atoms.sources)
+    sources = tuple(atoms.sources)
     return StageRules(
         stage=stage,
-        rules=compiled,
-        atoms=patterns,
-        prefilter=Prefilter(patterns),
+        rules=tuple(compiled),
+        atoms=sources,
+        matcher=TextMatcher(sources),
         uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
         by_id={r.id: r for r in compiled},
     )

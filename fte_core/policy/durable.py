@@ -23,6 +23,7 @@ from fte_core.policy.compiled import (
     All,
     Any,
     ChannelIn,
+    LanguageIn,
     Node,
     Not,
     SentimentAbove,
@@ -78,6 +79,10 @@ def _expr(node: Node, negate: bool = False) -> Json:
             if negate:
                 return _join("$and", [{"$neq": {"ch": c.value}} for c in channels])
             return _join("$or", [{"ch": c.value} for c in channels])
+        case LanguageIn(languages):
+            if negate:
+                return _join("$and", [{"$neq": {"lg": code}} for code in languages])
+            return _join("$or", [{"lg": code} for code in languages])
         case All(items):
             return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
         case Any(items):
@@ -122,7 +127,7 @@ def _field_tests(expr: Json, counts: dict[str, int]) -> None:
 
 def check_limits(stage: StageRules) -> None:
     """Refuse at load time what would crash or hang the engine at evaluation time."""
-    if len(stage.atoms) + 3 > MAX_FIELDS:
+    if len(stage.atoms) + 4 > MAX_FIELDS:
         raise RuleLimitError(f"{stage.stage} stage needs {len(stage.atoms)} text atoms")
     counts: dict[str, int] = {}
     for rule in stage.rules:
@@ -195,7 +200,12 @@ class DurableStage:
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
         """
-        fact: Json = {MARKER: 1, "s": basis_points(facts.sentiment), "ch": facts.channel.value}
+        fact: Json = {
+            MARKER: 1,
+            "s": basis_points(facts.sentiment),
+            "ch": facts.channel.value,
+            "lg": facts.language,
+        }
         for i, value in enumerate(facts.atoms):
             fact[f"f{i}"] = 1 if value else 0
         with _LOCK:

@@ -13,6 +13,8 @@ from fte_core.policy.compiled import (
     All,
     Any,
     ChannelIn,
+    CompiledRule,
+    LanguageIn,
     Node,
     Not,
     SentimentAbove,
@@ -30,6 +32,8 @@ class Facts:
     atoms: tuple[bool, ...]
     sentiment: float
     channel: Channel
+    language: str = "en"
+    views: tuple[str | None, ...] = ()  # per atom: the view it matched on (None: no match)
 
 
 def holds(node: Node, facts: Facts) -> bool:
@@ -42,6 +46,8 @@ def holds(node: Node, facts: Facts) -> bool:
             return facts.sentiment > value
         case ChannelIn(channels):
             return facts.channel in channels
+        case LanguageIn(languages):
+            return facts.language in languages
         case All(items):
             return all(holds(n, facts) for n in items)
         case Any(items):
@@ -64,11 +70,14 @@ def decide(
     version: str,
     evaluator: str,
     error: str | None = None,
+    views: tuple[str | None, ...] = (),
 ) -> Decision:
     """Turn the set of fired rule ids into a Decision; order never depends on firing order."""
     rules = sorted((stage.by_id[i] for i in set(fired)), key=lambda r: r.order)
     stop = _STAGE_ACTION[stage.stage]
     stopping = [r for r in rules if r.then.action == stop]
+    if any(not r.then.fallback for r in stopping):
+        stopping = [r for r in stopping if not r.then.fallback]
     stopping.sort(key=lambda r: (-urgency_of(r.then).rank, r.order))
     reasons = tuple(dict.fromkeys(r.then.reason for r in stopping if r.then.reason))
     priorities = [r.then.priority for r in rules if r.then.priority is not None]
@@ -83,7 +92,20 @@ def decide(
         tags=tuple(sorted({r.then.tag for r in rules if r.then.tag})),
         evaluator=evaluator,
         error=error,
+        text_views=_matched_views(rules, views),
     )
+
+
+def _matched_views(rules: list[CompiledRule], views: tuple[str | None, ...]) -> tuple[str, ...]:
+    """Which view each fired rule's text matched on ("refund-words:joined")."""
+    if not views:
+        return ()
+    out = []
+    for rule in rules:
+        names = dict.fromkeys(views[i] for i in rule.atoms if views[i] is not None)
+        if names:
+            out.append(f"{rule.id}:{'+'.join(n for n in names if n)}")
+    return tuple(out)
 
 
 def failsafe(stage: str, version: str, error: str) -> Decision:

@@ -28,7 +28,16 @@ from fte_core.text import phrase_regex
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 INPUT_REASONS = frozenset(
-    {"pricing", "refund", "legal", "human_request", "negative_sentiment", "account_security"}
+    {
+        "pricing",
+        "refund",
+        "legal",
+        "human_request",
+        "negative_sentiment",
+        "account_security",
+        "prompt_injection",
+        "unsupported_language",
+    }
 )
 OUTPUT_REASONS = frozenset(
     {"unapproved_commitment", "pricing_disclosure", "prompt_leak", "ungrounded"}
@@ -41,6 +50,8 @@ Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Phrase = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+# What `language_in` accepts: the detector's languages, and `other` for any other one.
+LanguageCode = Literal["en", "es", "fr", "de", "pt", "it", "other"]
 
 
 class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -52,6 +63,8 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     sentiment_below: Score | None = None
     sentiment_above: Score | None = None
     channel_in: tuple[Channel, ...] | None = None
+    language_in: tuple[LanguageCode, ...] | None = None
+    language_not_in: tuple[LanguageCode, ...] | None = None
     all: tuple[Condition, ...] | None = None
     any: tuple[Condition, ...] | None = None
     not_: Condition | None = msgspec.field(default=None, name="not")
@@ -60,7 +73,16 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         present = [f for f in self.__struct_fields__ if getattr(self, f) is not None]
         if not present:
             raise ValueError("a condition needs at least one test")
-        for name in ("any_phrases", "all_phrases", "patterns", "channel_in", "all", "any"):
+        for name in (
+            "any_phrases",
+            "all_phrases",
+            "patterns",
+            "channel_in",
+            "language_in",
+            "language_not_in",
+            "all",
+            "any",
+        ):
             value = getattr(self, name)
             if value is not None and len(value) == 0:
                 raise ValueError(f"`{name}` must not be empty")
@@ -83,6 +105,9 @@ class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     urgency: Priority | None = None
     priority: Priority | None = None
     tag: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
+    # A fallback escalation counts only when no other rule escalates or blocks: a foreign
+    # refund request goes to Billing as `refund`, not to Support as a language question.
+    fallback: bool = False
 
 
 class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +147,8 @@ def _check_then(stage: str, then: Then) -> str | None:
         reasons = INPUT_REASONS if stage == "input" else OUTPUT_REASONS
         if then.reason not in reasons:
             return f"`reason` must be one of {sorted(reasons)}, got {then.reason!r}"
+    if then.fallback and then.action not in ("escalate", "block"):
+        return "`fallback` only applies to `escalate` and `block`"
     if then.action == "set_priority" and then.priority is None:
         return "action `set_priority` needs `priority`"
     if then.action == "tag" and then.tag is None:

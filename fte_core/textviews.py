@@ -1,0 +1,121 @@
+"""Several readings of one normalised text, so a disguised word still reads as the word.
+
+A customer who types "c h a r g e b a c k", "law🔥suit", "re-\\nfund" or "l4wyer" means
+the word; the guardrails must read it. Each view is a plain string built from the
+normalised text (`fte_core.text.normalize`); rules match on every view and the decision
+records the view that matched:
+
+- `written`: the normalised text as the customer wrote it;
+- `joined`: runs of single letters (spaced, dotted, hyphenated, starred) joined into one
+  word, symbols and emoji inside a word dropped, words broken over a line re-joined;
+- `leet`: `joined` with digits and symbols read as letters (3→e, 1→i or l, 0→o, @→a,
+  $→s, 4→a, 5→s, 7→t), only inside tokens that mix them with letters ("l4wyer", never
+  "2024"); two variants when a "1" is present (i and l);
+- `numbers`: `written` with numbers in words as digits and currency words and symbols as
+  ISO codes (`fte_core.numbers`).
+
+A view identical to an earlier one is not kept, so ordinary text costs one view.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fte_core.numbers import numbers_view
+
+VIEW_NAMES = ("written", "joined", "leet", "numbers")
+
+_CHAR = r"[^\W_]|[@$]"  # a letter or digit, or a symbol that stands for a letter
+# Three or more single characters, each followed by 1-3 separators (not a letter, digit
+# or line break): "c h a r g e", "m.o.n.e.y", "r-e-f-u-n-d", "l 4 w y e r".
+_SINGLE_RUN = re.compile(
+    rf"(?<![^\W_])(?:(?:{_CHAR})(?:[^\w\n@$]|_){{1,3}}){{2,}}(?:{_CHAR})(?![^\W_])"
+)
+_SEPARATORS = re.compile(r"[^\w@$]|_")
+_LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])-\s+(?=[^\W\d_])")  # "re-\nfund" (after normalise)
+# A run of symbols (not apostrophes, not spaces) inside a word, next to a letter.
+_INNER_SYMBOLS = re.compile(
+    r"(?<=[^\W\d_])[^\w\s'’@$]+(?=[^\W_])|(?<=[^\W_])[^\w\s'’@$]+(?=[^\W\d_])"
+)
+_LEET_TOKEN = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*")
+_LEET_CHARS = re.compile(r"[013457@$]")
+_LEET_I = str.maketrans(
+    {"3": "e", "1": "i", "0": "o", "@": "a", "$": "s", "4": "a", "5": "s", "7": "t"}
+)
+_LEET_L = str.maketrans({"1": "l"})
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    name: str
+    text: str
+    # Spans of words joined from single letters: inside them a phrase may match without
+    # word boundaries ("iwantarefund" from "i w a n t a r e f u n d").
+    runs: tuple[tuple[int, int], ...] = ()
+
+
+def _join_runs(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    out: list[str] = []
+    runs: list[tuple[int, int]] = []
+    pos = 0
+    length = 0
+    for match in _SINGLE_RUN.finditer(text):
+        joined = _SEPARATORS.sub("", match.group())
+        if not any(ch.isalpha() for ch in joined):
+            continue  # "1 2 3" is a list of numbers, not a word
+        before = text[pos : match.start()]
+        out.append(before)
+        length += len(before)
+        out.append(joined)
+        runs.append((length, length + len(joined)))
+        length += len(joined)
+        pos = match.end()
+    if not runs:
+        return text, ()
+    out.append(text[pos:])
+    return "".join(out), tuple(runs)
+
+
+def joined_view(written: str) -> View:
+    """Re-join line-broken words, drop symbols inside words, then join single letters."""
+    text, runs = _join_runs(_INNER_SYMBOLS.sub("", _LINE_HYPHEN.sub("", written)))
+    return View("joined", text, runs)
+
+
+def leet_views(joined: View) -> tuple[View, ...]:
+    text = joined.text
+    if _LEET_CHARS.search(text) is None:
+        return ()
+
+    def read(table: dict[int, str], extra: dict[int, str] | None) -> str:
+        def one(match: re.Match[str]) -> str:
+            token = match.group()
+            if _LEET_CHARS.search(token) is None or token.isalpha():
+                return token
+            if extra is not None:
+                token = token.translate(extra)
+            return token.translate(table)
+
+        return _LEET_TOKEN.sub(one, text)
+
+    first = read(_LEET_I, None)
+    views = [View("leet", first, joined.runs)] if first != text else []
+    if "1" in text:
+        second = read(_LEET_I, _LEET_L)
+        if second not in (text, first):
+            views.append(View("leet", second, joined.runs))
+    return tuple(views)
+
+
+def text_views(written: str) -> tuple[View, ...]:
+    """The distinct views of a normalised text, `written` first."""
+    views = [View("written", written)]
+    joined = joined_view(written)
+    if joined.text != written:
+        views.append(joined)
+    views.extend(leet_views(joined))
+    numbers = numbers_view(written)
+    if numbers != written:
+        views.append(View("numbers", numbers))
+    return tuple(views)
