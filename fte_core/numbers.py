@@ -1,12 +1,13 @@
-"""The `numbers` view: amounts written in words or in any currency read as digits and codes.
+r"""The `numbers` view: amounts written in words or in any currency read as digits and codes.
 
 "thirty-nine euros per seat", "₹2,000", "1.200 kr", "a fifth off" and "half price" state
 prices as surely as "$39" does. In this view numbers in words become digits
 ("forty-nine" → 49, "two thousand five hundred" → 2500), fractions become percentages
 ("a fifth" → 20%, "half" → 50%), and currency symbols and words next to a number become
-ISO codes ("₹2,000" → "inr 2,000", "1.200 kr" → "1.200 sek", "5 bucks" → "5 usd"), so
-one pattern over codes covers every currency. A lone "one" stays a word ("one of the
-tasks" is no amount).
+ISO codes marked with the generic currency sign ¤ ("₹2,000" → "¤inr 2,000", "1.200 kr"
+→ "1.200 ¤sek", "5 bucks" → "5 ¤usd"), so one pattern (`¤[a-z]{3}\s?\d|\d\s?¤[a-z]{3}`)
+covers every currency, and the mark keeps "try 3 times" from reading as Turkish lira. A
+lone "one" stays a word ("one of the tasks" is no amount).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _UNITS = {
 _SCALES = {"hundred": 100, "thousand": 1_000, "grand": 1_000, "million": 1_000_000}
 _WORD = "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True))
 _NUMBER_WORDS = re.compile(
-    rf"(?<![\w-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
+    rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
 )
 _FRACTIONS = {"half": 50, "third": 33, "quarter": 25, "fifth": 20, "tenth": 10}
 _FRACTION = re.compile(
@@ -31,8 +32,8 @@ _FRACTION = re.compile(
     r"(?!\w)"
 )
 _SLANG = (
-    (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 gbp"),
-    (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 gbp"),
+    (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
+    (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 ¤gbp"),
 )
 
 _SYMBOLS = {
@@ -58,8 +59,9 @@ _CURRENCY_WORDS = {
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
 # "won" are words too, so they count only after a number.
-_AFTER = re.compile(rf"(\d[\d.,\s]*?)\s?({_CURRENCY})(?!\w)")
-_BEFORE = re.compile(rf"(?<![\w$])({_CURRENCY})\s?(?=\d)")
+_AFTER = re.compile(rf"(\d[\d.,\s]*?)\s?(?<!¤)({_CURRENCY})(?!\w)")
+_BEFORE_WORDS = "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub"
+_BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\s?(?=\d)")
 _SPACES = re.compile(r" {2,}")
 
 
@@ -104,7 +106,7 @@ def numbers_view(text: str) -> str:
         out = pattern.sub(replacement, out)
     out = _FRACTION.sub(_fraction, out)
     out = _NUMBER_WORDS.sub(_number, out)
-    out = _SYMBOL.sub(lambda m: f" {_SYMBOLS[m.group()]} ", out)
-    out = _AFTER.sub(lambda m: f"{m.group(1)} {_CURRENCY_WORDS[m.group(2)]}", out)
-    out = _BEFORE.sub(lambda m: f"{_CURRENCY_WORDS[m.group(1)]} ", out)
+    out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
+    out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
+    out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)
     return _SPACES.sub(" ", out).strip() if out != text else text

@@ -30,14 +30,16 @@ _CHAR = r"[^\W_]|[@$]"  # a letter or digit, or a symbol that stands for a lette
 # Three or more single characters, each followed by 1-3 separators (not a letter, digit
 # or line break): "c h a r g e", "m.o.n.e.y", "r-e-f-u-n-d", "l 4 w y e r".
 _SINGLE_RUN = re.compile(
-    rf"(?<![^\W_])(?:(?:{_CHAR})(?:[^\w\n@$]|_){{1,3}}){{2,}}(?:{_CHAR})(?![^\W_])"
-)
-_SEPARATORS = re.compile(r"[^\w@$]|_")
+    rf"(?<![^\W_])(?:{_CHAR})(?P<gap>(?:[^\w\n@$]|_){{1,3}})(?:(?:{_CHAR})(?P=gap))+(?:{_CHAR})"
+    r"(?![\w@$*#'’])"
+)  # the same gap throughout: "m.o.n.e.y b.a.c.k" is two words, not one
+_SEPARATORS = re.compile(r"[^\w@$]|_")  # what a single-letter run is joined across
 _LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])-\s+(?=[^\W\d_])")  # "re-\nfund" (after normalise)
 # A run of symbols (not apostrophes, not spaces) inside a word, next to a letter.
 _INNER_SYMBOLS = re.compile(
-    r"(?<=[^\W\d_])[^\w\s'’@$]+(?=[^\W_])|(?<=[^\W_])[^\w\s'’@$]+(?=[^\W\d_])"
+    r"(?<=[^\W\d_]|[@$])(?:[^\w\s@$]|_)+(?=[^\W_]|[@$])|(?<=[^\W_])(?:[^\w\s@$]|_)+(?=[^\W\d_]|[@$])"
 )
+_CONTRACTION = re.compile(r"(s|t|m|d|re|ve|ll)\b")  # "don't", "it's", "we'll" keep theirs
 _LEET_TOKEN = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*")
 _LEET_CHARS = re.compile(r"[013457@$]")
 _LEET_I = str.maketrans(
@@ -53,6 +55,18 @@ class View:
     # Spans of words joined from single letters: inside them a phrase may match without
     # word boundaries ("iwantarefund" from "i w a n t a r e f u n d").
     runs: tuple[tuple[int, int], ...] = ()
+
+
+def _keep(text: str, match: re.Match[str]) -> bool:
+    symbols = match.group()
+    if symbols in ("*", "#"):
+        return True  # may stand for a letter ("refu*d"): the phrase matcher repairs it
+    return symbols in ("'", "’") and _CONTRACTION.match(text, match.end()) is not None
+
+
+def _drop_inner_symbols(text: str) -> str:
+    """ "law🔥suit" → "lawsuit"; "don't" and a lone `*` or `#` stay."""
+    return _INNER_SYMBOLS.sub(lambda m: m.group() if _keep(text, m) else "", text)
 
 
 def _join_runs(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -71,15 +85,33 @@ def _join_runs(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
         runs.append((length, length + len(joined)))
         length += len(joined)
         pos = match.end()
-    if not runs:
-        return text, ()
     out.append(text[pos:])
     return "".join(out), tuple(runs)
 
 
+def _drop_symbols_tracking(
+    text: str, runs: tuple[tuple[int, int], ...]
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Symbols inside words dropped from the whole text; the joined runs moved along."""
+    if not runs:
+        return _drop_inner_symbols(text), ()
+    kept = [True] * len(text)
+    for match in _INNER_SYMBOLS.finditer(text):
+        if _keep(text, match):
+            continue
+        for i in range(match.start(), match.end()):
+            kept[i] = False
+    before = [0] * (len(text) + 1)
+    for i, keep in enumerate(kept):
+        before[i + 1] = before[i] + keep
+    out = "".join(ch for ch, keep in zip(text, kept, strict=True) if keep)
+    return out, tuple((before[a], before[b]) for a, b in runs)
+
+
 def joined_view(written: str) -> View:
-    """Re-join line-broken words, drop symbols inside words, then join single letters."""
-    text, runs = _join_runs(_INNER_SYMBOLS.sub("", _LINE_HYPHEN.sub("", written)))
+    """Re-join line-broken words, join single letters, then drop symbols inside words."""
+    text, runs = _join_runs(_LINE_HYPHEN.sub("", written))
+    text, runs = _drop_symbols_tracking(text, runs)
     return View("joined", text, runs)
 
 

@@ -95,10 +95,13 @@ class _AtomTable:
 
 def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
     parts: list[Node] = []
+    exceptions = cond.except_within or ()
     if cond.any_phrases:
-        parts.append(atoms.add(AtomSource(phrases=cond.any_phrases)))
+        parts.append(atoms.add(AtomSource(phrases=cond.any_phrases, exceptions=exceptions)))
     if cond.all_phrases:
-        parts.extend(atoms.add(AtomSource(phrases=(p,))) for p in cond.all_phrases)
+        parts.extend(
+            atoms.add(AtomSource(phrases=(p,), exceptions=exceptions)) for p in cond.all_phrases
+        )
     if cond.patterns:
         parts.append(atoms.add(AtomSource(patterns=cond.patterns)))
     if cond.sentiment_below is not None:

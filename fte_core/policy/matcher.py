@@ -36,6 +36,9 @@ class AtomSource:
 
     phrases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    # A phrase hit inside one of these longer phrases does not count ("hacked" inside
+    # "hacked together", "court" inside "tennis court").
+    exceptions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +46,34 @@ class _Entry:
     atom: int
     prefix: bool  # the phrase's last word ends in `*`: no boundary needed after it
     compact: bool  # a multi-word phrase written as one word: counts only inside a run
+    exception: bool = False  # marks a span where the atom's phrases do not count
+    single: bool = True  # a one-word phrase (also matches written together with others)
 
 
-_SEPARATORS = re.compile(r"[\s_\-]+")
+# Between words: spaces, hyphens, underscores and quotes ("'Cost' column", "don't").
+_SEPARATORS = re.compile(r"[\s_\-'\"‘’“”]+")
+_NEEDS_CANONICAL = re.compile(r"[_\-'\"‘’“”]| {2}")
+_APOSTROPHES = re.compile(r"['’]")
 _MASKED = re.compile(r"(?<![\w*#])[^\W\d_]+[*#][^\W\d_]+(?![\w*#])")
 
 
 def phrase_words(phrase: str) -> list[str]:
-    return normalize(phrase).replace("-", " ").replace("_", " ").split()
+    """The phrase's words, separators (hyphen, underscore, quotes) read as spaces."""
+    words = []
+    for word in normalize(phrase).replace("-", " ").replace("_", " ").split():
+        words.extend(_SEPARATORS.sub(" ", word).split())
+    return words
+
+
+def canonical_text(text: str) -> str:
+    """Separators as single spaces: the text phrases are matched on."""
+    return _SEPARATORS.sub(" ", text) if _NEEDS_CANONICAL.search(text) else text
 
 
 def _canonical(view: View) -> tuple[str, tuple[tuple[int, int], ...]]:
     """Separators as single spaces; the joined runs moved with the text."""
     text = view.text
-    if "-" not in text and "_" not in text and "  " not in text:
+    if _NEEDS_CANONICAL.search(text) is None:
         return text, view.runs
     if not view.runs:
         return _SEPARATORS.sub(" ", text), ()
@@ -92,6 +109,14 @@ class TextMatcher:
         self._stem_lengths: set[int] = set()
         for index, atom in enumerate(atoms):
             inner_stars = []
+            for phrase in atom.exceptions:
+                stems = [w.rstrip("*") for w in phrase_words(phrase)]
+                literal = " ".join(stems)
+                single = len(stems) == 1
+                exception = _Entry(
+                    index, phrase_words(phrase)[-1].endswith("*"), False, True, single
+                )
+                entries.setdefault(literal, []).append(exception)
             for phrase in atom.phrases:
                 words = phrase_words(phrase)
                 vocabulary.update(w.rstrip("*") for w in words if "*" not in w[:-1])
@@ -101,8 +126,14 @@ class TextMatcher:
                     continue
                 stems = [w.rstrip("*") for w in words]
                 prefix = words[-1].endswith("*")
-                entries.setdefault(" ".join(stems), []).append(_Entry(index, prefix, False))
-                if len(stems) > 1:
+                single = len(stems) == 1
+                entry = _Entry(index, prefix, False, False, single)
+                entries.setdefault(" ".join(stems), []).append(entry)
+                if "'" in phrase or "’" in phrase:  # the joined view drops "quelqu'un"'s
+                    glued = " ".join(_APOSTROPHES.sub("", w) for w in normalize(phrase).split())
+                    glued_words = [w.rstrip("*") for w in glued.replace("-", " ").split()]
+                    entries.setdefault(" ".join(glued_words), []).append(entry)
+                if not single:
                     entries.setdefault("".join(stems), []).append(_Entry(index, prefix, True))
             if inner_stars:
                 regex_parts[index].append(phrases_regex(inner_stars))
@@ -136,30 +167,65 @@ class TextMatcher:
             return
         text, runs = _canonical(view)
         last = len(text) - 1
+        hits: list[tuple[int, int, int]] = []
+        excepted: dict[int, list[tuple[int, int]]] = {}
         for end, (length, entries) in self._automaton.iter(text):
             start = end - length + 1
-            inside = any(a <= start and end < b for a, b in runs)
-            left = inside or start == 0 or not text[start - 1].isalnum()
+            if start and text[start - 1].isalnum():
+                continue
+            right = end == last or not text[end + 1].isalnum()
             for entry in entries:
-                if found[entry.atom] is not None or not left:
-                    continue
-                if entry.compact and not inside:
-                    continue
-                if inside or entry.prefix or end == last or not text[end + 1].isalnum():
-                    found[entry.atom] = view.name
+                if not entry.compact and (right or entry.prefix):
+                    _collect(entry, start, end, hits, excepted)
+        _resolve(hits, excepted, found, view.name)
+        if runs:
+            hits, excepted = [], {}
+            self._glued(text, runs, hits, excepted)
+            _resolve(hits, excepted, found, view.name)
+
+    def _glued(
+        self,
+        text: str,
+        runs: tuple[tuple[int, int], ...],
+        hits: list[tuple[int, int, int]],
+        excepted: dict[int, list[tuple[int, int]]],
+    ) -> None:
+        """Around words joined from single letters, word gaps are unknowable ("a q u o t e"
+        joins to "aquote"): match the phrases written together on the text without
+        spaces, from a word start to a word end (any position inside a joined word is
+        both), touching a joined word. Spans are reported in glued positions, consistently
+        for hits and exceptions."""
+        glued, starts, ends, inside = _glue(text, runs)
+        for end, (length, entries) in self._automaton.iter(glued):
+            start = end - length + 1
+            if start not in starts or not any(inside[start : end + 1]):
+                continue
+            for entry in entries:
+                if (entry.compact or entry.single) and (end in ends or entry.prefix):
+                    _collect(entry, start, end, hits, excepted)
 
     def _with_repairs(self, views: Sequence[View]) -> list[View]:
-        """The views plus, when a word has one masked letter, the written view repaired."""
-        written = views[0]
-        if not self._masks or ("*" not in written.text and "#" not in written.text):
-            return list(views)
-        repaired = _MASKED.sub(self._repair, written.text)
-        if repaired == written.text:
-            return list(views)
-        return [*views, View("joined", repaired)]
+        """A masked letter ("refu*d", "r3fu#d") read as the phrase word it stands for, in
+        the joined and leet views; a mask that fits no word is read as an inserted symbol
+        ("law*suit")."""
+        out = list(views)
+        for i, view in enumerate(out):
+            if i and ("*" in view.text or "#" in view.text):
+                out[i] = View(view.name, _MASKED.sub(self._repair, view.text), view.runs)
+        has_joined = any(view.name == "joined" for view in out)
+        if not has_joined and ("*" in out[0].text or "#" in out[0].text):
+            repaired = _MASKED.sub(self._repair, out[0].text)
+            if repaired != out[0].text:
+                out.append(View("joined", repaired))
+        return out
 
     def _repair(self, match: re.Match[str]) -> str:
-        token = match.group().replace("#", "*")
+        return self.read_masked(match.group())
+
+    def read_masked(self, token: str) -> str:
+        """ "refu*d" → "refund": the one phrase word a masked token can be, else the token
+        without its mask (the symbol was inserted, not a letter replaced)."""
+        token = token.replace("#", "*")
         word = self._masks.get(token)
         if word is not None:
             return word
@@ -169,7 +235,55 @@ class TextMatcher:
                 stem = self._masks.get(token[:length])
                 if stem is not None:
                     return stem + token[length:]
-        return match.group()
+        return token.replace("*", "")
+
+
+def _resolve(
+    hits: list[tuple[int, int, int]],
+    excepted: dict[int, list[tuple[int, int]]],
+    found: list[str | None],
+    name: str,
+) -> None:
+    """An atom holds on a hit that no exception span of the same atom contains."""
+    for atom, start, end in hits:
+        spans = excepted.get(atom, ())
+        if found[atom] is None and not any(a <= start and end <= b for a, b in spans):
+            found[atom] = name
+
+
+def _collect(
+    entry: _Entry,
+    start: int,
+    end: int,
+    hits: list[tuple[int, int, int]],
+    excepted: dict[int, list[tuple[int, int]]],
+) -> None:
+    if entry.exception:
+        excepted.setdefault(entry.atom, []).append((start, end))
+    else:
+        hits.append((entry.atom, start, end))
+
+
+def _glue(
+    text: str, runs: tuple[tuple[int, int], ...]
+) -> tuple[str, set[int], set[int], list[bool]]:
+    """The letters and digits alone; word starts and ends among them; which were joined."""
+    joined = [False] * len(text)
+    for a, b in runs:
+        joined[a:b] = [True] * (b - a)
+    out: list[str] = []
+    starts: set[int] = set()
+    ends: set[int] = set()
+    last = len(text) - 1
+    for i, ch in enumerate(text):
+        if not ch.isalnum():
+            continue
+        if joined[i] or i == 0 or not text[i - 1].isalnum():
+            starts.add(len(out))
+        if joined[i] or i == last or not text[i + 1].isalnum():
+            ends.add(len(out))
+        out.append(ch)
+    return "".join(out), starts, ends, [joined[i] for i, ch in enumerate(text) if ch.isalnum()]
 
 
 def _mask_table(vocabulary: set[str]) -> dict[str, str]:

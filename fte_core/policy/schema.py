@@ -60,6 +60,8 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     any_phrases: tuple[Phrase, ...] | None = None
     all_phrases: tuple[Phrase, ...] | None = None
     patterns: tuple[Pattern, ...] | None = None
+    # Occurrences of the phrases inside these longer phrases do not count.
+    except_within: tuple[Phrase, ...] | None = None
     sentiment_below: Score | None = None
     sentiment_above: Score | None = None
     channel_in: tuple[Channel, ...] | None = None
@@ -77,6 +79,7 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             "any_phrases",
             "all_phrases",
             "patterns",
+            "except_within",
             "channel_in",
             "language_in",
             "language_not_in",
@@ -90,7 +93,10 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             value = getattr(self, name)
             if value is not None and round(value, 4) != value:
                 raise ValueError(f"`{name}` takes at most 4 decimals, got {value!r}")
-        for phrase in (self.any_phrases or ()) + (self.all_phrases or ()):
+        if self.except_within and not (self.any_phrases or self.all_phrases):
+            raise ValueError("`except_within` needs `any_phrases` or `all_phrases` beside it")
+        phrases = (self.any_phrases or ()) + (self.all_phrases or ())
+        for phrase in phrases + (self.except_within or ()):
             phrase_regex(phrase)
         for pattern in self.patterns or ():
             try:
