@@ -116,7 +116,8 @@ def _ordinary_texts() -> list[str]:
     paragraphs = [p for p in re.split(r"\n\s*\n", docs) if p.strip()]
     tickets = json.loads((ROOT / "context" / "sample-tickets.json").read_text(encoding="utf-8"))
     answered = [t["text"] for t in tickets if t["expected"]["action"] == "answer"]
-    assert len(paragraphs) > 50 and len(answered) > 30
+    assert len(paragraphs) > 50
+    assert len(answered) > 30
     return paragraphs + answered
 
 
