@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fte_core.models import Channel, Priority
 from fte_core.policy.matcher import AtomSource, TextMatcher
-from fte_core.policy.schema import Condition, Rule, Then
+from fte_core.policy.schema import Condition, Rule, Then, example_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,22 @@ class ChannelIn:
 
 
 @dataclass(frozen=True, slots=True)
+class Similar:
+    """The message's similarity to rule `slot`'s examples reaches `threshold`."""
+
+    slot: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimilaritySlot:
+    rule_id: str
+    texts: tuple[str, ...]  # the rule's match examples and extra exemplars
+    embedder: str | None  # the embedder the thresholds were calibrated with
+    calibrated: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageIn:
     languages: tuple[str, ...]
 
@@ -55,7 +71,9 @@ class Not:
     item: Node
 
 
-Node = TextAtom | SentimentBelow | SentimentAbove | ChannelIn | LanguageIn | All | Any | Not
+Node = (
+    TextAtom | SentimentBelow | SentimentAbove | ChannelIn | LanguageIn | Similar | All | Any | Not
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,7 @@ class StageRules:
     matcher: TextMatcher  # every atom on every view, one automaton pass per view
     uses_sentiment: bool
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
+    similarity: tuple[SimilaritySlot, ...] = ()
 
 
 class _AtomTable:
@@ -93,7 +112,25 @@ class _AtomTable:
         return TextAtom(self._index[source])
 
 
-def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
+class _Slots:
+    def __init__(self) -> None:
+        self.slots: list[SimilaritySlot] = []
+
+    def add(self, rule: Rule, cond: Condition) -> Similar:
+        similar = cond.similar_to
+        assert similar is not None
+        texts = tuple(example_text(e)[0] for e in rule.examples.match) + similar.exemplars
+        index = next((i for i, s in enumerate(self.slots) if s.rule_id == rule.id), None)
+        if index is None:
+            index = len(self.slots)
+            calibrated = similar.threshold is not None and similar.embedder is not None
+            self.slots.append(SimilaritySlot(rule.id, texts, similar.embedder, calibrated))
+        return Similar(index, similar.threshold if similar.threshold is not None else 1.0)
+
+
+def _compile_condition(
+    cond: Condition, atoms: _AtomTable, slots: _Slots | None = None, rule: Rule | None = None
+) -> Node:
     parts: list[Node] = []
     exceptions = cond.except_within or ()
     if cond.any_phrases:
@@ -110,16 +147,20 @@ def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
         parts.append(SentimentAbove(cond.sentiment_above))
     if cond.channel_in:
         parts.append(ChannelIn(tuple(dict.fromkeys(cond.channel_in))))
+    if cond.similar_to is not None:
+        if slots is None or rule is None:
+            raise ValueError("`similar_to` needs a rule")
+        parts.append(slots.add(rule, cond))
     if cond.language_in:
         parts.append(LanguageIn(tuple(dict.fromkeys(cond.language_in))))
     if cond.language_not_in:
         parts.append(Not(LanguageIn(tuple(dict.fromkeys(cond.language_not_in)))))
     if cond.all:
-        parts.append(All(tuple(_compile_condition(c, atoms) for c in cond.all)))
+        parts.append(All(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.all)))
     if cond.any:
-        parts.append(Any(tuple(_compile_condition(c, atoms) for c in cond.any)))
+        parts.append(Any(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.any)))
     if cond.not_ is not None:
-        parts.append(Not(_compile_condition(cond.not_, atoms)))
+        parts.append(Not(_compile_condition(cond.not_, atoms, slots, rule)))
     return parts[0] if len(parts) == 1 else All(tuple(parts))
 
 
@@ -145,9 +186,10 @@ def _uses_sentiment(node: Node) -> bool:
 
 def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
     atoms = _AtomTable()
+    slots = _Slots()
     compiled = []
     for order, rule in rules:
-        condition = _compile_condition(rule.when, atoms)
+        condition = _compile_condition(rule.when, atoms, slots, rule)
         compiled.append(
             CompiledRule(
                 id=rule.id,
@@ -165,6 +207,7 @@ def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
         rules=tuple(compiled),
         atoms=sources,
         matcher=TextMatcher(sources),
+        similarity=tuple(slots.slots),
         uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
         by_id={r.id: r for r in compiled},
     )

@@ -28,6 +28,7 @@ from fte_core.policy.compiled import (
     Not,
     SentimentAbove,
     SentimentBelow,
+    Similar,
     StageRules,
     TextAtom,
 )
@@ -79,6 +80,8 @@ def _expr(node: Node, negate: bool = False) -> Json:
             if negate:
                 return _join("$and", [{"$neq": {"ch": c.value}} for c in channels])
             return _join("$or", [{"ch": c.value} for c in channels])
+        case Similar(slot, threshold):
+            return {"$lt" if negate else "$gte": {f"m{slot}": basis_points(threshold)}}
         case LanguageIn(languages):
             if negate:
                 return _join("$and", [{"$neq": {"lg": code}} for code in languages])
@@ -127,7 +130,7 @@ def _field_tests(expr: Json, counts: dict[str, int]) -> None:
 
 def check_limits(stage: StageRules) -> None:
     """Refuse at load time what would crash or hang the engine at evaluation time."""
-    if len(stage.atoms) + 4 > MAX_FIELDS:
+    if len(stage.atoms) + len(stage.similarity) + 4 > MAX_FIELDS:
         raise RuleLimitError(f"{stage.stage} stage needs {len(stage.atoms)} text atoms")
     counts: dict[str, int] = {}
     for rule in stage.rules:
@@ -206,6 +209,8 @@ class DurableStage:
             "ch": facts.channel.value,
             "lg": facts.language,
         }
+        for i, score in enumerate(facts.similarity):
+            fact[f"m{i}"] = score
         for i, value in enumerate(facts.atoms):
             fact[f"f{i}"] = 1 if value else 0
         with _LOCK:

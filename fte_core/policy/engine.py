@@ -18,6 +18,8 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
+from fte_core.policy.similarity import SimilarityIndex, Vector
+from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
 from fte_core.textviews import View, text_views
@@ -34,6 +36,9 @@ class MessageFeatures:
     channel: Channel
     language: str = ENGLISH
     views: tuple[View, ...] = ()  # text_views(normalized); empty means just `normalized`
+    # The message's embedding, when the caller already has it (retrieval embeds the same
+    # message): `similar_to` rules then reuse it instead of embedding again.
+    embedding: Vector | None = None
 
 
 def features(text: str, channel: Channel, sentiment: float | None = None) -> MessageFeatures:
@@ -55,16 +60,43 @@ def features(text: str, channel: Channel, sentiment: float | None = None) -> Mes
     )
 
 
-def facts_for(stage: StageRules, feats: MessageFeatures) -> Facts:
+def facts_for(
+    stage: StageRules, feats: MessageFeatures, similarity: SimilarityIndex | None = None
+) -> Facts:
     views = feats.views or (View("written", feats.normalized),)
     matched = stage.matcher.match(views)
+    scores: tuple[int, ...] = ()
+    if similarity is not None and stage.similarity:
+        vector = feats.embedding or similarity.vector(feats.normalized)
+        scores = similarity.scores(vector)
     return Facts(
         atoms=tuple(v is not None for v in matched),
         sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
         channel=feats.channel,
         language=feats.language,
         views=matched,
+        similarity=scores,
     )
+
+
+class _Similarity:
+    """Both stages' exemplar vectors for one rule set (built when the rules load)."""
+
+    def __init__(self, rules: RuleSet, embedder: Embedder | None) -> None:
+        self.input: SimilarityIndex | None = None
+        self.output: SimilarityIndex | None = None
+        if not (rules.input.similarity or rules.output.similarity):
+            return
+        if embedder is None:
+            from fte_core.embedding import HashingEmbedder  # the offline default
+
+            embedder = HashingEmbedder()
+        where = {r.rule.id: (r.file, r.line) for r in rules.rules}
+        self.input = SimilarityIndex(rules.input, embedder, where)
+        self.output = SimilarityIndex(rules.output, embedder, where)
+
+    def stage(self, name: str) -> SimilarityIndex | None:
+        return self.input if name == "input" else self.output
 
 
 class _Compiled:
@@ -108,10 +140,14 @@ class PolicyEngine:
     (`disagreements`) and logged with both sets of fired rules.
     """
 
-    def __init__(self, rules: RuleSet, *, use_durable: bool = True) -> None:
+    def __init__(
+        self, rules: RuleSet, *, use_durable: bool = True, embedder: Embedder | None = None
+    ) -> None:
         self.disagreements = 0
         self._use_durable = use_durable
+        self._embedder = embedder
         self._lock = threading.Lock()
+        self._similarity = _Similarity(rules, embedder)
         self._current = _Compiled(rules) if use_durable else None
         self._rules = rules
 
@@ -138,10 +174,10 @@ class PolicyEngine:
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
-            rules, compiled = self._rules, self._current
+            rules, compiled, similarity = self._rules, self._current, self._similarity
         stage_rules = rules.stage(stage)
         try:
-            facts = facts_for(stage_rules, feats)
+            facts = facts_for(stage_rules, feats, similarity.stage(stage))
         except Exception as exc:  # noqa: BLE001 - a guardrail must never fail open
             log.error("policy features failed: %s", exc)
             return failsafe(stage, rules.version, f"features: {exc!r}")
@@ -189,9 +225,11 @@ class PolicyEngine:
 
     def reload(self, rules: RuleSet) -> None:
         """All or nothing: if the new set fails to register, the old one keeps serving."""
+        similarity = _Similarity(rules, self._embedder)
         new = _Compiled(rules) if self._use_durable else None
         with self._lock:
             old, self._current, self._rules = self._current, new, rules
+            self._similarity = similarity
         if old is not None:
             old.close()
 
@@ -199,6 +237,7 @@ class PolicyEngine:
         """Reload from files; on any error keep serving the current set and re-raise."""
         try:
             rules = load_rules(directory)
+            _Similarity(rules, self._embedder)  # calibrated for this embedder?
         except RuleError:
             log.exception("rule reload failed; still serving version %s", self.version)
             raise

@@ -19,6 +19,7 @@ from fte_core.policy.compiled import (
     Not,
     SentimentAbove,
     SentimentBelow,
+    Similar,
     StageRules,
     TextAtom,
     urgency_of,
@@ -34,6 +35,7 @@ class Facts:
     channel: Channel
     language: str = "en"
     views: tuple[str | None, ...] = ()  # per atom: the view it matched on (None: no match)
+    similarity: tuple[int, ...] = ()  # per similarity slot, in basis points (0..10000)
 
 
 def holds(node: Node, facts: Facts) -> bool:
@@ -48,6 +50,8 @@ def holds(node: Node, facts: Facts) -> bool:
             return facts.channel in channels
         case LanguageIn(languages):
             return facts.language in languages
+        case Similar(slot, threshold):
+            return facts.similarity[slot] >= round(threshold * 10_000)
         case All(items):
             return all(holds(n, facts) for n in items)
         case Any(items):

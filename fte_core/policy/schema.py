@@ -54,6 +54,20 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 LanguageCode = Literal["en", "es", "fr", "de", "pt", "it", "other"]
 
 
+class SimilarTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Meaning, not words: the message is close to one of the rule's `match` examples (and
+    `exemplars`). `threshold` and `embedder` are written by `fte rules calibrate`; a
+    threshold belongs to the embedder it was measured with."""
+
+    threshold: Score | None = None
+    embedder: str | None = None
+    exemplars: tuple[NonEmpty, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and round(self.threshold, 4) != self.threshold:
+            raise ValueError(f"`threshold` takes at most 4 decimals, got {self.threshold!r}")
+
+
 class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A test on one message. Keys present are ANDed; at least one is required."""
 
@@ -65,6 +79,7 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     sentiment_below: Score | None = None
     sentiment_above: Score | None = None
     channel_in: tuple[Channel, ...] | None = None
+    similar_to: SimilarTo | None = None
     language_in: tuple[LanguageCode, ...] | None = None
     language_not_in: tuple[LanguageCode, ...] | None = None
     all: tuple[Condition, ...] | None = None
