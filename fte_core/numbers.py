@@ -99,14 +99,33 @@ def _fraction(match: re.Match[str]) -> str:
     return f"{min(100, base * times)}%"
 
 
+# Cheap substring tests first: most texts state no amount, and the passes below cost
+# tens of microseconds each.
+_WORD_HINTS = (
+    *(w for w in _UNITS if w not in ("one", "zero")),
+    *_SCALES,
+    "half",
+    "halves",
+    "third",
+    "quarter",
+    "fifth",
+    "tenth",
+    "fiver",
+    "tenner",
+)
+_DIGIT = re.compile(r"\d")
+
+
 def numbers_view(text: str) -> str:
     """Amounts in digits and ISO codes; the text unchanged when it states none."""
     out = text
-    for pattern, replacement in _SLANG:
-        out = pattern.sub(replacement, out)
-    out = _FRACTION.sub(_fraction, out)
-    out = _NUMBER_WORDS.sub(_number, out)
-    out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
-    out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
-    out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)
+    if any(hint in text for hint in _WORD_HINTS):
+        for pattern, replacement in _SLANG:
+            out = pattern.sub(replacement, out)
+        out = _FRACTION.sub(_fraction, out)
+        out = _NUMBER_WORDS.sub(_number, out)
+    if _DIGIT.search(out) is not None:
+        out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
+        out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
+        out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)
     return _SPACES.sub(" ", out).strip() if out != text else text

@@ -35,10 +35,6 @@ _SINGLE_RUN = re.compile(
 )  # the same gap throughout: "m.o.n.e.y b.a.c.k" is two words, not one
 _SEPARATORS = re.compile(r"[^\w@$]|_")  # what a single-letter run is joined across
 _LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])-\s+(?=[^\W\d_])")  # "re-\nfund" (after normalise)
-# A run of symbols (not apostrophes, not spaces) inside a word, next to a letter.
-_INNER_SYMBOLS = re.compile(
-    r"(?<=[^\W\d_]|[@$])(?:[^\w\s@$]|_)+(?=[^\W_]|[@$])|(?<=[^\W_])(?:[^\w\s@$]|_)+(?=[^\W\d_]|[@$])"
-)
 _CONTRACTION = re.compile(r"(s|t|m|d|re|ve|ll)\b")  # "don't", "it's", "we'll" keep theirs
 _LEET_TOKEN = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*")
 _LEET_CHARS = re.compile(r"[013457@$]")
@@ -57,16 +53,51 @@ class View:
     runs: tuple[tuple[int, int], ...] = ()
 
 
-def _keep(text: str, match: re.Match[str]) -> bool:
-    symbols = match.group()
+_SYMBOL_RUN = re.compile(r"(?:[^\w\s@$]|_)+")
+
+
+def _letter(ch: str) -> bool:
+    return ch.isalpha() or ch in "@$"
+
+
+def _inner(text: str, start: int, end: int) -> bool:
+    """Symbols at [start, end) sit inside a word: alphanumerics on both sides, one a letter
+    (a dot between two digits is a decimal point, not a disguise)."""
+    if start == 0 or end >= len(text):
+        return False
+    left, right = text[start - 1], text[end]
+    if not (left.isalnum() or left in "@$") or not (right.isalnum() or right in "@$"):
+        return False
+    return _letter(left) or _letter(right)
+
+
+def _keep(text: str, start: int, end: int) -> bool:
+    symbols = text[start:end]
     if symbols in ("*", "#"):
         return True  # may stand for a letter ("refu*d"): the phrase matcher repairs it
-    return symbols in ("'", "’") and _CONTRACTION.match(text, match.end()) is not None
+    return symbols in ("'", "’") and _CONTRACTION.match(text, end) is not None
+
+
+def _dropped(text: str) -> list[tuple[int, int]]:
+    """Spans of symbols inside words to drop ("law🔥suit"); "don't" keeps its apostrophe."""
+    spans = []
+    for match in _SYMBOL_RUN.finditer(text):
+        start, end = match.span()
+        if _inner(text, start, end) and not _keep(text, start, end):
+            spans.append((start, end))
+    return spans
 
 
 def _drop_inner_symbols(text: str) -> str:
-    """ "law🔥suit" → "lawsuit"; "don't" and a lone `*` or `#` stay."""
-    return _INNER_SYMBOLS.sub(lambda m: m.group() if _keep(text, m) else "", text)
+    spans = _dropped(text)
+    if not spans:
+        return text
+    out, pos = [], 0
+    for start, end in spans:
+        out.append(text[pos:start])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _join_runs(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -96,11 +127,8 @@ def _drop_symbols_tracking(
     if not runs:
         return _drop_inner_symbols(text), ()
     kept = [True] * len(text)
-    for match in _INNER_SYMBOLS.finditer(text):
-        if _keep(text, match):
-            continue
-        for i in range(match.start(), match.end()):
-            kept[i] = False
+    for start, end in _dropped(text):
+        kept[start:end] = [False] * (end - start)
     before = [0] * (len(text) + 1)
     for i, keep in enumerate(kept):
         before[i + 1] = before[i] + keep
@@ -110,7 +138,9 @@ def _drop_symbols_tracking(
 
 def joined_view(written: str) -> View:
     """Re-join line-broken words, join single letters, then drop symbols inside words."""
-    text, runs = _join_runs(_LINE_HYPHEN.sub("", written))
+    if "- " in written:
+        written = _LINE_HYPHEN.sub("", written)
+    text, runs = _join_runs(written)
     text, runs = _drop_symbols_tracking(text, runs)
     return View("joined", text, runs)
 
@@ -140,14 +170,16 @@ def leet_views(joined: View) -> tuple[View, ...]:
     return tuple(views)
 
 
-def text_views(written: str) -> tuple[View, ...]:
-    """The distinct views of a normalised text, `written` first."""
+def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
+    """The distinct views of a normalised text, `written` first; `numbers=False` skips the
+    numbers view (only rules with currency patterns read it)."""
     views = [View("written", written)]
     joined = joined_view(written)
     if joined.text != written:
         views.append(joined)
     views.extend(leet_views(joined))
-    numbers = numbers_view(written)
-    if numbers != written:
-        views.append(View("numbers", numbers))
+    if numbers:
+        amounts = numbers_view(written)
+        if amounts != written:
+            views.append(View("numbers", amounts))
     return tuple(views)

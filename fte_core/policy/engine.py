@@ -41,7 +41,9 @@ class MessageFeatures:
     embedding: Vector | None = None
 
 
-def features(text: str, channel: Channel, sentiment: float | None = None) -> MessageFeatures:
+def features(
+    text: str, channel: Channel, sentiment: float | None = None, *, numbers: bool = True
+) -> MessageFeatures:
     """Step 5 of the pipeline: what every rule condition is evaluated on.
 
     The sentiment lexicon is English: a message in another language is scored neutral
@@ -56,7 +58,7 @@ def features(text: str, channel: Channel, sentiment: float | None = None) -> Mes
         sentiment=sentiment,
         channel=channel,
         language=language,
-        views=text_views(normalized),
+        views=text_views(normalized, numbers=numbers),
     )
 
 
@@ -170,7 +172,8 @@ class PolicyEngine:
         stage_rules = rules.stage(stage)
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
-        return self.evaluate_features(stage, features(text, channel, sentiment))
+        numbers = stage_rules.matcher.wants_numbers
+        return self.evaluate_features(stage, features(text, channel, sentiment, numbers=numbers))
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:

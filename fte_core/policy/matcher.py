@@ -145,20 +145,30 @@ class TextMatcher:
                 automaton.add_word(literal, (len(literal), tuple(found)))
             automaton.make_automaton()
             self._automaton = automaton
-        self._regex_atoms = tuple(i for i, parts in enumerate(regex_parts) if parts)
-        self._regexes = tuple(re.compile("|".join(regex_parts[i])) for i in self._regex_atoms)
+        # One regex per pattern, each with its own required literals: a list compiled as
+        # one alternation needs only the union of its branches' literals, and ran on most
+        # texts ("in", "for" and a digit are everywhere).
+        pairs = [(i, re.compile(part)) for i, parts in enumerate(regex_parts) for part in parts]
+        self._regex_atoms = tuple(i for i, _ in pairs)
+        self._regexes = tuple(r for _, r in pairs)
         self._prefilter = Prefilter(self._regexes)
         self._masks = _mask_table(vocabulary)
+        # Only patterns over currency codes (¤usd) need the numbers view.
+        self.wants_numbers = any("¤" in p for atom in atoms for p in atom.patterns)
 
     def match(self, views: Sequence[View]) -> tuple[str | None, ...]:
         """Per atom, the name of the first view it matched on, or None."""
         found: list[str | None] = [None] * self.size
         for view in self._with_repairs(views):
-            self._phrases(view, found)
+            if view.name != "numbers":  # it only rewrites amounts: no phrase gains there
+                self._phrases(view, found)
             if self._regexes:
-                hits = self._prefilter.atoms(view.text)
-                for atom, hit in zip(self._regex_atoms, hits, strict=True):
-                    if hit and found[atom] is None:
+                text = view.text
+                possible = self._prefilter.possible(text)
+                for atom, regex, can in zip(
+                    self._regex_atoms, self._regexes, possible, strict=True
+                ):
+                    if can and found[atom] is None and regex.search(text) is not None:
                         found[atom] = view.name
         return tuple(found)
 

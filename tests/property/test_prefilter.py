@@ -69,7 +69,8 @@ def test_matched_atoms_equal_plain_search(text: str) -> None:
         (r"(?<!\w)(?:refund\w*|money[\s_\-]+back)(?!\w)", {"\x01refund", "\x01money"}),
         (r"\bsue (you|me)", {"\x01sue "}),
         (r"x[\s_]+back\b", {"\x01back"}),  # after a separator run: a word start
-        (r"[$€£]\s?\d", {DIGIT}),  # as selective as the class, and one needle
+        (r"[$€£]\s?\d", {"$", "€", "£"}),  # any literal beats a digit (digits are everywhere)
+        (r"\d\d?\d", {DIGIT}),  # nothing better than a digit
         (r"[$€£]\s?[0-4]", {"$", "€", "£"}),
         (r"\d+\s?(usd|eur)", {"usd", "eur"}),
         (r"(ab|cd)?x", {"x"}),
