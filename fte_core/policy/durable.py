@@ -116,6 +116,18 @@ def _dnf_terms(expr: Json) -> int:
     return 1
 
 
+def _zero_tests(expr: Json) -> list[str]:
+    """The atom fields an expression compares with 0 (negated text conditions)."""
+    found = []
+    for key, value in expr.items():
+        if key in ("$and", "$or"):
+            for e in value:
+                found.extend(_zero_tests(e))
+        elif not key.startswith("$") and key.startswith("f") and value == 0:
+            found.append(key)
+    return found
+
+
 def _field_tests(expr: Json, counts: dict[str, int]) -> None:
     for key, value in expr.items():
         if key in ("$and", "$or"):
@@ -188,6 +200,9 @@ class DurableStage:
             "run": _noop,
         }
         self._rule_ids = {f"r{rule.order}": rule.id for rule in stage.rules}
+        self._negated = frozenset(
+            int(name[1:]) for rule in stage.rules for name in _zero_tests(_expr(rule.condition))
+        )
         with _LOCK:
             host = _get_host()
             try:
@@ -211,8 +226,14 @@ class DurableStage:
         }
         for i, score in enumerate(facts.similarity):
             fact[f"m{i}"] = score
+        # A text atom enters the fact when it holds, or when some rule tests it for 0 (a
+        # negation); an absent field fails `fN == 1`. Most atoms are false and never
+        # negated, so the fact stays small: the engine's cost grows with its fields.
         for i, value in enumerate(facts.atoms):
-            fact[f"f{i}"] = 1 if value else 0
+            if value:
+                fact[f"f{i}"] = 1
+            elif i in self._negated:
+                fact[f"f{i}"] = 0
         with _LOCK:
             sid = str(next(self._sessions))
             fact["sid"] = sid
