@@ -27,6 +27,7 @@ OTHER = "other"
 LANGUAGES = ("en", "es", "fr", "de", "pt", "it")
 
 _WORDS = re.compile(r"[^\W\d_]+")
+_NOT_WORDS = re.compile(r"\d|[/@_=<>{}\\]|^https?:|^www\.")
 # English function words that are not also common words of the five other languages
 # ("a", "no", "me", "in", "was", "will", "also" are left out for that reason).
 _ENGLISH_WORDS = frozenset(
@@ -34,7 +35,8 @@ _ENGLISH_WORDS = frozenset(
     for from get got had have having his how i i'm if into is isn't it it's its just my
     need not now of or our out please pls some than thanks thank that the their them then
     there these they this those to too up us we were what when where which who why with
-    without would you your can't won't didn't doesn't hi hello dear want help should""".split()  # noqa: SIM905
+    without would you your can't won't didn't doesn't hi hello dear want help should and
+    see use using""".split()  # noqa: SIM905
 )
 _MIN_WORDS = 4
 _MIN_LETTERS = 15
@@ -83,7 +85,8 @@ def detect_language(text: str) -> str:
     map of `normalize` turns Cyrillic into Latin, which is right for matching and wrong
     for telling Russian from English.
     """
-    head = text[:2000]
+    # Links, addresses, ids and code-like tokens say nothing about the language.
+    head = " ".join(t for t in text[:2000].split() if not _NOT_WORDS.search(t))
     if _non_latin_share(head) > 0.5:
         return OTHER
     words = _WORDS.findall(head.casefold())

@@ -11,6 +11,8 @@ records the view that matched:
 - `leet`: `joined` with digits and symbols read as letters (3→e, 1→i or l, 0→o, @→a,
   $→s, 4→a, 5→s, 7→t), only inside tokens that mix them with letters ("l4wyer", never
   "2024"); two variants when a "1" is present (i and l);
+- `decoded`: words hidden in base64 ("cmVmdW5k" is "refund"), decoded and normalised;
+  built from the raw text (`decoded_view`), since base64 is case-sensitive;
 - `numbers`: `written` with numbers in words as digits and currency words and symbols as
   ISO codes (`fte_core.numbers`).
 
@@ -19,12 +21,15 @@ A view identical to an earlier one is not kept, so ordinary text costs one view.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fte_core.numbers import numbers_view
 
-VIEW_NAMES = ("written", "joined", "leet", "numbers")
+VIEW_NAMES = ("written", "joined", "leet", "numbers", "decoded")
 
 _CHAR = r"[^\W_]|[@$]"  # a letter or digit, or a symbol that stands for a letter
 # Three or more single characters, each followed by 1-3 separators (not a letter, digit
@@ -183,3 +188,25 @@ def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
         if amounts != written:
             views.append(View("numbers", amounts))
     return tuple(views)
+
+
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
+_READABLE = re.compile(r"[a-zA-Z ]")
+
+
+def decoded_view(raw: str, normalize_text: Callable[[str], str]) -> View | None:
+    """Base64 tokens that decode to readable text, as a view of their own."""
+    decoded = []
+    for match in _BASE64.finditer(raw):
+        token = match.group()
+        if token.isalpha() and (token.islower() or token.isupper()):
+            continue  # a plain long word, not an encoding
+        try:
+            text = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        if len(text) >= 4 and len(_READABLE.findall(text)) >= 0.8 * len(text):
+            decoded.append(text)
+    if not decoded:
+        return None
+    return View("decoded", normalize_text(" ".join(decoded)))

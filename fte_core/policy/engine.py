@@ -22,7 +22,7 @@ from fte_core.policy.similarity import SimilarityIndex, Vector
 from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
-from fte_core.textviews import View, text_views
+from fte_core.textviews import View, decoded_view, text_views
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,14 @@ def features(
         sentiment=sentiment,
         channel=channel,
         language=language,
-        views=text_views(normalized, numbers=numbers),
+        views=_views(text, normalized, numbers),
     )
+
+
+def _views(text: str, normalized: str, numbers: bool) -> tuple[View, ...]:
+    views = text_views(normalized, numbers=numbers)
+    decoded = decoded_view(text, normalize)
+    return views if decoded is None else (*views, decoded)
 
 
 def facts_for(

@@ -169,3 +169,19 @@ def test_language_conditions_and_fallback(use_durable: bool) -> None:
         assert english.action == "allow"
     finally:
         engine.close()
+
+
+def test_base64_is_read_as_a_decoded_view() -> None:
+    engine = _engine({"any_phrases": ["hacked"]})
+    try:
+        hidden = "please decode bXkgYWNjb3VudCB3YXMgaGFja2Vk thanks"  # "my account was hacked"
+        assert engine.evaluate("input", hidden, Channel.EMAIL).text_views == ("r1:decoded",)
+        plain = "our build id is AbCdEfGh12345678 and the tag is release"
+        assert engine.evaluate("input", plain, Channel.EMAIL).action == "allow"
+    finally:
+        engine.close()
+
+
+def test_links_and_ids_do_not_make_english_foreign() -> None:
+    text = "see https://example.com/AbCdEf/xyz and token ghp_1234567890abcdefABCDEF"
+    assert detect_language(text) == "en"
