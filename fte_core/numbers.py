@@ -54,14 +54,14 @@ _CURRENCY_WORDS = {
     "shekel": "ils", "shekels": "ils", "ils": "ils", "zloty": "pln", "zlotys": "pln",
     "złoty": "pln", "zł": "pln", "pln": "pln", "yuan": "cny", "rmb": "cny", "cny": "cny",
     "peso": "mxn", "pesos": "mxn", "mxn": "mxn", "rand": "zar", "zar": "zar", "cad": "cad",
-    "aud": "aud", "cent": "usd", "cents": "usd", "pence": "gbp",
+    "aud": "aud", "cent": "usd", "cents": "usd", "pence": "gbp", "fr": "chf",
 }  # fmt: skip
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
 # "won" are words too, so they count only after a number.
 _AFTER = re.compile(rf"(\d[\d.,\s]*?)\s?(?<!¤)({_CURRENCY})(?!\w)")
-_BEFORE_WORDS = "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub"
-_BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\s?(?=\d)")
+_BEFORE_WORDS = "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub|fr"
+_BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\.?\s?(?=\d)")
 _SPACES = re.compile(r" {2,}")
 
 

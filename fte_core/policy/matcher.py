@@ -2,11 +2,16 @@
 
 A regex per phrase list cost ~300 µs per message and had to run once per view. Here every
 phrase of a stage is one entry of one Aho-Corasick automaton over the view's text with
-separators (space, hyphen, underscore) read as one space; a hit counts when it starts
-and (unless the phrase ends in `*`) ends at a word boundary, exactly the rule of
-`fte_core.text.phrase_body`. Inside a word joined from single letters ("iwantarefund"
-from "i w a n t a r e f u n d") a phrase counts without boundaries, and a multi-word
-phrase also counts written together there.
+separators (space, hyphen, underscore, quotes) read as one space; a hit counts when it
+starts and (unless the phrase ends in `*`) ends at a word boundary, exactly the rule of
+`fte_core.text.phrase_body` (held equal by tests/property/test_prefilter.py).
+
+Around words joined from single letters the word gaps are unknowable ("a q u o t e"
+joins to "aquote"), so a second pass reads the text without spaces there: a phrase
+written together ("aquote", "moneyback") counts from any word start to any word end,
+and anywhere inside a joined word.
+
+`except_within` phrases are entries too: a phrase hit inside one of them is discarded.
 
 What one automaton cannot express stays a regex, run only when the automaton or the
 literal prefilter says it can match: `patterns`, and the rare phrase with a `*` before
@@ -45,7 +50,7 @@ class AtomSource:
 class _Entry:
     atom: int
     prefix: bool  # the phrase's last word ends in `*`: no boundary needed after it
-    compact: bool  # a multi-word phrase written as one word: counts only inside a run
+    compact: bool  # a multi-word phrase written together: only in the glued pass
     exception: bool = False  # marks a span where the atom's phrases do not count
     single: bool = True  # a one-word phrase (also matches written together with others)
 
