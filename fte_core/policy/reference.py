@@ -5,7 +5,8 @@ It is the fail-safe when durable_rules raises, and the oracle of the differentia
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from fte_core.models import Channel, Decision, Priority
@@ -61,8 +62,57 @@ def holds(node: Node, facts: Facts) -> bool:
     raise TypeError(f"unknown condition node {node!r}")
 
 
+Check = Callable[[Facts], bool]
+
+
+def check_of(node: Node) -> Check:
+    """`holds` specialised to one condition once, as closures: the reference evaluator
+    judges every message beside durable_rules, so walking the tree each time (~40 µs for
+    the shipped input rules) would double the cost of the rules."""
+    match node:
+        case TextAtom(index):
+            return lambda f: f.atoms[index]
+        case SentimentBelow(value):
+            return lambda f: f.sentiment < value
+        case SentimentAbove(value):
+            return lambda f: f.sentiment > value
+        case ChannelIn(channels):
+            return lambda f: f.channel in channels
+        case LanguageIn(languages):
+            return lambda f: f.language in languages
+        case Similar(slot, threshold):
+            points = round(threshold * 10_000)
+            return lambda f: f.similarity[slot] >= points
+        case All(items):
+            checks = tuple(check_of(n) for n in items)
+            return lambda f: all(c(f) for c in checks)
+        case Any(items):
+            checks = tuple(check_of(n) for n in items)
+            return lambda f: any(c(f) for c in checks)
+        case Not(item):
+            inner = check_of(item)
+            return lambda f: not inner(f)
+    raise TypeError(f"unknown condition node {node!r}")
+
+
+_checks: dict[int, tuple[StageRules, tuple[tuple[str, Check], ...]]] = {}
+_checks_lock = threading.Lock()
+
+
+def _stage_checks(stage: StageRules) -> tuple[tuple[str, Check], ...]:
+    cached = _checks.get(id(stage))
+    if cached is not None and cached[0] is stage:
+        return cached[1]
+    checks = tuple((rule.id, check_of(rule.condition)) for rule in stage.rules)
+    with _checks_lock:
+        if len(_checks) >= 16:  # a few rule-set versions; reloads are rare
+            _checks.clear()
+        _checks[id(stage)] = (stage, checks)
+    return checks
+
+
 def reference_fired(stage: StageRules, facts: Facts) -> set[str]:
-    return {rule.id for rule in stage.rules if holds(rule.condition, facts)}
+    return {rule_id for rule_id, check in _stage_checks(stage) if check(facts)}
 
 
 _STAGE_ACTION = {"input": "escalate", "output": "block"}
