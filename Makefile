@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fte eval
+	$(BIN)/fte serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

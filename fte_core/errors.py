@@ -8,6 +8,7 @@ FteError
 ├── ValidationError        malformed input (names the field)
 ├── NotFound               unknown ticket, customer, conversation or message
 ├── InvalidTransition      a ticket status move the lifecycle forbids
+├── InProgress             another worker is deciding this message now (retry later)
 ├── StorageError           the store failed (vendor error chained)
 ├── BusError               the event bus failed
 ├── ResponderError         the LLM failed after retries and fallbacks
@@ -15,6 +16,8 @@ FteError
 """
 
 from __future__ import annotations
+
+import re
 
 
 class FteError(Exception):
@@ -67,6 +70,11 @@ class InvalidTransition(FteError):
     pass
 
 
+class InProgress(FteError):
+    """Another copy of the message is being decided: a worker retries it later, and then
+    finds the decision stored (nothing is done twice)."""
+
+
 class StorageError(FteError):
     pass
 
@@ -81,3 +89,14 @@ class ResponderError(FteError):
 
 class DeliveryError(FteError):
     pass
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)
+_KEY_PASSWORD = re.compile(r"\b(?P<key>password|passwd|pwd)\s*=\s*(?:'[^']*'|\"[^\"]*\"|\S+)", re.I)
+
+
+def redact(text: str) -> str:
+    """The text with passwords in URLs (`scheme://user:***@`) and in `password=...`
+    connection strings masked: error messages and logs may quote a connection string."""
+    text = _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
+    return _KEY_PASSWORD.sub(r"\g<key>=***", text)

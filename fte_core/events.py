@@ -6,7 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from fte_core.models import Channel, InboundMessage, Priority
+from fte_core.errors import ValidationError
+from fte_core.models import Channel, Priority
 
 INBOUND = "fte.inbound"
 OUTBOUND = "fte.outbound"
@@ -17,7 +18,20 @@ TOPICS = (INBOUND, OUTBOUND, ESCALATIONS, METRICS, DLQ)
 
 
 class InboundEvent(msgspec.Struct, frozen=True, kw_only=True, tag="inbound"):
-    message: InboundMessage
+    """An inbound message stored at intake, to be processed by a worker (`fte.inbound`,
+    keyed by customer identity). It names the stored row rather than carrying the text:
+    the store is the one source of truth, and a redelivery finds the same row."""
+
+    message_id: str  # the stored inbound message
+    channel: Channel
+    provider_message_id: str
+
+
+class OutboundEvent(msgspec.Struct, frozen=True, kw_only=True, tag="outbound"):
+    """A stored reply to deliver through its channel's sender (`fte.outbound`)."""
+
+    message_id: str  # the stored outbound message
+    channel: Channel
 
 
 class EscalationEvent(msgspec.Struct, frozen=True, kw_only=True, tag="escalation"):
@@ -44,3 +58,21 @@ class MetricsEvent(msgspec.Struct, frozen=True, kw_only=True, tag="metrics"):
     cost_usd: float
     responder: str
     at: datetime
+
+
+Event = InboundEvent | OutboundEvent | EscalationEvent | MetricsEvent
+
+_DECODER = msgspec.json.Decoder(Event)
+
+
+def encode(event: msgspec.Struct) -> bytes:
+    """The wire form every bus uses: JSON with the struct's tag, readable in any Kafka tool."""
+    return msgspec.json.encode(event)
+
+
+def decode(payload: bytes) -> Event:
+    """Raises fte_core.errors.ValidationError naming `payload` for anything not an event."""
+    try:
+        return _DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValidationError("payload", f"not an fte event: {exc}") from exc

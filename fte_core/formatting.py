@@ -98,8 +98,8 @@ DEFAULT_CHANNEL_CONFIGS: Mapping[Channel, ChannelConfig] = MappingProxyType(
             greeting_named="Hello {name},",
             greeting_anonymous="Hello,",
             closing=(
-                "Your ticket number is {ticket_number}. You can check its status at any time"
-                " on our support page ({status_url}) with your ticket number and access token.",
+                "Your ticket number is {ticket_number}. You can follow it and reply at any"
+                " time on its status page: {status_url}",
                 "Tasklane Support",
             ),
         ),
@@ -348,6 +348,17 @@ def handover_body(reason: str, channel: Channel) -> str:
         "Thank you for contacting Tasklane Support. "
         f"{who} will review your message and follow up with you. "
         "If you reply with your ticket number, on any channel, it stays on the same case."
+    )
+
+
+def acknowledgement_body(channel: Channel) -> str:
+    """What a customer reads while a person has their case (at most once per period);
+    the formatter adds the ticket number."""
+    if channel is Channel.WHATSAPP:
+        return "Thanks, got it. A specialist has your case and will reply here."
+    return (
+        "Thank you for your message. A specialist has your case and has been sent what you"
+        " wrote; they will reply to you directly."
     )
 
 

@@ -57,7 +57,9 @@ TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.PENDING: frozenset(
         {TicketStatus.OPEN, TicketStatus.ESCALATED, TicketStatus.RESOLVED}
     ),
-    TicketStatus.ESCALATED: frozenset({TicketStatus.RESOLVED, TicketStatus.PENDING}),
+    TicketStatus.ESCALATED: frozenset(
+        {TicketStatus.RESOLVED, TicketStatus.PENDING, TicketStatus.OPEN}
+    ),
     TicketStatus.RESOLVED: frozenset({TicketStatus.CLOSED, TicketStatus.OPEN}),
     TicketStatus.CLOSED: frozenset(),
 }
@@ -65,6 +67,31 @@ TICKET_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 
 def can_transition(current: TicketStatus, new: TicketStatus) -> bool:
     return current == new or new in TICKET_TRANSITIONS[current]
+
+
+class Owner(enum.StrEnum):
+    """Who answers a ticket: the agent, or a person once it was handed over."""
+
+    BOT = "bot"
+    HUMAN = "human"
+
+
+class Verification(enum.StrEnum):
+    """How the sender's address on a message was proven (None on a message: not proven).
+
+    Only a proven address lets a message see that address's earlier conversations; a
+    claim (a web form's email field) links the CRM record but reveals nothing.
+    """
+
+    PROVIDER_SIGNED = "provider_signed"  # the channel provider signed the webhook (Twilio)
+    EMAIL_AUTH = "email_auth"  # the mail provider's SPF or DKIM passed for the From domain
+    OPERATOR = "operator"  # typed by an operator on the command line
+
+
+class Author(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    HUMAN = "human"
 
 
 class Direction(enum.StrEnum):
@@ -75,10 +102,12 @@ class Direction(enum.StrEnum):
 class DeliveryStatus(enum.StrEnum):
     RECEIVED = "received"
     QUEUED = "queued"
+    SENDING = "sending"  # one deliverer holds it; the provider has not answered yet
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    UNDELIVERED = "undelivered"
 
 
 class Identifier(msgspec.Struct, frozen=True):
@@ -107,6 +136,11 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     category: str | None = None
     priority: Priority | None = None
     attachments: tuple[Attachment, ...] = ()
+    # How the channel's sender address (email on email, phone on WhatsApp) was proven;
+    # the web form's addresses are claims (None) unless the intake proved them.
+    verified_by: Verification | None = None
+    # A ticket whose access token the intake checked: the message may join that ticket.
+    ticket_access: str | None = None
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +148,8 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     identifiers: tuple[Identifier, ...]
     created_at: datetime
+    # the identifiers a provider proved at least once (a subset of `identifiers`)
+    verified: tuple[Identifier, ...] = ()
 
 
 class MergeCandidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +177,10 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     category: str | None = None
     escalation_reason: str | None = None
     urgency: Priority | None = None
+    owner: Owner = Owner.BOT
+    assignee: str | None = None  # the operator who last acted on it
+    tags: tuple[str, ...] = ()  # the union of every tag a rule gave it, sorted
+    acknowledged_at: datetime | None = None  # the last "a specialist has your case" sent
     created_at: datetime
     updated_at: datetime
 
@@ -193,6 +233,7 @@ class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
     direction: Direction
     text: str
     created_at: datetime
+    author: Author = Author.CUSTOMER
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -218,7 +259,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     usage: Usage = Usage()
     latency_ms: dict[str, float] = {}
-    action: str = "answer"  # answer | escalate
+    action: str = "answer"  # answer | escalate | hold (a person owns the ticket)
     escalation_reason: str | None = None
     reasons: tuple[str, ...] = ()  # every escalation reason, most urgent first
     blocked_draft: str | None = None
@@ -245,6 +286,9 @@ class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     delivery_status: DeliveryStatus
     record: DecisionRecord | None = None
+    author: Author = Author.CUSTOMER
+    author_name: str | None = None  # the operator's name on a human reply
+    processed_at: datetime | None = None  # an inbound message the agent has dealt with
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -254,4 +298,4 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     reply: Reply
     record: DecisionRecord
     inbound_id: str
-    outbound_id: str
+    outbound_id: str | None  # None: held for a person, no acknowledgement due

@@ -17,15 +17,16 @@ import msgspec
 from fte_core import events, tools
 from fte_core.clock import Clock, utc_now
 from fte_core.context import Context
-from fte_core.errors import NotFound, ResponderError
+from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import (
     DEFAULT_CHANNEL_CONFIGS,
     ChannelConfig,
+    acknowledgement_body,
     format_for_channel,
     handover_body,
     strip_quoted_history,
 )
-from fte_core.identity import identifiers_for
+from fte_core.identity import delivery_target, identifier_key, identifiers_for
 from fte_core.models import (
     Channel,
     Customer,
@@ -33,6 +34,7 @@ from fte_core.models import (
     DecisionRecord,
     InboundMessage,
     Outcome,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -52,6 +54,7 @@ from fte_core.ports import (
     KnowledgeBase,
     OutboundDraft,
     Responder,
+    Turn,
 )
 from fte_core.retrieval import first_query, reformulate
 
@@ -63,6 +66,12 @@ class AgentConfig:
     thread_window: timedelta = timedelta(hours=24)
     search_limit: int = 5
     history_limit: int = 10
+    # while a person owns a ticket, at most one "a specialist has your case" per period
+    acknowledge_every: timedelta = timedelta(hours=4)
+    # how long a worker holds a message it decides (longer than a model call with retries)
+    lease: timedelta = timedelta(minutes=2)
+    # the ticket's status page, token included (the service's), for replies that link it
+    status_link: Callable[[str], str] | None = None
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
@@ -115,14 +124,20 @@ class Agent:
     async def handle(self, message: InboundMessage) -> Outcome:
         started = time.perf_counter()
         existing = await self.store.find_inbound(message.channel, message.provider_message_id)
-        if existing is not None:
-            reply = await self.store.reply_to(existing.id)
-            if reply is not None:
-                return await self._replay(message, existing, reply)
+        if existing is not None and existing.processed_at is not None:
+            return await self._replay(message, existing)
         run = await self._intake(message, started)
+        if not await self.store.claim_processing(run.stored.id, self.clock(), self.config.lease):
+            stored = await self.store.get_message(run.stored.id)
+            if stored is not None and stored.processed_at is not None:
+                return await self._replay(message, stored)
+            raise InProgress(f"message {run.stored.id} is being handled by another worker")
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )
+        await self._tag(run, decision.tags)
+        if run.thread.ticket.owner is Owner.HUMAN:
+            return await self._hold(run, decision)
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
@@ -134,6 +149,29 @@ class Agent:
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
+
+    async def submit(self, message: InboundMessage) -> Turn:
+        """Intake only (SPEC 4 step 1): store the message and queue it for a worker in one
+        transaction; the answer comes later from `handle` in the worker. A resubmitted
+        message is not queued twice."""
+        return await self.store.open_turn(
+            message,
+            identifiers_for(message),
+            message.sender_name,
+            self.clock(),
+            self.config.thread_window,
+            category=message.category,
+            priority=message.priority or Priority.NORMAL,
+            announce=True,
+        )
+
+    async def handle_stored(self, message_id: str) -> Outcome:
+        """What a worker does with an `fte.inbound` event: the stored message, decided
+        once (a processed one is replayed; one another worker holds raises InProgress)."""
+        message = await self.store.inbound_message(message_id)
+        if message is None:
+            raise NotFound(f"inbound message {message_id!r}")
+        return await self.handle(message)
 
     async def _intake(self, message: InboundMessage, started: float) -> _Run:
         """Identity, thread and the stored message in one store transaction (SPEC 4 steps
@@ -150,7 +188,9 @@ class Agent:
         text = message.text
         if message.channel == Channel.EMAIL:
             text = strip_quoted_history(text)
-        rule_text = f"{message.subject}\n{text}" if message.subject else text
+        # The rules read everything the customer sent (signature and quoted lines too: a
+        # threat after "-- " is still a threat); retrieval and the model get `text`.
+        rule_text = f"{message.subject}\n{message.text}" if message.subject else message.text
         run = _Run(
             message=message,
             customer=turn.resolution.customer,
@@ -186,14 +226,18 @@ class Agent:
 
     async def _answer(self, run: _Run, decision: Decision) -> Outcome:
         started = time.perf_counter()
-        history = await self.store.customer_history(run.customer.id, self.config.history_limit)
+        history = await self.store.visible_history(
+            run.stored.id,
+            self.config.history_limit,
+            whole_conversation=run.message.ticket_access == run.thread.ticket.number,
+        )
         request = AnswerRequest(
             question=run.text,
             subject=run.message.subject,
             channel=run.message.channel,
             customer_name=run.customer.name or run.message.sender_name,
             passages=tuple(run.passages),
-            history=tuple(history[:-1]),  # the last one is this message
+            history=tuple(history),
             brand_voice=self.context.brand_voice,
             channel_config=self.config.channel_configs.get(run.message.channel),
         )
@@ -206,6 +250,7 @@ class Agent:
             "output_rules",
             lambda: self.policy.evaluate("output", answer.text, run.message.channel),
         )
+        await self._tag(run, output.tags)
         if output.action == "block" or not answer.passage_ids:
             reasons = output.reasons if output.action == "block" else ("ungrounded",)
             return await self._escalate(
@@ -252,6 +297,8 @@ class Agent:
             now=self.clock(),
         )
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        # the hand-over message is the first acknowledgement of the period
+        await self.store.claim_acknowledgement(ticket.number, self.clock(), timedelta(0))
         reply = self._format(run, handover_body(reasons[0], run.message.channel))
         record = self._record(
             run,
@@ -264,12 +311,16 @@ class Agent:
         return await self._send(run, reply, record, answer.usage if answer else Usage())
 
     def _format(self, run: _Run, body: str) -> Reply:
+        number = run.thread.ticket.number
+        config = self.config.channel_configs.get(run.message.channel)
+        if config is not None and self.config.status_link is not None:
+            config = msgspec.structs.replace(config, status_url=self.config.status_link(number))
         return format_for_channel(
             body,
             run.message.channel,
-            ticket_number=run.thread.ticket.number,
+            ticket_number=number,
             customer_name=run.customer.name or run.message.sender_name,
-            config=self.config.channel_configs.get(run.message.channel),
+            config=config,
         )
 
     def _record(
@@ -281,6 +332,7 @@ class Agent:
         answer: Answer | None,
         output: Decision | None,
         escalation: tuple[str, ...] = (),
+        action: str | None = None,
     ) -> DecisionRecord:
         return DecisionRecord(
             message_id=run.stored.id,
@@ -297,7 +349,7 @@ class Agent:
             model=answer.responder if answer and answer.responder != "offline" else None,
             usage=answer.usage if answer else Usage(),
             latency_ms=dict(run.latency),
-            action="escalate" if escalation else "answer",
+            action=action or ("escalate" if escalation else "answer"),
             escalation_reason=escalation[0] if escalation else None,
             reasons=escalation,
             blocked_draft=answer.text if answer and escalation else None,
@@ -328,11 +380,7 @@ class Agent:
         stored = await tools.send_response(
             self.store, draft, sender=self.sender, target=self._target(run.message)
         )
-        await self.bus.publish(
-            events.METRICS,
-            run.thread.conversation.customer_id,
-            _metrics(run, record, total, self.clock()),
-        )
+        await self._publish_metrics(run, record, total)
         record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
             customer=run.customer,
@@ -345,38 +393,91 @@ class Agent:
             outbound_id=stored.id,
         )
 
-    @staticmethod
-    def _target(m: InboundMessage) -> DeliveryTarget | None:
-        address = m.sender_phone if m.channel == Channel.WHATSAPP else m.sender_email
-        if address is None:
-            return None
-        return DeliveryTarget(
-            channel=m.channel,
-            address=address,
-            subject=m.subject,
-            thread_ref=m.thread_ref,
-            in_reply_to=m.provider_message_id,
+    async def _publish_metrics(self, run: _Run, record: DecisionRecord, total: float) -> None:
+        await self.bus.publish(
+            events.METRICS,
+            run.thread.conversation.customer_id,
+            _metrics(run, record, total, self.clock()),
         )
 
-    async def _replay(
-        self, message: InboundMessage, inbound: StoredMessage, reply: StoredMessage
-    ) -> Outcome:
-        """A redelivered message: nothing is done twice; a reply not yet delivered is sent."""
-        reply = await tools.deliver(
-            self.store, reply, sender=self.sender, target=self._target(message)
+    @staticmethod
+    def _target(m: InboundMessage) -> DeliveryTarget | None:
+        return delivery_target(
+            m.channel,
+            [identifier_key(i) for i in identifiers_for(m)],
+            m.subject,
+            m.thread_ref,
+            m.provider_message_id,
         )
+
+    async def _replay(self, message: InboundMessage, inbound: StoredMessage) -> Outcome:
+        """A redelivered message: nothing is decided twice; a reply not yet delivered is
+        sent; a hold that sent nothing stays silent."""
+        reply = await self.store.reply_to(inbound.id)
+        if reply is not None:
+            reply = await tools.deliver(
+                self.store, reply, sender=self.sender, target=self._target(message)
+            )
+        record = reply.record if reply is not None else inbound.record
         thread = await self._thread_of(inbound)
         customer = await self.store.get_customer(thread.conversation.customer_id)
-        if customer is None or reply.record is None:
+        if customer is None or record is None:
             raise NotFound(f"customer or decision record of message {inbound.id!r}")
         return Outcome(
             customer=customer,
             conversation=thread.conversation,
             ticket=thread.ticket,
-            reply=Reply(channel=reply.channel, parts=reply.record.reply_parts),
-            record=reply.record,
+            reply=Reply(channel=message.channel, parts=record.reply_parts),
+            record=record,
             inbound_id=inbound.id,
-            outbound_id=reply.id,
+            outbound_id=reply.id if reply is not None else None,
+        )
+
+    async def _tag(self, run: _Run, tags: tuple[str, ...]) -> None:
+        """A ticket keeps the union of every tag a rule gave it."""
+        if tags and not set(tags) <= set(run.thread.ticket.tags):
+            ticket = await self.store.update_ticket(run.thread.ticket.number, tags=tags)
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+
+    async def _hold(self, run: _Run, decision: Decision) -> Outcome:
+        """A person owns the ticket: the message is kept for them, the agent stays quiet
+        but for one acknowledgement per period. Rules that fire still raise the ticket's
+        urgency, so a threat in a held conversation reaches the top of the queue."""
+        ticket = run.thread.ticket
+        urgency = decision.urgency or decision.priority
+        if urgency is not None and urgency.rank > (ticket.urgency or Priority.LOW).rank:
+            ticket = await self.store.update_ticket(
+                ticket.number,
+                urgency=urgency,
+                priority=urgency if urgency.rank > ticket.priority.rank else None,
+            )
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        now = self.clock()
+        due = await self.store.claim_acknowledgement(
+            ticket.number, now, self.config.acknowledge_every
+        )
+        reply = self._format(run, acknowledgement_body(run.message.channel)) if due else None
+        record = self._record(
+            run,
+            decision,
+            reply or Reply(channel=run.message.channel, parts=()),
+            answer=None,
+            output=None,
+            escalation=decision.reasons,
+            action="hold",
+        )
+        if reply is not None:
+            return await self._send(run, reply, record, Usage())
+        await self.store.record_decision(run.stored.id, record)
+        await self._publish_metrics(run, record, sum(run.latency.values()))
+        return Outcome(
+            customer=run.customer,
+            conversation=run.thread.conversation,
+            ticket=run.thread.ticket,
+            reply=Reply(channel=run.message.channel, parts=()),
+            record=record,
+            inbound_id=run.stored.id,
+            outbound_id=None,
         )
 
     @staticmethod

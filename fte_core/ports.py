@@ -24,6 +24,7 @@ from fte_core.models import (
     Identifier,
     InboundMessage,
     MergeCandidate,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -59,6 +60,8 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     inbound: StoredMessage
     created: bool  # False: a redelivery of a stored message, returned in its own thread
     contact_count: int  # inbound messages of this customer so far, this one included
+    # a ticket the message quoted but may not join (it got a new ticket instead)
+    refused_ticket: str | None = None
 
 
 class CrmStore(Protocol):
@@ -104,13 +107,16 @@ class CrmStore(Protocol):
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         """Take one message in, atomically: `resolve_customer`, then `thread` (or, for a
         message already stored, that message's own thread), a pending ticket re-opened, the
         message stored once, and the customer's contact count.
 
         All or nothing (no customer without its message) and one commit instead of four;
-        safe under concurrency like the granular methods it stands for.
+        safe under concurrency like the granular methods it stands for. With `announce`,
+        a newly stored message is also queued for the workers (an `fte.inbound` event in
+        the store's outbox) in the same transaction: never stored without being queued.
         """
         ...
 
@@ -147,8 +153,80 @@ class CrmStore(Protocol):
         priority: Priority | None = None,
         escalation_reason: str | None = None,
         urgency: Priority | None = None,
+        owner: Owner | None = None,
+        assignee: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Ticket:
-        """Raises InvalidTransition for a move the ticket lifecycle forbids."""
+        """Raises InvalidTransition for a move the ticket lifecycle forbids. `tags` are
+        added to the ticket's (a union, kept sorted); None leaves a field as it is."""
+        ...
+
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        """Give the ticket token access (the SHA-256 of its token); NotFound if unknown."""
+        ...
+
+    async def access_hash(self, number: str) -> bytes | None:
+        """The ticket's token digest; None for an unknown ticket or one without a token."""
+        ...
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        """A queue of tickets, most urgent first, then oldest first."""
+        ...
+
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        """Every message stored since `since`, oldest first (for reports)."""
+        ...
+
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        """A stored customer message as its channel delivered it (what a worker handles)."""
+        ...
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        """Hold an unprocessed inbound message for `lease` (False: processed, or another
+        worker holds it). Its effects are stored with the processed mark, so of two copies
+        handled at once exactly one decides and calls the model."""
+        ...
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        """Hold a queued (or failed, or abandoned) reply for sending: one deliverer at a
+        time, so a retry never sends twice what is being sent."""
+        ...
+
+    async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
+        """Take the ticket's acknowledgement slot: True (and stamped) when none was sent
+        within `period`, so a held conversation gets at most one per period."""
+        ...
+
+    async def record_decision(self, inbound_id: str, record: DecisionRecord) -> None:
+        """Store the decision on an inbound message that gets no reply (a hold), marking it
+        processed so a redelivery does not decide again."""
+        ...
+
+    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+        """A person's answer on the ticket (to its latest customer message), queued for
+        delivery; the ticket then waits for the customer and stays theirs."""
+        ...
+
+    async def reply_target(self, message_id: str) -> DeliveryTarget | None:
+        """Where an answer to this message is delivered (for an outbound message: where
+        the answer it is goes)."""
+        ...
+
+    async def visible_history(
+        self, inbound_id: str, limit: int = 20, *, whole_conversation: bool = False
+    ) -> list[HistoryItem]:
+        """What the sender of this message may be shown, oldest first, without the message
+        itself: messages from an address it proved, in any conversation of the customer,
+        and replies to them; with `whole_conversation` (the ticket's access token was
+        presented) every message of its conversation too. A claimed address sees nothing
+        else."""
         ...
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
@@ -202,6 +280,47 @@ class Embedder(Protocol):
 
 class EventBus(Protocol):
     async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None: ...
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event handed to a consumer. `id` is stable across redeliveries (and across the
+    outbox relay), so a handler can claim it once in `processed_messages`."""
+
+    id: str
+    topic: str
+    key: str
+    payload: bytes  # fte_core.events.encode(...) of the published event
+    attempts: int  # deliveries of this event so far, this one included (1 the first time)
+
+
+class EventConsumer(Protocol):
+    """The receiving side of a bus: at-least-once, in order per key.
+
+    A key has at most one delivery out at a time: the next event of that key is handed out
+    only after the previous one is acked or dead-lettered, while other keys proceed. A
+    delivery neither acked nor retried (its consumer died) is handed out again later.
+    """
+
+    async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
+        """Up to `limit` deliveries; waits at most `max_wait` seconds for a first one."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The work is stored: the event is never delivered again."""
+        ...
+
+    async def retry(self, delivery: Delivery, error: str) -> bool:
+        """Handling failed with `error`: deliver again after a backoff, or, once the
+        attempts are spent, dead-letter it with the error (returns True)."""
+        ...
+
+    async def lag(self) -> int | None:
+        """Events waiting to be handed out, when the bus can tell."""
+        ...
+
+    async def close(self) -> None:
+        """Stop receiving; commit what was acked; what was not is redelivered elsewhere."""
+        ...
 
 
 class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,11 +12,13 @@ import msgspec
 
 from fte_core import events
 from fte_core.errors import DeliveryError, NotFound, ValidationError
+from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, split_message
 from fte_core.models import (
     Channel,
     DecisionRecord,
     DeliveryStatus,
     HistoryItem,
+    Owner,
     Passage,
     Priority,
     Reply,
@@ -35,6 +37,8 @@ from fte_core.ports import (
 )
 
 MAX_RESULTS = 20
+# A deliverer holds a reply this long; after it, a crashed deliverer's reply is retried.
+DELIVERY_LEASE = timedelta(minutes=5)
 
 
 async def search_knowledge_base(kb: KnowledgeBase, query: str, limit: int = 5) -> list[Passage]:
@@ -91,7 +95,8 @@ async def escalate_to_human(
     channel: Channel,
     now: datetime | None = None,
 ) -> Ticket:
-    """Mark the ticket escalated (most urgent reason first) and tell the humans."""
+    """Mark the ticket escalated (most urgent reason first), give it to a person, and tell
+    the humans. From now on the agent holds the customer's messages for that person."""
     if not reasons:
         raise ValidationError("reasons", "at least one reason is required")
     current = await store.get_ticket(ticket_number)
@@ -103,6 +108,7 @@ async def escalate_to_human(
         escalation_reason=reasons[0],
         urgency=urgency,
         priority=urgency if urgency.rank > current.priority.rank else None,
+        owner=Owner.HUMAN,
     )
     await bus.publish(
         events.ESCALATIONS,
@@ -146,9 +152,11 @@ async def deliver(
 ) -> StoredMessage:
     """Send a stored reply that has not gone out yet; a failure is recorded, then raised."""
     pending = stored.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED)
-    if sender is None or target is None or not pending or stored.record is None:
+    if sender is None or target is None or not pending:
         return stored
-    reply = Reply(channel=stored.channel, parts=stored.record.reply_parts)
+    if not await store.claim_delivery(stored.id, datetime.now(UTC), DELIVERY_LEASE):
+        return stored  # another deliverer holds it, or it went out meanwhile
+    reply = Reply(channel=stored.channel, parts=_parts(stored))
     try:
         result = await sender.send(reply, target)
     except DeliveryError:
@@ -157,6 +165,15 @@ async def deliver(
     first_id = result.provider_message_ids[0] if result.provider_message_ids else None
     await store.set_delivery_status(stored.id, result.status, first_id)
     return msgspec.structs.replace(stored, delivery_status=result.status)
+
+
+def _parts(stored: StoredMessage) -> tuple[str, ...]:
+    """The agent's reply as formatted; a person's reply as written, split only where the
+    channel's message size demands it."""
+    if stored.record is not None:
+        return stored.record.reply_parts
+    limit = DEFAULT_CHANNEL_CONFIGS[stored.channel].max_chars_per_part
+    return split_message(stored.text, limit) if limit else (stored.text,)
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):

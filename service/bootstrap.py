@@ -6,14 +6,23 @@ Tests call the same `bootstrap()` with fakes for whatever they want to replace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from adapters.bus.memory import MemoryBus
+from adapters.bus.retry import RetryPolicy
+from fte_core import events
+from fte_core.access import ticket_token
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.embedding import HashingEmbedder
+from fte_core.errors import ConfigError
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy.engine import PolicyEngine
@@ -23,14 +32,20 @@ from fte_core.ports import (
     CrmStore,
     Embedder,
     EventBus,
+    EventConsumer,
     IngestReport,
     KnowledgeBase,
     Responder,
 )
-from fte_core.testing.bus import InMemoryBus
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
+from service.local_secrets import load_or_create
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from adapters.bus.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +63,17 @@ class Runtime:
     bus: EventBus
     storage: str  # memory | postgres (embedded or url)
     ingest_report: IngestReport | None
+    token_secret: bytes  # signs ticket access tokens (fte_core.access)
+    buses: Buses  # the configured bus; its consumer only when asked to consume
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+
+def token_secret(settings: Settings) -> bytes:
+    value = settings.token_secret or load_or_create(settings.secret_file("token-secret"))
+    return value.encode("utf-8")
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -90,13 +112,18 @@ def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
         stack.push_async_callback(closer)
 
 
+# `fte eval`'s scope: a PostgreSQL schema of its own, emptied at each run, so sample
+# tickets never mix with real conversations.
+EVAL_SCOPE = "fte_eval"
+
+
 async def _postgres(
-    settings: Settings, stack: AsyncExitStack, embedder: Embedder
-) -> tuple[CrmStore, KnowledgeBase, str]:
+    settings: Settings, stack: AsyncExitStack, embedder: Embedder, scope: str | None
+) -> tuple[CrmStore, KnowledgeBase, str, AsyncConnectionPool[Any]]:
     from adapters.storage.postgres.embedded import EmbeddedPostgres
     from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
     from adapters.storage.postgres.migrate import migrate
-    from adapters.storage.postgres.pool import open_pool
+    from adapters.storage.postgres.pool import open_pool, reset_schema
     from adapters.storage.postgres.store import PostgresStore
 
     url = settings.database_url
@@ -106,13 +133,20 @@ async def _postgres(
         url = server.start()
         stack.callback(server.stop)
         label = "postgres (embedded)"
-    pool = await open_pool(url)
+    timeout = settings.database_connect_timeout
+    if scope is not None:
+        setup = await open_pool(url, max_size=1, connect_timeout=timeout)
+        try:
+            await reset_schema(setup, scope)
+        finally:
+            await setup.close()
+    pool = await open_pool(url, connect_timeout=timeout, schema=scope)
     stack.push_async_callback(pool.close)
     await migrate(pool)
     knowledge = PostgresKnowledgeBase(pool, embedder)
     if settings.kb_threshold is not None:
         knowledge.threshold = settings.kb_threshold
-    return PostgresStore(pool), knowledge, label
+    return PostgresStore(pool), knowledge, label, pool
 
 
 async def bootstrap(
@@ -126,8 +160,13 @@ async def bootstrap(
     sender: ChannelSender | None = None,
     policy: PolicyEngine | None = None,
     ingest: bool = True,
+    scope: str | None = None,
+    consume: Sequence[str] = (),
 ) -> Runtime:
+    """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
+    `consume` the topics a worker in this process will consume (none: publish only)."""
     stack = AsyncExitStack()
+    pool: AsyncConnectionPool[Any] | None = None
     try:
         context = load_context(settings.context_dir)
         if policy is None:
@@ -140,7 +179,7 @@ async def bootstrap(
             else:
                 embedder = make_embedder(settings)
                 _close_on_exit(stack, embedder)
-                pg_store, pg_kb, storage = await _postgres(settings, stack, embedder)
+                pg_store, pg_kb, storage, pool = await _postgres(settings, stack, embedder, scope)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None
         if ingest:
@@ -152,7 +191,16 @@ async def bootstrap(
             _close_on_exit(stack, responder)
         if fallback is None and responder.name != "offline":
             fallback = OfflineResponder()
-        bus = bus or InMemoryBus()
+        if pool is None and settings.bus == "postgres":
+            settings = msgspec.structs.replace(settings, bus="memory")  # in-memory storage
+        buses = await make_bus(settings, pool, stack, topics=consume)
+        bus = bus or buses.bus
+        secret = token_secret(settings)
+        base = settings.base_url
+
+        def status_link(number: str) -> str:
+            return f"{base}/status/{number}?token={ticket_token(secret, number)}"
+
         agent = Agent(
             policy=policy,
             context=context,
@@ -162,7 +210,11 @@ async def bootstrap(
             fallback=fallback,
             bus=bus,
             sender=sender,
-            config=AgentConfig(thread_window=timedelta(hours=settings.thread_window_hours)),
+            config=AgentConfig(
+                thread_window=timedelta(hours=settings.thread_window_hours),
+                acknowledge_every=timedelta(hours=settings.acknowledge_hours),
+                status_link=status_link,
+            ),
         )
     except BaseException:
         await stack.aclose()
@@ -177,5 +229,92 @@ async def bootstrap(
         bus=bus,
         storage=storage,
         ingest_report=report,
+        token_secret=secret,
+        buses=buses,
         _stack=stack,
     )
+
+
+@dataclass(slots=True)
+class Buses:
+    """The event bus as configured (FTE_BUS): where events are published, what a worker
+    consumes, and, with Kafka, the outbox relay to run beside the worker."""
+
+    kind: str  # postgres | kafka | memory
+    bus: EventBus
+    consumer: EventConsumer | None  # None: this process only publishes
+    relay: OutboxRelay | None = None
+
+
+async def make_bus(
+    settings: Settings,
+    pool: AsyncConnectionPool[Any] | None,
+    stack: AsyncExitStack,
+    *,
+    topics: Sequence[str] = (events.INBOUND,),
+) -> Buses:
+    """Build and start the configured bus; `stack` closes it (consumer first).
+
+    postgres (default): the outbox table is the queue. kafka: publishers write the outbox
+    (one transaction with their data), the relay moves rows to Kafka, workers consume
+    Kafka; without PostgreSQL storage events go to Kafka directly. memory: one process.
+    """
+    retry = RetryPolicy(max_attempts=settings.bus_max_attempts)
+    if settings.bus == "memory":
+        memory = MemoryBus(retry, visibility_timeout=settings.bus_visibility_timeout)
+        if not topics:
+            return Buses(kind="memory", bus=memory, consumer=None)
+        consumer: EventConsumer = memory.consumer(topics)
+        stack.push_async_callback(consumer.close)
+        return Buses(kind="memory", bus=memory, consumer=consumer)
+    if settings.bus == "postgres":
+        if pool is None:
+            raise ConfigError("FTE_BUS: postgres needs PostgreSQL storage (FTE_STORAGE)")
+        from adapters.bus.postgres import PostgresBus
+
+        queue = PostgresBus(pool)
+        if not topics:
+            return Buses(kind="postgres", bus=queue, consumer=None)
+        consumer = queue.consumer(
+            topics, retry=retry, visibility_timeout=settings.bus_visibility_timeout
+        )
+        stack.push_async_callback(consumer.close)
+        return Buses(kind="postgres", bus=queue, consumer=consumer)
+    return await _kafka(settings, pool, stack, topics, retry)
+
+
+async def _kafka(
+    settings: Settings,
+    pool: AsyncConnectionPool[Any] | None,
+    stack: AsyncExitStack,
+    topics: Sequence[str],
+    retry: RetryPolicy,
+) -> Buses:
+    from adapters.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+    from adapters.bus.kafka_consumer import KafkaConsumer
+    from adapters.bus.postgres import PostgresBus
+    from adapters.bus.relay import OutboxRelay
+
+    if not settings.kafka_bootstrap:
+        raise ConfigError("FTE_KAFKA_BOOTSTRAP: required when FTE_BUS=kafka")
+    config = KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topic_prefix=settings.kafka_topic_prefix,
+        partitions=settings.kafka_partitions,
+        replication=settings.kafka_replication,
+        group=settings.kafka_group,
+        idempotent=settings.kafka_idempotent,
+    )
+    await ensure_topics(config)
+    producer = KafkaBus(config)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    consumer: EventConsumer | None = None
+    if topics:
+        consumer = KafkaConsumer(config, topics, producer, retry=retry)
+        await consumer.start()
+        stack.push_async_callback(consumer.close)
+    if pool is None:
+        return Buses(kind="kafka", bus=producer, consumer=consumer)
+    relay = OutboxRelay(pool, producer)
+    return Buses(kind="kafka", bus=PostgresBus(pool), consumer=consumer, relay=relay)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import secrets
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from fte_core.errors import FteError, ValidationError
-from fte_core.models import Channel, InboundMessage, Outcome
-from service.bootstrap import bootstrap
+from fte_core.models import Channel, InboundMessage, Outcome, Verification
+from service import runner
+from service.bootstrap import EVAL_SCOPE, bootstrap
 from service.evaluation import (
     EvalReport,
     SampleTicket,
@@ -24,17 +25,35 @@ from service.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ask = sub.add_parser("ask", help="run one message through the agent and print the reply")
+    ask = sub.add_parser(
+        "ask",
+        help="run one message through the agent and print the reply",
+        description="Run one customer message through the whole agent, stored in the CRM "
+        "(the same data directory or database as the service). The sender counts as "
+        "proven: you, the operator, typed it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ask.add_argument("text", help="the customer's message")
     ask.add_argument("--channel", choices=[c.value for c in Channel], default="web_form")
-    ask.add_argument("--from", dest="sender", help="email address, or phone for whatsapp")
-    ask.add_argument("--name")
-    ask.add_argument("--subject")
+    ask.add_argument(
+        "--from",
+        dest="sender",
+        help="email address (phone for whatsapp); without it each call is a new anonymous "
+        "sender, so separate calls never share a customer",
+    )
+    ask.add_argument("--name", help="the sender's display name")
+    ask.add_argument("--subject", help="the email subject")
     ask.add_argument("--json", action="store_true", help="print a JSON result")
     ask.set_defaults(handler=ask_command)
-    ev = sub.add_parser("eval", help="run the sample tickets and print precision/recall")
+    ev = sub.add_parser(
+        "eval",
+        help="run the sample tickets and print precision/recall",
+        description="Run sample tickets through the agent in an isolated scope (its own "
+        "PostgreSQL schema, emptied first), so they never mix with real conversations.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--json", action="store_true", help="print a JSON report")
     ev.set_defaults(handler=eval_command)
 
 
@@ -45,17 +64,15 @@ class AskResult(msgspec.Struct, frozen=True, kw_only=True):
     action: str
     reasons: tuple[str, ...]
     rule_ids: tuple[str, ...]
-    reply: tuple[str, ...]
+    reply: tuple[str, ...]  # empty when held for a person with no acknowledgement due
 
 
 def ask_message(args: argparse.Namespace) -> InboundMessage:
     if not args.text.strip():
         raise ValidationError("text", "the message must not be empty")
     channel = Channel(args.channel)
-    sender = args.sender or (
-        "+14155550100" if channel == Channel.WHATSAPP else "customer@example.com"
-    )
     is_phone = channel == Channel.WHATSAPP
+    sender = args.sender or anonymous_sender(is_phone)
     return InboundMessage(
         channel=channel,
         provider_message_id=f"cli-{uuid.uuid4()}",
@@ -65,7 +82,16 @@ def ask_message(args: argparse.Namespace) -> InboundMessage:
         sender_phone=sender if is_phone else None,
         sender_name=args.name,
         subject=args.subject,
+        verified_by=Verification.OPERATOR,
     )
+
+
+def anonymous_sender(phone: bool) -> str:
+    """A fresh address per call (reserved ranges: .invalid, +1 555 01xx-style numbers)."""
+    token = secrets.token_hex(6)
+    if phone:
+        return "+1555" + str(int(token, 16) % 10**7).zfill(7)
+    return f"anonymous-{token}@cli.invalid"
 
 
 def ask_result(outcome: Outcome) -> AskResult:
@@ -95,7 +121,7 @@ async def _ask(settings: Settings, message: InboundMessage) -> Outcome:
 def ask_command(args: argparse.Namespace) -> int:
     try:
         message = ask_message(args)
-        outcome = asyncio.run(_ask(load_settings(), message))
+        outcome = runner.run(_ask(load_settings(), message))
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -116,7 +142,7 @@ def eval_command(args: argparse.Namespace) -> int:
     path = args.tickets or f"{settings.context_dir}/sample-tickets.json"
     try:
         tickets = load_tickets(path)
-        report = asyncio.run(_eval(settings, tickets))
+        report = runner.run(_eval(settings, tickets))
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -128,7 +154,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 async def _eval(settings: Settings, tickets: list[SampleTicket]) -> EvalReport:
-    runtime = await bootstrap(settings)
+    runtime = await bootstrap(settings, scope=EVAL_SCOPE)
     try:
         return await evaluate_tickets(runtime.agent, tickets)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -15,6 +14,7 @@ from fte_core.chunking import chunk_markdown, section_slug, slugify
 from fte_core.errors import FteError
 from fte_core.ports import IngestReport, KnowledgeBase
 from fte_core.retrieval import first_query
+from service import runner
 from service.bootstrap import bootstrap, make_embedder
 from service.evaluation import SampleTicket, load_tickets
 from service.settings import load_settings
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
     try:
-        return asyncio.run(coro)
+        return runner.run(coro)
     except FteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

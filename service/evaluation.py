@@ -16,7 +16,7 @@ import msgspec
 
 from fte_core.chunking import section_slug, slugify
 from fte_core.errors import ConfigError
-from fte_core.models import Channel, InboundMessage
+from fte_core.models import Channel, InboundMessage, Verification
 from fte_core.pipeline import Agent
 
 
@@ -90,7 +90,15 @@ def _message(ticket: SampleTicket, run_id: str) -> InboundMessage:
         sender_phone=ticket.sender.phone,
         sender_name=ticket.sender.name,
         subject=ticket.subject,
+        # as the channel would deliver it: the provider proves email and WhatsApp senders
+        verified_by=_PROVEN_BY.get(ticket.channel),
     )
+
+
+_PROVEN_BY = {
+    Channel.EMAIL: Verification.EMAIL_AUTH,
+    Channel.WHATSAPP: Verification.PROVIDER_SIGNED,
+}
 
 
 async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> EvalReport:
@@ -131,7 +139,8 @@ def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> Eval
     scores = []
     for reason in reason_names:
         expected = [r for r in results if by_id[r.id].expected.reason == reason]
-        predicted = [r for r in results if r.reasons and r.reasons[0] == reason]
+        # counted the way recall counts: a hand-over carrying the reason among its reasons
+        predicted = [r for r in results if r.action == "escalate" and reason in r.reasons]
         hits = [r for r in expected if r.action == "escalate" and reason in r.reasons]
         tp_primary = [r for r in predicted if by_id[r.id].expected.reason == reason]
         scores.append(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from fte_core.errors import ConfigError
 
 Storage = Literal["auto", "memory", "postgres"]
+BusKind = Literal["postgres", "kafka", "memory"]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,11 +30,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     embedding_model: str | None = None  # any litellm embedding model; unset: hashing
     embedding_dimension: int = 384
     embedding_api_base: str | None = None
+    database_connect_timeout: float = 10.0  # seconds before an unreachable database fails
     thread_window_hours: float = 24.0
+    acknowledge_hours: float = 4.0  # while a person owns a ticket: one acknowledgement per
     kb_threshold: float | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None  # how customers reach us; unset: http://host:port
+    admin_token: str | None = None  # operators' bearer token; `fte serve` makes one if unset
+    token_secret: str | None = None  # signs ticket access tokens; made in the data dir if unset
+    max_body_bytes: int = 1_048_576
+    bus: BusKind = "postgres"  # the PostgreSQL queue; kafka needs kafka_bootstrap
+    kafka_bootstrap: str | None = None
+    kafka_topic_prefix: str = ""
+    kafka_partitions: Positive = 6
+    kafka_replication: Positive = 1
+    kafka_group: str = "fte-worker"
+    kafka_idempotent: bool = True  # idempotent producer (acks=all either way)
+    bus_max_attempts: Positive = 5  # deliveries before an event is dead-lettered
+    bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
+    worker_concurrency: Positive = 32  # events in flight per worker
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def secret_file(self, name: str) -> Path:
+        return Path(self.data_dir) / "secrets" / name
 
 
 _ENV = {
@@ -49,10 +76,33 @@ _ENV = {
     "FTE_EMBEDDING_MODEL": "embedding_model",
     "FTE_EMBEDDING_DIMENSION": "embedding_dimension",
     "FTE_EMBEDDING_API_BASE": "embedding_api_base",
+    "FTE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout",
     "FTE_THREAD_WINDOW_HOURS": "thread_window_hours",
+    "FTE_ACKNOWLEDGE_HOURS": "acknowledge_hours",
     "FTE_KB_THRESHOLD": "kb_threshold",
+    "FTE_HOST": "host",
+    "FTE_PORT": "port",
+    "FTE_PUBLIC_BASE_URL": "public_base_url",
+    "FTE_ADMIN_TOKEN": "admin_token",
+    "FTE_TOKEN_SECRET": "token_secret",
+    "FTE_MAX_BODY_BYTES": "max_body_bytes",
+    "FTE_BUS": "bus",
+    "FTE_KAFKA_BOOTSTRAP": "kafka_bootstrap",
+    "FTE_KAFKA_TOPIC_PREFIX": "kafka_topic_prefix",
+    "FTE_KAFKA_PARTITIONS": "kafka_partitions",
+    "FTE_KAFKA_REPLICATION": "kafka_replication",
+    "FTE_KAFKA_GROUP": "kafka_group",
+    "FTE_KAFKA_IDEMPOTENT": "kafka_idempotent",
+    "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
+    "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
+    "FTE_WORKER_CONCURRENCY": "worker_concurrency",
 }
-_SECRET_FILES = {"FTE_DATABASE_URL_FILE": "database_url", "FTE_LLM_API_KEY_FILE": "llm_api_key"}
+_SECRET_FILES = {
+    "FTE_DATABASE_URL_FILE": "database_url",
+    "FTE_LLM_API_KEY_FILE": "llm_api_key",
+    "FTE_ADMIN_TOKEN_FILE": "admin_token",
+    "FTE_TOKEN_SECRET_FILE": "token_secret",
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,8 +126,78 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             except OSError as exc:
                 raise ConfigError(f"{var}: cannot read the secret file: {exc.strerror}") from exc
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         field = str(exc).rsplit("`$.", 1)[-1].rstrip("`")
         var = next((v for v, n in _ENV.items() if n == field), field)
         raise ConfigError(f"{var}: {exc}") from exc
+    if settings.database_url is not None:
+        check_database_url(settings.database_url)
+    if settings.admin_token is not None and len(settings.admin_token) < MIN_ADMIN_TOKEN:
+        raise ConfigError(f"FTE_ADMIN_TOKEN: must be at least {MIN_ADMIN_TOKEN} characters")
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError("FTE_PUBLIC_BASE_URL: must start with http:// or https://")
+    if settings.max_body_bytes < 1024:
+        raise ConfigError("FTE_MAX_BODY_BYTES: must be at least 1024")
+    if settings.database_connect_timeout <= 0:
+        raise ConfigError("FTE_DATABASE_CONNECT_TIMEOUT: must be a positive number of seconds")
+    return settings
+
+
+_SCHEMES = ("postgresql://", "postgres://")
+MIN_ADMIN_TOKEN = 32
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a malformed URL at once, naming what is wrong and never the URL itself (it
+    holds the password)."""
+    if "://" not in url and "=" in url:
+        return  # libpq's key=value form (host=... dbname=...)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if not url.startswith(_SCHEMES):
+        shown = f"{scheme!r}" if scheme and len(scheme) <= 20 else "none"
+        raise ConfigError(
+            f"FTE_DATABASE_URL: unsupported scheme {shown}; expected"
+            " postgresql://user:password@host:port/database (or host=... dbname=...)"
+        )
+    rest = url.split("://", 1)[1]
+    if not rest or (rest.startswith(("/", "?")) and "host=" not in rest):
+        raise ConfigError("FTE_DATABASE_URL: no host (expected postgresql://user:password@host/db)")
+
+
+_HELP = {
+    "FTE_DATA_DIR": "where the embedded database lives",
+    "FTE_RULES_DIR": "the rule files",
+    "FTE_CONTEXT_DIR": "the company dossier",
+    "FTE_STORAGE": "auto | memory | postgres",
+    "FTE_DATABASE_URL": "a PostgreSQL with pgvector (unset: embedded; or FTE_DATABASE_URL_FILE)",
+    "FTE_DATABASE_CONNECT_TIMEOUT": "seconds before an unreachable database fails",
+    "FTE_LLM_MODEL": "a litellm model id (unset: the offline responder)",
+    "FTE_LLM_FALLBACKS": "comma-separated litellm model ids",
+    "FTE_LLM_API_BASE": "an OpenAI-compatible server",
+    "FTE_LLM_API_KEY": "its key (or FTE_LLM_API_KEY_FILE)",
+    "FTE_LLM_TIMEOUT": "seconds per model call",
+    "FTE_EMBEDDING_MODEL": "a litellm embedding model (unset: offline)",
+    "FTE_EMBEDDING_DIMENSION": "its dimension",
+    "FTE_EMBEDDING_API_BASE": "its server",
+    "FTE_THREAD_WINDOW_HOURS": "how long a conversation stays open across channels",
+    "FTE_ACKNOWLEDGE_HOURS": "while a person owns a ticket, one acknowledgement per period",
+    "FTE_KB_THRESHOLD": "the knowledge base's no-match threshold",
+    "FTE_HOST": "where `fte serve`/`fte api` listen",
+    "FTE_PORT": "their port",
+    "FTE_PUBLIC_BASE_URL": "how customers reach the service (status links, webhooks)",
+    "FTE_ADMIN_TOKEN": "operators' bearer token, 32+ characters (or _FILE; made if unset)",
+    "FTE_TOKEN_SECRET": "signs ticket access tokens (or _FILE; made in the data dir if unset)",
+    "FTE_MAX_BODY_BYTES": "largest request body accepted",
+}
+
+
+def _default(var: str) -> str:
+    name = _ENV.get(var)
+    value = getattr(Settings(), name) if name else None
+    if value is None or value == () or "TOKEN" in var or "SECRET" in var:
+        return ""
+    return f" [default: {value}]"
+
+
+ENVIRONMENT_HELP = "\n".join(f"  {var:<30} {text}{_default(var)}" for var, text in _HELP.items())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -38,3 +39,26 @@ def _no_real_model_requests() -> Generator[None, None, None]:
         yield
     finally:
         llm.ALLOW_MODEL_REQUESTS = previous
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Tansu broker per test run on a free loopback port (or FTE_TEST_KAFKA_BOOTSTRAP).
+    Under CI a broker that cannot start fails the tests that need it."""
+    external = os.environ.get("FTE_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    from tests.kafka_broker import TansuBroker
+
+    broker = TansuBroker(Path(tmp_path_factory.mktemp("tansu")) / "tansu.log")
+    try:
+        broker.start()
+    except (RuntimeError, OSError, ImportError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Kafka broker (Tansu) unavailable under CI: {exc}")
+        pytest.skip(f"Kafka broker (Tansu) unavailable: {exc}")
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()

@@ -10,36 +10,53 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import msgspec
 
+from fte_core import events
 from fte_core.clock import Clock, as_utc, utc_now
 from fte_core.errors import InvalidTransition, NotFound
-from fte_core.identity import canonical_identifiers, clean_name, normalize_identifier
+from fte_core.identity import (
+    canonical_identifiers,
+    clean_name,
+    delivery_target,
+    identifier_key,
+    identifiers_for,
+    normalize_identifier,
+    proven_identifiers,
+    sender_keys,
+    ticket_references,
+    with_proven,
+)
 from fte_core.models import (
+    Author,
     Channel,
     Conversation,
     Customer,
     CustomerResolution,
+    DecisionRecord,
     DeliveryStatus,
     Direction,
     HistoryItem,
     Identifier,
     InboundMessage,
     MergeCandidate,
+    Owner,
     Priority,
     StoredMessage,
     Thread,
     Ticket,
     TicketStatus,
+    Verification,
     can_transition,
 )
-from fte_core.ports import OutboundDraft, Turn
+from fte_core.ports import DeliveryTarget, OutboundDraft, Turn
 
 T = TypeVar("T")
+Announce = Callable[[str, str, msgspec.Struct], Awaitable[None]]
 
 
 def _keep(current: T, new: T | None) -> T:
@@ -60,8 +77,12 @@ class _CustomerRow(msgspec.Struct, kw_only=True):
 class InMemoryStore:
     """A complete CrmStore in dictionaries; `clock` stamps rows the caller does not date."""
 
-    def __init__(self, *, clock: Clock = utc_now) -> None:
+    def __init__(self, *, clock: Clock = utc_now, on_announce: Announce | None = None) -> None:
+        """`on_announce` receives what `open_turn(announce=True)` queues (e.g. an in-memory
+        bus's publish); `outbox` keeps it too."""
         self._clock = clock
+        self._on_announce = on_announce
+        self.outbox: list[tuple[str, str, bytes]] = []
         self._customers: dict[str, _CustomerRow] = {}
         self._owners: dict[Identifier, str] = {}
         self._candidates: list[MergeCandidate] = []
@@ -72,6 +93,16 @@ class InMemoryStore:
         self._inbound_index: dict[tuple[Channel, str], str] = {}
         self._replies: dict[str, str] = {}
         self._ticket_seq = itertools.count(1)
+        self._verified: dict[Identifier, Verification] = {}
+        # per inbound message id: the addresses it claimed and proved, where to answer it
+        self._senders: dict[str, frozenset[str]] = {}
+        self._proven: dict[str, frozenset[str]] = {}
+        self._targets: dict[str, DeliveryTarget | None] = {}
+        self._reply_of: dict[str, str] = {}  # outbound message id -> the inbound it answers
+        self._inbound_messages: dict[str, InboundMessage] = {}
+        self._access: dict[str, bytes] = {}  # ticket number -> its token's digest
+        self._claims: dict[str, datetime] = {}  # inbound id -> held until
+        self._sending: dict[str, datetime] = {}  # outbound id -> held for sending until
 
     # customers ---------------------------------------------------------------------------
 
@@ -118,7 +149,11 @@ class InMemoryStore:
     def _customer(self, customer_id: str) -> Customer:
         row = self._customers[customer_id]
         return Customer(
-            id=row.id, name=row.name, identifiers=tuple(row.identifiers), created_at=row.created_at
+            id=row.id,
+            name=row.name,
+            identifiers=tuple(row.identifiers),
+            created_at=row.created_at,
+            verified=tuple(i for i in row.identifiers if i in self._verified),
         )
 
     async def get_customer(self, customer_id: str) -> Customer | None:
@@ -149,6 +184,9 @@ class InMemoryStore:
         active = self._active_conversation(customer_id, now - window)
         if active is None:
             return self._open_thread(customer_id, channel, now, category, priority)
+        return self._resume(active, now)
+
+    def _resume(self, active: Conversation, now: datetime) -> Thread:
         ticket = self._tickets[active.ticket_number]
         reopened = ticket.status is TicketStatus.RESOLVED
         if reopened:
@@ -160,13 +198,16 @@ class InMemoryStore:
         self._conversations[conversation.id] = conversation
         return Thread(conversation=conversation, ticket=ticket, resumed=True, reopened=reopened)
 
-    def _active_conversation(self, customer_id: str, since: datetime) -> Conversation | None:
+    def _active_conversation(
+        self, customer_id: str, since: datetime, proven: set[str] | None = None
+    ) -> Conversation | None:
         candidates = [
             c
             for c in self._conversations.values()
             if c.customer_id == customer_id
             and c.last_message_at >= since
             and self._tickets[c.ticket_number].status is not TicketStatus.CLOSED
+            and (proven is None or self._wrote_in(self._tickets[c.ticket_number], proven))
         ]
         return max(candidates, key=lambda c: c.last_message_at, default=None)
 
@@ -214,6 +255,9 @@ class InMemoryStore:
         priority: Priority | None = None,
         escalation_reason: str | None = None,
         urgency: Priority | None = None,
+        owner: Owner | None = None,
+        assignee: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Ticket:
         ticket = self._tickets.get(number)
         if ticket is None:
@@ -226,6 +270,9 @@ class InMemoryStore:
             priority=_keep(ticket.priority, priority),
             escalation_reason=_keep(ticket.escalation_reason, escalation_reason),
             urgency=_keep(ticket.urgency, urgency),
+            owner=_keep(ticket.owner, owner),
+            assignee=_keep(ticket.assignee, assignee),
+            tags=tuple(sorted({*ticket.tags, *tags})),
             updated_at=self._clock(),
         )
         self._tickets[number] = ticket
@@ -250,6 +297,7 @@ class InMemoryStore:
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         """The granular methods in a row: none of them suspends, so under asyncio the turn
         is atomic. Everything that can be refused is checked before anything is written."""
@@ -258,10 +306,15 @@ class InMemoryStore:
         canonical_identifiers(identifiers)
         resolution = await self.resolve_customer(identifiers, name)
         customer_id = resolution.customer.id
+        proven = {identifier_key(i) for i in proven_identifiers(message)}
+        for identifier in proven_identifiers(message):
+            self._verified.setdefault(identifier, message.verified_by or Verification.OPERATOR)
+        resolution = with_proven(resolution, proven_identifiers(message))
         existing = await self.find_inbound(message.channel, message.provider_message_id)
+        refused = None
         if existing is None:
-            thread = await self.thread(
-                customer_id, message.channel, now, window, category=category, priority=priority
+            thread, refused = self._choose_thread(
+                customer_id, message, proven, now, window, category, priority
             )
         else:
             conversation = self._conversations[existing.conversation_id]
@@ -273,6 +326,15 @@ class InMemoryStore:
             thread = msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
         if existing is None:
             inbound, created = await self.save_inbound(message, customer_id, thread.conversation.id)
+            if announce:
+                event = events.InboundEvent(
+                    message_id=inbound.id,
+                    channel=message.channel,
+                    provider_message_id=message.provider_message_id,
+                )
+                self.outbox.append((events.INBOUND, customer_id, events.encode(event)))
+                if self._on_announce is not None:
+                    await self._on_announce(events.INBOUND, customer_id, event)
         else:
             inbound, created = existing, False
         return Turn(
@@ -281,6 +343,56 @@ class InMemoryStore:
             inbound=inbound,
             created=created,
             contact_count=await self.contact_count(customer_id),
+            refused_ticket=refused,
+        )
+
+    def _choose_thread(
+        self,
+        customer_id: str,
+        message: InboundMessage,
+        proven: set[str],
+        now: datetime,
+        window: timedelta,
+        category: str | None,
+        priority: Priority,
+    ) -> tuple[Thread, str | None]:
+        """As PostgresStore._choose_thread: a ticket is joined only with a proven address
+        that wrote in it, or its access token."""
+        quoted = ticket_references(message.subject, message.text)
+        wanted = ((message.ticket_access,) if message.ticket_access else ()) + quoted
+        for number in dict.fromkeys(wanted):
+            ticket = self._tickets.get(number)
+            if (
+                ticket is not None
+                and ticket.customer_id == customer_id
+                and ticket.status is not TicketStatus.CLOSED
+                and (number == message.ticket_access or self._wrote_in(ticket, proven))
+            ):
+                return self._resume(self._conversations[ticket.conversation_id], now), None
+        if quoted:
+            other = self._tickets.get(quoted[0])
+            if other is not None and other.customer_id != customer_id:
+                identifier = identifiers_for(message)[0]
+                candidate = MergeCandidate(
+                    customer_id=customer_id,
+                    other_customer_id=other.customer_id,
+                    identifier=identifier,
+                )
+                if candidate not in self._candidates:
+                    self._candidates.append(candidate)
+            return self._open_thread(customer_id, message.channel, now, category, priority), quoted[
+                0
+            ]
+        active = self._active_conversation(customer_id, now - window, proven)
+        if active is None:
+            return self._open_thread(customer_id, message.channel, now, category, priority), None
+        return self._resume(active, now), None
+
+    def _wrote_in(self, ticket: Ticket, proven: set[str]) -> bool:
+        return any(
+            self._senders.get(m.id, frozenset()) & proven
+            for m in self._messages.values()
+            if m.conversation_id == ticket.conversation_id and m.direction is Direction.INBOUND
         )
 
     # messages ----------------------------------------------------------------------------
@@ -307,6 +419,16 @@ class InMemoryStore:
         )
         self._add(stored)
         self._inbound_index[(message.channel, message.provider_message_id)] = stored.id
+        self._senders[stored.id] = frozenset(sender_keys(message))
+        self._inbound_messages[stored.id] = message
+        self._proven[stored.id] = frozenset(identifier_key(i) for i in proven_identifiers(message))
+        self._targets[stored.id] = delivery_target(
+            message.channel,
+            sorted(self._senders[stored.id]),
+            message.subject,
+            message.thread_ref,
+            message.provider_message_id,
+        )
         return stored, True
 
     async def find_inbound(
@@ -334,9 +456,12 @@ class InMemoryStore:
             created_at=self._clock(),
             delivery_status=DeliveryStatus.QUEUED,
             record=draft.record,
+            author=Author.AGENT,
         )
         self._add(stored)
         self._replies[draft.in_reply_to] = stored.id
+        self._reply_of[stored.id] = draft.in_reply_to
+        self._messages[inbound.id] = msgspec.structs.replace(inbound, processed_at=self._clock())
         if draft.ticket_status is not None:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
         return stored, True
@@ -412,4 +537,157 @@ class InMemoryStore:
             direction=message.direction,
             text=message.text,
             created_at=message.created_at,
+            author=message.author,
         )
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        if number not in self._tickets:
+            raise NotFound(f"ticket {number}")
+        self._access[number] = digest
+
+    async def access_hash(self, number: str) -> bytes | None:
+        return self._access.get(number)
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        found = [
+            t
+            for t in self._tickets.values()
+            if (owner is None or t.owner is owner)
+            and (status is None or t.status is status)
+            and (reason is None or t.escalation_reason == reason)
+        ]
+        found.sort(key=lambda t: (-(t.urgency or t.priority).rank, t.updated_at, t.number))
+        return found[: max(1, min(limit, 500))]
+
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        since = as_utc(since, "since")
+        return self._ordered(m for m in self._all_messages() if m.created_at >= since)[:limit]
+
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        return self._inbound_messages.get(message_id)
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        now = as_utc(now, "now")
+        message = self._messages.get(inbound_id)
+        if message is None or message.direction is not Direction.INBOUND:
+            return False
+        held = self._claims.get(inbound_id)
+        if message.processed_at is not None or (held is not None and held > now):
+            return False
+        self._claims[inbound_id] = now + lease
+        return True
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        now = as_utc(now, "now")
+        message = self._messages.get(message_id)
+        if message is None or message.direction is not Direction.OUTBOUND:
+            return False
+        status = message.delivery_status
+        abandoned = status is DeliveryStatus.SENDING and self._sending.get(message_id, now) <= now
+        if status not in (DeliveryStatus.QUEUED, DeliveryStatus.FAILED) and not abandoned:
+            return False
+        self._messages[message_id] = msgspec.structs.replace(
+            message, delivery_status=DeliveryStatus.SENDING
+        )
+        self._sending[message_id] = now + lease
+        return True
+
+    async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
+        now = as_utc(now, "now")
+        ticket = self._tickets.get(number)
+        if ticket is None:
+            return False
+        if ticket.acknowledged_at is not None and ticket.acknowledged_at > now - period:
+            return False
+        self._tickets[number] = msgspec.structs.replace(ticket, acknowledged_at=now)
+        return True
+
+    async def record_decision(self, inbound_id: str, record: DecisionRecord) -> None:
+        message = self._messages.get(inbound_id)
+        if message is None or message.direction is not Direction.INBOUND:
+            raise NotFound(f"inbound message {inbound_id}")
+        self._messages[inbound_id] = msgspec.structs.replace(
+            message, record=record, processed_at=self._clock()
+        )
+
+    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+        ticket = self._tickets.get(number)
+        if ticket is None:
+            raise NotFound(f"ticket {number}")
+        if ticket.status is TicketStatus.CLOSED:
+            raise InvalidTransition(f"ticket {number} is closed")
+        inbound = [
+            m
+            for m in self._ordered(self._all_messages())
+            if m.conversation_id == ticket.conversation_id and m.direction is Direction.INBOUND
+        ]
+        if not inbound:
+            raise NotFound(f"a customer message on ticket {number}")
+        stored = StoredMessage(
+            id=str(uuid.uuid4()),
+            conversation_id=ticket.conversation_id,
+            channel=inbound[-1].channel,
+            direction=Direction.OUTBOUND,
+            provider_message_id=None,
+            text=text,
+            created_at=self._clock(),
+            delivery_status=DeliveryStatus.QUEUED,
+            author=Author.HUMAN,
+            author_name=author_name,
+        )
+        self._add(stored)
+        self._reply_of[stored.id] = inbound[-1].id
+        waiting = (
+            TicketStatus.PENDING
+            if ticket.status in (TicketStatus.OPEN, TicketStatus.ESCALATED)
+            else ticket.status
+        )
+        await self.update_ticket(number, status=waiting, assignee=author_name)
+        return stored
+
+    async def reply_target(self, message_id: str) -> DeliveryTarget | None:
+        return self._targets.get(self._reply_of.get(message_id, message_id))
+
+    async def visible_history(
+        self, inbound_id: str, limit: int = 20, *, whole_conversation: bool = False
+    ) -> list[HistoryItem]:
+        me = self._messages.get(inbound_id)
+        if me is None or me.direction is not Direction.INBOUND or limit <= 0:
+            return []
+        mine = self._proven.get(me.id, frozenset())
+        customer = self._owner(me)
+
+        def visible(x: StoredMessage) -> bool:
+            return (
+                x.id != me.id
+                and x.direction is Direction.INBOUND
+                and self._owner(x) == customer
+                and bool(
+                    self._proven.get(x.id, frozenset()) & mine
+                    or (
+                        x.conversation_id == me.conversation_id
+                        and (whole_conversation or self._senders.get(x.id, frozenset()) & mine)
+                    )
+                )
+            )
+
+        seen = {m.id for m in self._all_messages() if visible(m)}
+        shown = [
+            m
+            for m in self._ordered(self._all_messages())
+            if m.id in seen or self._answered(m) in seen
+        ]
+        return [self._history_item(m) for m in shown[-limit:]]
+
+    def _answered(self, message: StoredMessage) -> str | None:
+        """The inbound message an outbound one answers."""
+        return self._reply_of.get(message.id)

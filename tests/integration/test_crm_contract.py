@@ -22,6 +22,7 @@ from fte_core.models import (
     Reply,
     TicketStatus,
     Usage,
+    Verification,
 )
 from fte_core.ports import CrmStore, OutboundDraft
 
@@ -39,15 +40,21 @@ def inbound(
     sender_email: str | None = None,
     sender_phone: str | None = None,
     sender_name: str | None = None,
+    verified_by: Verification | None = Verification.EMAIL_AUTH,
+    text: str | None = None,
+    ticket_access: str | None = None,
 ) -> InboundMessage:
+    """Proven by default, as the email and WhatsApp channels deliver messages."""
     return InboundMessage(
         channel=channel,
         provider_message_id=pid,
-        text=f"text of {pid}",
+        text=f"text of {pid}" if text is None else text,
         received_at=at,
         sender_email=sender_email,
         sender_phone=sender_phone,
         sender_name=sender_name,
+        verified_by=verified_by,
+        ticket_access=ticket_access,
     )
 
 
@@ -270,8 +277,8 @@ async def test_ticket_transitions_valid_invalid_and_mirrored(store: CrmStore) ->
     conversation = await store.get_conversation(thread.conversation.id)
     assert conversation is not None
     assert conversation.status is TicketStatus.ESCALATED
-    with pytest.raises(InvalidTransition):
-        await store.update_ticket(number, status=TicketStatus.OPEN)
+    with pytest.raises(InvalidTransition):  # a person resolves a hand-over before it closes
+        await store.update_ticket(number, status=TicketStatus.CLOSED)
     await store.update_ticket(number, status=TicketStatus.RESOLVED)
     await store.update_ticket(number, status=TicketStatus.CLOSED)
     with pytest.raises(InvalidTransition):

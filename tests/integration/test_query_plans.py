@@ -66,6 +66,7 @@ HOT_QUERIES = {
     "ticket by number": "SELECT status FROM tickets WHERE number = 'TKT-000042'",
     "reply to": (
         "SELECT id FROM messages WHERE in_reply_to = md5('m1-1')::uuid AND direction = 'outbound'"
+        " AND author = 'agent'"
     ),
 }
 

@@ -9,7 +9,7 @@ import pytest
 
 from fte_core.errors import ValidationError
 from fte_core.identity import identifiers_for
-from fte_core.models import Channel, InboundMessage, Reply, TicketStatus
+from fte_core.models import Channel, InboundMessage, Reply, TicketStatus, Verification
 from fte_core.ports import CrmStore, OutboundDraft, Turn
 from tests.integration.test_crm_contract import DAY, EMAIL, T0, inbound, record
 
@@ -71,7 +71,7 @@ async def test_second_message_resumes_and_counts(store: CrmStore) -> None:
         store,
         inbound(
             "t-4",
-            channel=Channel.WHATSAPP,
+            channel=Channel.EMAIL,
             at=T0 + timedelta(hours=2),
             sender_email="ana@example.com",
             sender_phone="+14155550101",
@@ -83,6 +83,23 @@ async def test_second_message_resumes_and_counts(store: CrmStore) -> None:
     assert second.thread.ticket.number == first.thread.ticket.number
     assert second.thread.conversation.last_message_at == T0 + timedelta(hours=2)
     assert second.contact_count == 2
+    # A WhatsApp from the phone t-4 claimed continues the ticket, and is shown only the
+    # message that named its phone (t-4), not the email-only t-3: a claim links, it does not
+    # open the customer's history.
+    third = await take(
+        store,
+        inbound(
+            "t-5",
+            channel=Channel.WHATSAPP,
+            at=T0 + timedelta(hours=3),
+            sender_phone="+14155550101",
+            verified_by=Verification.PROVIDER_SIGNED,
+        ),
+    )
+    assert third.resolution.customer.id == first.resolution.customer.id
+    assert third.thread.ticket.number == first.thread.ticket.number
+    shown = await store.visible_history(third.inbound.id)
+    assert [h.text for h in shown] == ["text of t-4"]
 
 
 async def test_concurrent_first_messages_from_a_new_address_make_one_customer(

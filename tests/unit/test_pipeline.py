@@ -12,7 +12,7 @@ from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.errors import ResponderError
-from fte_core.models import Channel, InboundMessage, TicketStatus
+from fte_core.models import Channel, InboundMessage, TicketStatus, Verification
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
@@ -64,7 +64,15 @@ def message(
     email: str | None = "ana@example.com",
     phone: str | None = None,
     subject: str | None = None,
+    verified_by: Verification | None = None,
+    ticket_access: str | None = None,
 ) -> InboundMessage:
+    """As the channels send it: email and WhatsApp addresses proven by the provider, the
+    web form's claimed."""
+    proven = {
+        Channel.EMAIL: Verification.EMAIL_AUTH,
+        Channel.WHATSAPP: Verification.PROVIDER_SIGNED,
+    }
     return InboundMessage(
         channel=channel,
         provider_message_id=pid,
@@ -74,6 +82,8 @@ def message(
         sender_phone=phone,
         sender_name="Ana Ruiz",
         subject=subject,
+        verified_by=verified_by or proven.get(channel),
+        ticket_access=ticket_access,
     )
 
 

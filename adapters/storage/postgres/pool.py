@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector_async
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from fte_core.errors import StorageError
+from fte_core.errors import StorageError, redact
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,44 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         log.debug("vector extension not installed yet; pgvector types not registered")
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-    """An open pool of autocommit connections (adapters open explicit transactions)."""
+async def open_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    connect_timeout: float = 10.0,
+    schema: str | None = None,
+) -> AsyncConnectionPool:
+    """An open pool of autocommit connections (adapters open explicit transactions).
+
+    `schema` puts every table in that schema (before `public`, where pgvector lives): an
+    isolated scope, e.g. for `fte eval`. Fails within `connect_timeout` seconds with one
+    line that never quotes the password.
+    """
+    options = "-c TimeZone=UTC" + (f" -c search_path={schema},public" if schema else "")
     pool = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         open=False,
         configure=_configure,
-        kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+        kwargs={
+            "autocommit": True,
+            "options": options,
+            "connect_timeout": max(1, round(connect_timeout)),
+        },
+        reconnect_timeout=connect_timeout,
     )
     try:
-        await pool.open(wait=True, timeout=30.0)
-    except psycopg.Error as exc:
+        await pool.open(wait=True, timeout=connect_timeout)
+    except (psycopg.Error, PoolTimeout) as exc:
         await pool.close()
-        raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        raise StorageError(
+            f"cannot connect to PostgreSQL within {connect_timeout:g} s: {redact(str(exc))}"
+        ) from None  # the driver's own message may quote the connection string
+    except BaseException:  # cancelled (SIGTERM): its connecting workers must not linger
+        await pool.close()
+        raise
     return pool
 
 
@@ -53,4 +76,16 @@ async def connection(
         async with pool.connection() as conn:
             yield conn
     except psycopg.Error as exc:
-        raise StorageError(f"{what}: {exc}") from exc
+        raise StorageError(f"{what}: {redact(str(exc))}") from exc
+
+
+async def reset_schema(pool: AsyncConnectionPool[Any], schema: str) -> None:
+    """Empty an isolated scope: its schema dropped with everything in it, created anew."""
+    if not schema.isidentifier():
+        raise StorageError(f"not a schema name: {schema!r}")
+    async with connection(pool, "PostgreSQL") as conn:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        # pgvector belongs in public, shared by every scope; created from inside the scope
+        # it would land there and vanish from everyone else's search path
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+        await conn.execute(f"CREATE SCHEMA {schema}")

@@ -12,18 +12,31 @@ import logging
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.bus.postgres import enqueue
+from adapters.storage.postgres import lifecycle, rows
 from adapters.storage.postgres.pool import connection
+from adapters.storage.postgres.rows import Conn, Row
+from fte_core import events
 from fte_core.clock import Clock, as_utc, utc_now
 from fte_core.errors import InvalidTransition, NotFound, StorageError
-from fte_core.identity import canonical_identifiers, clean_name, normalize_identifier
+from fte_core.identity import (
+    canonical_identifiers,
+    clean_name,
+    identifier_key,
+    normalize_identifier,
+    proven_identifiers,
+    sender_keys,
+    ticket_references,
+    with_proven,
+)
 from fte_core.models import (
+    Author,
     Channel,
     Conversation,
     Customer,
@@ -36,6 +49,7 @@ from fte_core.models import (
     IdentifierKind,
     InboundMessage,
     MergeCandidate,
+    Owner,
     Priority,
     StoredMessage,
     Thread,
@@ -43,28 +57,13 @@ from fte_core.models import (
     TicketStatus,
     can_transition,
 )
-from fte_core.ports import OutboundDraft, Turn
+from fte_core.ports import DeliveryTarget, OutboundDraft, Turn
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.AsyncConnection[Any]
-Row = tuple[Any, ...]
-
 _RESOLVE_ATTEMPTS = 8
 
-_CUSTOMER_COLUMNS = """c.id, c.name, c.created_at,
-    ARRAY(SELECT kind FROM customer_identifiers WHERE customer_id = c.id ORDER BY id),
-    ARRAY(SELECT value FROM customer_identifiers WHERE customer_id = c.id ORDER BY id)"""
-_TICKET_COLUMNS = """t.number, t.conversation_id, t.customer_id, t.channel, t.status, t.priority,
-    t.category, t.escalation_reason, t.urgency, t.created_at, t.updated_at"""
-_CONVERSATION_COLUMNS = """c.id, c.customer_id, c.channel, c.status, c.started_at,
-    c.last_message_at, t.number"""
-_CONVERSATION_WIDTH = 7
-_MESSAGE_COLUMNS = """m.id, m.conversation_id, m.channel, m.direction, m.provider_message_id,
-    m.content, m.created_at, m.delivery_status, m.record::text"""
-
-
-_FIND_INBOUND_SQL = f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
+_FIND_INBOUND_SQL = f"""SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE channel = %s
     AND provider_message_id = %s AND direction = 'inbound'"""
 
 _CONTACT_COUNT_SQL = (
@@ -76,16 +75,20 @@ _CONTACT_COUNT_SQL = (
 # and the conversation mirrors the ticket's status.
 _SAVE_OUTBOUND_SQL = f"""
 WITH reply AS (
-    INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
+    INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction, author,
         in_reply_to, content, delivery_status, latency_ms, prompt_tokens, completion_tokens,
         cost_usd, record, created_at)
-    SELECT %(id)s, c.id, c.customer_id, %(channel)s, 'outbound', i.id, %(content)s, 'queued',
-           %(latency)s, %(prompt)s, %(completion)s, %(cost)s, %(record)s::jsonb, %(at)s
+    SELECT %(id)s, c.id, c.customer_id, %(channel)s, 'outbound', 'agent', i.id, %(content)s,
+           'queued', %(latency)s, %(prompt)s, %(completion)s, %(cost)s, %(record)s::jsonb,
+           %(at)s
     FROM conversations c
     JOIN messages i ON i.id = %(inbound)s AND i.direction = 'inbound'
     WHERE c.id = %(conversation)s
-    ON CONFLICT (in_reply_to) WHERE direction = 'outbound' DO NOTHING
-    RETURNING {_MESSAGE_COLUMNS}
+    ON CONFLICT (in_reply_to) WHERE direction = 'outbound' AND author = 'agent' DO NOTHING
+    RETURNING {rows.MESSAGE_COLUMNS}
+), processed AS (
+    UPDATE messages SET processed_at = %(at)s
+    WHERE id = %(inbound)s AND EXISTS (SELECT 1 FROM reply)
 ), moved AS (
     UPDATE tickets SET status = %(status)s::text, updated_at = %(at)s
     WHERE conversation_id = (SELECT conversation_id FROM reply)
@@ -115,77 +118,8 @@ class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     window: timedelta
     category: str | None
     priority: Priority
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def _ticket(row: Row) -> Ticket:
-    return Ticket(
-        number=row[0],
-        conversation_id=str(row[1]),
-        customer_id=str(row[2]),
-        channel=Channel(row[3]),
-        status=TicketStatus(row[4]),
-        priority=Priority(row[5]),
-        category=row[6],
-        escalation_reason=row[7],
-        urgency=Priority(row[8]) if row[8] else None,
-        created_at=_utc(row[9]),
-        updated_at=_utc(row[10]),
-    )
-
-
-def _conversation(row: Row) -> Conversation:
-    return Conversation(
-        id=str(row[0]),
-        customer_id=str(row[1]),
-        channel=Channel(row[2]),
-        status=TicketStatus(row[3]),
-        started_at=_utc(row[4]),
-        last_message_at=_utc(row[5]),
-        ticket_number=row[6],
-    )
-
-
-def _conversation_and_ticket(row: Row) -> tuple[Conversation, Ticket]:
-    """A row of _CONVERSATION_COLUMNS followed by _TICKET_COLUMNS."""
-    return _conversation(row[:_CONVERSATION_WIDTH]), _ticket(row[_CONVERSATION_WIDTH:])
-
-
-def _message(row: Row) -> StoredMessage:
-    record = msgspec.json.decode(row[8], type=DecisionRecord) if row[8] else None
-    return StoredMessage(
-        id=str(row[0]),
-        conversation_id=str(row[1]),
-        channel=Channel(row[2]),
-        direction=Direction(row[3]),
-        provider_message_id=row[4],
-        text=row[5],
-        created_at=_utc(row[6]),
-        delivery_status=DeliveryStatus(row[7]),
-        record=record,
-    )
-
-
-def _utc_customer(customer: Customer) -> Customer:
-    """The clock may be in any zone; PostgreSQL hands times back in UTC."""
-    return msgspec.structs.replace(customer, created_at=_utc(customer.created_at))
-
-
-def _customer(row: Row) -> Customer:
-    identifiers = tuple(
-        Identifier(IdentifierKind(kind), value) for kind, value in zip(row[3], row[4], strict=True)
-    )
-    return Customer(id=str(row[0]), name=row[1], identifiers=identifiers, created_at=_utc(row[2]))
+    proven: list[str]  # identifier keys of the addresses the channel proved
+    announce: bool  # queue a new message for the workers in the same transaction
 
 
 class PostgresStore:
@@ -237,7 +171,12 @@ class PostgresStore:
             )
             # Linked in `wanted` order, so ORDER BY id reads them back as built here.
             await self._link(conn, customer_id, wanted)
-            return CustomerResolution(customer=_utc_customer(customer), created=True)
+            return CustomerResolution(
+                customer=msgspec.structs.replace(
+                    customer, created_at=rows.utc(customer.created_at)
+                ),
+                created=True,
+            )
         primary = owners[0]
         linked = [i for i, owner in owned if owner is None]
         await self._link(conn, primary, linked)
@@ -300,27 +239,27 @@ class PostgresStore:
             return await cls._load_customer(conn, customer_id)
         cursor = await conn.execute(
             f"""UPDATE customers c SET name = coalesce(c.name, %s) WHERE c.id = %s
-                RETURNING {_CUSTOMER_COLUMNS}""",
+                RETURNING {rows.CUSTOMER_COLUMNS}""",
             (name, customer_id),
         )
         row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"customer {customer_id}")
-        return _customer(row)
+        return rows.customer(row)
 
     @staticmethod
     async def _load_customer(conn: Conn, customer_id: uuid.UUID) -> Customer:
         cursor = await conn.execute(
-            f"SELECT {_CUSTOMER_COLUMNS} FROM customers c WHERE c.id = %s",
+            f"SELECT {rows.CUSTOMER_COLUMNS} FROM customers c WHERE c.id = %s",
             (customer_id,),
         )
         row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"customer {customer_id}")
-        return _customer(row)
+        return rows.customer(row)
 
     async def get_customer(self, customer_id: str) -> Customer | None:
-        key = _uuid(customer_id)
+        key = rows.as_uuid(customer_id)
         if key is None:
             return None
         async with self._conn() as conn:
@@ -338,10 +277,10 @@ class PostgresStore:
         return await self.get_customer(str(row[0])) if row else None
 
     async def merge_candidates(self, customer_id: str) -> list[MergeCandidate]:
-        key = _uuid(customer_id)
+        key = rows.as_uuid(customer_id)
         if key is None:
             return []
-        rows = await self._all(
+        found = await self._all(
             """SELECT customer_id, other_customer_id, kind, value FROM merge_candidates
                WHERE customer_id = %s OR other_customer_id = %s ORDER BY id""",
             (key, key),
@@ -352,7 +291,7 @@ class PostgresStore:
                 other_customer_id=str(row[1]),
                 identifier=Identifier(IdentifierKind(row[2]), row[3]),
             )
-            for row in rows
+            for row in found
         ]
 
     # conversations and tickets -------------------------------------------------------------
@@ -368,7 +307,7 @@ class PostgresStore:
         priority: Priority = Priority.NORMAL,
     ) -> Thread:
         now = as_utc(now, "now")
-        key = _uuid(customer_id)
+        key = rows.as_uuid(customer_id)
         if key is None:
             raise NotFound(f"customer {customer_id}")
         async with self._conn() as conn, conn.transaction():
@@ -388,43 +327,48 @@ class PostgresStore:
         window: timedelta,
         category: str | None,
         priority: Priority,
+        proven: list[str] | None = None,
     ) -> Thread:
-        """`thread` once the caller holds the customer's row lock."""
+        """`thread` once the caller holds the customer's row lock; with `proven`, only a
+        conversation in which one of those addresses wrote is resumed."""
         cursor = await conn.execute(
-            f"""SELECT {_TICKET_COLUMNS} FROM conversations c
+            f"""SELECT {rows.TICKET_COLUMNS} FROM conversations c
                 JOIN tickets t ON t.conversation_id = c.id
-                WHERE c.customer_id = %s AND c.last_message_at >= %s
+                WHERE c.customer_id = %(customer)s AND c.last_message_at >= %(since)s
                   AND t.status <> 'closed'
+                  AND (%(proven)s::text[] IS NULL OR EXISTS (
+                      SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                        AND m.direction = 'inbound' AND m.sender_ids && %(proven)s))
                 ORDER BY c.last_message_at DESC LIMIT 1""",
-            (customer_id, now - window),
+            {"customer": customer_id, "since": now - window, "proven": proven},
         )
         row = await cursor.fetchone()
         if row is None:
             return await self._open_thread(conn, customer_id, channel, now, category, priority)
-        return await self._resume(conn, _ticket(row), now)
+        return await self._resume(conn, rows.ticket(row), now)
 
     async def _resume(self, conn: Conn, ticket: Ticket, now: datetime) -> Thread:
         reopened = ticket.status is TicketStatus.RESOLVED
         if reopened:
             cursor = await conn.execute(
                 f"""UPDATE tickets t SET status = 'open', updated_at = %s WHERE number = %s
-                    RETURNING {_TICKET_COLUMNS}""",
+                    RETURNING {rows.TICKET_COLUMNS}""",
                 (now, ticket.number),
             )
             row = await cursor.fetchone()
             assert row is not None  # locked above
-            ticket = _ticket(row)
+            ticket = rows.ticket(row)
         cursor = await conn.execute(
             f"""UPDATE conversations c
                 SET status = %s, last_message_at = greatest(c.last_message_at, %s)
                 FROM tickets t WHERE c.id = %s AND t.conversation_id = c.id
-                RETURNING {_CONVERSATION_COLUMNS}""",
+                RETURNING {rows.CONVERSATION_COLUMNS}""",
             (ticket.status.value, now, uuid.UUID(ticket.conversation_id)),
         )
         row = await cursor.fetchone()
         assert row is not None
         return Thread(
-            conversation=_conversation(row), ticket=ticket, resumed=True, reopened=reopened
+            conversation=rows.conversation(row), ticket=ticket, resumed=True, reopened=reopened
         )
 
     @staticmethod
@@ -447,7 +391,7 @@ class PostgresStore:
                     priority, category, created_at, updated_at)
                 VALUES (%(id)s, %(customer)s, %(channel)s, 'open', %(priority)s, %(category)s,
                     %(now)s, %(now)s)
-                RETURNING {_TICKET_COLUMNS}""",
+                RETURNING {rows.TICKET_COLUMNS}""",
             {
                 "id": conversation_id,
                 "customer": customer_id,
@@ -459,7 +403,7 @@ class PostgresStore:
         )
         row = await cursor.fetchone()
         assert row is not None
-        ticket = _ticket(row)
+        ticket = rows.ticket(row)
         conversation = Conversation(
             id=str(conversation_id),
             customer_id=str(customer_id),
@@ -473,9 +417,9 @@ class PostgresStore:
 
     async def get_ticket(self, number: str) -> Ticket | None:
         row = await self._one(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets t WHERE number = %s", (number,)
+            f"SELECT {rows.TICKET_COLUMNS} FROM tickets t WHERE number = %s", (number,)
         )
-        return _ticket(row) if row else None
+        return rows.ticket(row) if row else None
 
     async def update_ticket(
         self,
@@ -485,6 +429,9 @@ class PostgresStore:
         priority: Priority | None = None,
         escalation_reason: str | None = None,
         urgency: Priority | None = None,
+        owner: Owner | None = None,
+        assignee: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Ticket:
         async with self._conn() as conn, conn.transaction():
             cursor = await conn.execute(
@@ -500,20 +447,26 @@ class PostgresStore:
                 f"""UPDATE tickets t SET status = coalesce(%s, status),
                         priority = coalesce(%s, priority),
                         escalation_reason = coalesce(%s, escalation_reason),
-                        urgency = coalesce(%s, urgency), updated_at = %s
-                    WHERE number = %s RETURNING {_TICKET_COLUMNS}""",
+                        urgency = coalesce(%s, urgency), owner = coalesce(%s, owner),
+                        assignee = coalesce(%s, assignee),
+                        tags = ARRAY(SELECT DISTINCT unnest(tags || %s::text[]) ORDER BY 1),
+                        updated_at = %s
+                    WHERE number = %s RETURNING {rows.TICKET_COLUMNS}""",
                 (
                     status.value if status else None,
                     priority.value if priority else None,
                     escalation_reason,
                     urgency.value if urgency else None,
+                    owner.value if owner else None,
+                    assignee,
+                    list(tags),
                     self._clock(),
                     number,
                 ),
             )
             updated = await cursor.fetchone()
             assert updated is not None
-            ticket = _ticket(updated)
+            ticket = rows.ticket(updated)
             await conn.execute(
                 "UPDATE conversations SET status = %s WHERE id = %s",
                 (ticket.status.value, uuid.UUID(ticket.conversation_id)),
@@ -521,15 +474,15 @@ class PostgresStore:
             return ticket
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        key = _uuid(conversation_id)
+        key = rows.as_uuid(conversation_id)
         if key is None:
             return None
         row = await self._one(
-            f"""SELECT {_CONVERSATION_COLUMNS} FROM conversations c
+            f"""SELECT {rows.CONVERSATION_COLUMNS} FROM conversations c
                 JOIN tickets t ON t.conversation_id = c.id WHERE c.id = %s""",
             (key,),
         )
-        return _conversation(row) if row else None
+        return rows.conversation(row) if row else None
 
     # intake ------------------------------------------------------------------------------
 
@@ -543,6 +496,7 @@ class PostgresStore:
         *,
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
+        announce: bool = False,
     ) -> Turn:
         received_at = as_utc(message.received_at, "received_at")
         turn = _TurnInput(
@@ -554,6 +508,8 @@ class PostgresStore:
             window=window,
             category=category,
             priority=priority,
+            proven=[identifier_key(i) for i in proven_identifiers(message)],
+            announce=announce,
         )
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
@@ -579,22 +535,42 @@ class PostgresStore:
         if not resolution.created:  # a new customer is invisible to other transactions
             await conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (key,))
         found = await stored.fetchone()
-        existing = _message(found) if found else None
+        existing = rows.message(found) if found else None
+        await self._mark_proven(conn, turn)
+        resolution = with_proven(resolution, proven_identifiers(message))
+        refused = None
         if existing is None:
-            thread = await self._thread_locked(
-                conn, key, message.channel, turn.now, turn.window, turn.category, turn.priority
-            )
+            thread, refused = await self._choose_thread(conn, key, turn)
         else:
             thread = await self._thread_of(conn, existing)
         if thread.ticket.status is TicketStatus.PENDING:
             thread = await self._reopen_pending(conn, thread)
         if existing is None:
             row = await self._insert_inbound(
-                conn, message, turn.received_at, key, uuid.UUID(thread.conversation.id)
+                conn,
+                message,
+                turn.received_at,
+                key,
+                uuid.UUID(thread.conversation.id),
+                senders=[identifier_key(i) for i in turn.identifiers],
+                proven=turn.proven,
             )
             if row is None:  # a concurrent delivery of the same message committed first
                 raise _IdentifierRaceError
-            inbound, created = _message(row), True
+            inbound, created = rows.message(row), True
+            if turn.announce:
+                await enqueue(
+                    conn,
+                    events.INBOUND,
+                    resolution.customer.id,
+                    events.encode(
+                        events.InboundEvent(
+                            message_id=inbound.id,
+                            channel=message.channel,
+                            provider_message_id=message.provider_message_id,
+                        )
+                    ),
+                )
         else:
             inbound, created = existing, False
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
@@ -606,18 +582,90 @@ class PostgresStore:
             inbound=inbound,
             created=created,
             contact_count=int(count[0]),
+            refused_ticket=refused,
+        )
+
+    @staticmethod
+    async def _mark_proven(conn: Conn, turn: _TurnInput) -> None:
+        if not turn.proven or turn.message.verified_by is None:
+            return
+        await conn.execute(
+            """UPDATE customer_identifiers SET verified_by = coalesce(verified_by, %s)
+               WHERE kind || ':' || value = ANY(%s::text[])""",
+            (turn.message.verified_by.value, turn.proven),
+        )
+
+    async def _choose_thread(
+        self, conn: Conn, customer_id: uuid.UUID, turn: _TurnInput
+    ) -> tuple[Thread, str | None]:
+        """The ticket this message continues, and a quoted ticket it may not join.
+
+        A ticket is joined only by a message whose proven address wrote in it before, or
+        that carries the ticket's access token: a claimed address or a quoted number
+        alone opens a new ticket and reveals nothing of the other one.
+        """
+        message = turn.message
+        quoted = ticket_references(message.subject, message.text)
+        wanted = ((message.ticket_access,) if message.ticket_access else ()) + quoted
+        for number in dict.fromkeys(wanted):
+            cursor = await conn.execute(
+                f"""SELECT {rows.TICKET_COLUMNS} FROM tickets t
+                    WHERE t.number = %(number)s AND t.customer_id = %(customer)s
+                      AND t.status <> 'closed'
+                      AND (t.number = %(access)s OR EXISTS (
+                          SELECT 1 FROM messages m WHERE m.conversation_id = t.conversation_id
+                            AND m.direction = 'inbound' AND m.sender_ids && %(proven)s))""",
+                {
+                    "number": number,
+                    "customer": customer_id,
+                    "access": message.ticket_access,
+                    "proven": turn.proven,
+                },
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                return await self._resume(conn, rows.ticket(row), turn.now), None
+        if quoted:
+            await self._record_ticket_claim(conn, customer_id, turn, quoted[0])
+            return await self._open_thread(
+                conn, customer_id, message.channel, turn.now, turn.category, turn.priority
+            ), quoted[0]
+        return await self._thread_locked(
+            conn,
+            customer_id,
+            message.channel,
+            turn.now,
+            turn.window,
+            turn.category,
+            turn.priority,
+            turn.proven,
+        ), None
+
+    @staticmethod
+    async def _record_ticket_claim(
+        conn: Conn, customer_id: uuid.UUID, turn: _TurnInput, number: str
+    ) -> None:
+        """Someone quoted a ticket they may not join: if it is another customer's, an
+        operator decides whether they are the same person."""
+        first = turn.identifiers[0]
+        await conn.execute(
+            """INSERT INTO merge_candidates (customer_id, other_customer_id, kind, value)
+               SELECT %s, t.customer_id, %s, %s FROM tickets t
+               WHERE t.number = %s AND t.customer_id <> %s
+               ON CONFLICT DO NOTHING""",
+            (customer_id, first.kind.value, first.value, number, customer_id),
         )
 
     @staticmethod
     async def _thread_of(conn: Conn, message: StoredMessage) -> Thread:
         cursor = await conn.execute(
-            f"""SELECT {_CONVERSATION_COLUMNS}, {_TICKET_COLUMNS} FROM conversations c
+            f"""SELECT {rows.CONVERSATION_COLUMNS}, {rows.TICKET_COLUMNS} FROM conversations c
                 JOIN tickets t ON t.conversation_id = c.id WHERE c.id = %s""",
             (uuid.UUID(message.conversation_id),),
         )
         row = await cursor.fetchone()
         assert row is not None  # a message's conversation and ticket are never deleted alone
-        conversation, ticket = _conversation_and_ticket(row)
+        conversation, ticket = rows.conversation_and_ticket(row)
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
 
     async def _reopen_pending(self, conn: Conn, thread: Thread) -> Thread:
@@ -625,15 +673,15 @@ class PostgresStore:
         cursor = await conn.execute(
             f"""WITH t AS (
                     UPDATE tickets t SET status = 'open', updated_at = %s
-                    WHERE number = %s RETURNING {_TICKET_COLUMNS})
+                    WHERE number = %s RETURNING {rows.TICKET_COLUMNS})
                 UPDATE conversations c SET status = 'open' FROM t
                 WHERE c.id = t.conversation_id
-                RETURNING {_CONVERSATION_COLUMNS}, {_TICKET_COLUMNS}""",
+                RETURNING {rows.CONVERSATION_COLUMNS}, {rows.TICKET_COLUMNS}""",
             (self._clock(), thread.ticket.number),
         )
         row = await cursor.fetchone()
         assert row is not None
-        conversation, ticket = _conversation_and_ticket(row)
+        conversation, ticket = rows.conversation_and_ticket(row)
         return msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
 
     # messages ----------------------------------------------------------------------------
@@ -647,10 +695,16 @@ class PostgresStore:
             return existing, False
         async with self._conn() as conn:
             row = await self._insert_inbound(
-                conn, message, received_at, _uuid(customer_id), _uuid(conversation_id)
+                conn,
+                message,
+                received_at,
+                rows.as_uuid(customer_id),
+                rows.as_uuid(conversation_id),
+                senders=sender_keys(message),
+                proven=[identifier_key(i) for i in proven_identifiers(message)],
             )
         if row is not None:
-            return _message(row), True
+            return rows.message(row), True
         existing = await self.find_inbound(message.channel, message.provider_message_id)
         if existing is not None:  # a concurrent redelivery won the race
             return existing, False
@@ -663,6 +717,9 @@ class PostgresStore:
         received_at: datetime,
         customer_id: uuid.UUID | None,
         conversation_id: uuid.UUID | None,
+        *,
+        senders: list[str],
+        proven: list[str],
     ) -> Row | None:
         """The stored row, or None when the message is already stored (or the conversation
         is not this customer's)."""
@@ -670,13 +727,14 @@ class PostgresStore:
         cursor = await conn.execute(
             f"""INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction,
                     provider_message_id, content, subject, thread_ref, sender_name, attachments,
-                    delivery_status, created_at)
+                    delivery_status, created_at, sender_ids, proven_ids, verified_by,
+                    ticket_access)
                 SELECT %s, c.id, c.customer_id, %s, 'inbound', %s, %s, %s, %s, %s,
-                       %s::jsonb, 'received', %s
+                       %s::jsonb, 'received', %s, %s, %s, %s, %s
                 FROM conversations c WHERE c.id = %s AND c.customer_id = %s
                 ON CONFLICT (channel, provider_message_id) WHERE direction = 'inbound'
                 DO NOTHING
-                RETURNING {_MESSAGE_COLUMNS}""",
+                RETURNING {rows.MESSAGE_COLUMNS}""",
             (
                 uuid.uuid4(),
                 message.channel.value,
@@ -687,6 +745,10 @@ class PostgresStore:
                 message.sender_name,
                 attachments,
                 received_at,
+                senders,
+                proven,
+                message.verified_by.value if message.verified_by and proven else None,
+                message.ticket_access,
                 conversation_id,
                 customer_id,
             ),
@@ -697,7 +759,7 @@ class PostgresStore:
         self, channel: Channel, provider_message_id: str
     ) -> StoredMessage | None:
         row = await self._one(_FIND_INBOUND_SQL, (channel.value, provider_message_id))
-        return _message(row) if row else None
+        return rows.message(row) if row else None
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
         """One statement, one commit: the reply, and the ticket move it carries."""
@@ -709,7 +771,7 @@ class PostgresStore:
                 {
                     "id": uuid.uuid4(),
                     "channel": draft.channel.value,
-                    "inbound": _uuid(draft.in_reply_to),
+                    "inbound": rows.as_uuid(draft.in_reply_to),
                     "content": draft.reply.text,
                     "latency": draft.latency_ms,
                     "prompt": draft.usage.prompt_tokens,
@@ -717,14 +779,14 @@ class PostgresStore:
                     "cost": draft.usage.cost_usd,
                     "record": msgspec.json.encode(draft.record).decode(),
                     "at": self._clock(),
-                    "conversation": _uuid(draft.conversation_id),
+                    "conversation": rows.as_uuid(draft.conversation_id),
                     "status": status.value if status else None,
                     "moves_from": moves_from,
                 },
             )
             row = await cursor.fetchone()
         if row is not None:
-            return _message(row), True
+            return rows.message(row), True
         existing = await self.reply_to(draft.in_reply_to)
         if existing is not None:
             return existing, False
@@ -734,20 +796,20 @@ class PostgresStore:
         raise NotFound(f"conversation {draft.conversation_id}")
 
     async def reply_to(self, inbound_id: str) -> StoredMessage | None:
-        key = _uuid(inbound_id)
+        key = rows.as_uuid(inbound_id)
         if key is None:
             return None
         row = await self._one(
-            f"""SELECT {_MESSAGE_COLUMNS} FROM messages m
-                WHERE in_reply_to = %s AND direction = 'outbound'""",
+            f"""SELECT {rows.MESSAGE_COLUMNS} FROM messages m
+                WHERE in_reply_to = %s AND direction = 'outbound' AND author = 'agent'""",
             (key,),
         )
-        return _message(row) if row else None
+        return rows.message(row) if row else None
 
     async def set_delivery_status(
         self, message_id: str, status: DeliveryStatus, provider_message_id: str | None = None
     ) -> None:
-        key = _uuid(message_id)
+        key = rows.as_uuid(message_id)
         row = None
         if key is not None:
             row = await self._one(
@@ -759,31 +821,113 @@ class PostgresStore:
         if row is None:
             raise NotFound(f"message {message_id}")
 
+    async def set_access_hash(self, number: str, digest: bytes) -> None:
+        row = await self._one(
+            "UPDATE tickets SET access_hash = %s WHERE number = %s RETURNING 1", (digest, number)
+        )
+        if row is None:
+            raise NotFound(f"ticket {number}")
+
+    async def access_hash(self, number: str) -> bytes | None:
+        row = await self._one("SELECT access_hash FROM tickets WHERE number = %s", (number,))
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    async def tickets(
+        self,
+        *,
+        owner: Owner | None = None,
+        status: TicketStatus | None = None,
+        reason: str | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        found = await self._all(
+            f"""SELECT {rows.TICKET_COLUMNS} FROM tickets t
+                WHERE (%(owner)s::text IS NULL OR t.owner = %(owner)s)
+                  AND (%(status)s::text IS NULL OR t.status = %(status)s)
+                  AND (%(reason)s::text IS NULL OR t.escalation_reason = %(reason)s)
+                ORDER BY CASE coalesce(t.urgency, t.priority) WHEN 'critical' THEN 0
+                         WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
+                         t.updated_at, t.number
+                LIMIT %(limit)s""",
+            {
+                "owner": owner.value if owner else None,
+                "status": status.value if status else None,
+                "reason": reason,
+                "limit": max(1, min(limit, 500)),
+            },
+        )
+        return [rows.ticket(row) for row in found]
+
+    async def messages_since(self, since: datetime, limit: int = 100_000) -> list[StoredMessage]:
+        found = await self._all(
+            f"""SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE created_at >= %s
+                ORDER BY created_at, seq LIMIT %s""",
+            (as_utc(since, "since"), limit),
+        )
+        return [rows.message(row) for row in found]
+
+    async def inbound_message(self, message_id: str) -> InboundMessage | None:
+        async with self._conn() as conn:
+            return await lifecycle.inbound_message(conn, message_id)
+
+    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
+        async with self._conn() as conn:
+            return await lifecycle.claim(conn, inbound_id, as_utc(now, "now"), lease)
+
+    async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        async with self._conn() as conn:
+            return await lifecycle.claim_delivery(conn, message_id, as_utc(now, "now"), lease)
+
+    async def claim_acknowledgement(self, number: str, now: datetime, period: timedelta) -> bool:
+        async with self._conn() as conn:
+            return await lifecycle.claim_acknowledgement(conn, number, as_utc(now, "now"), period)
+
+    async def record_decision(self, inbound_id: str, record: DecisionRecord) -> None:
+        async with self._conn() as conn:
+            await lifecycle.record_decision(conn, inbound_id, record, self._clock())
+
+    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+        async with self._conn() as conn, conn.transaction():
+            return await lifecycle.save_human_reply(conn, number, text, author_name, self._clock())
+
+    async def reply_target(self, message_id: str) -> DeliveryTarget | None:
+        async with self._conn() as conn:
+            return await lifecycle.reply_target(conn, message_id)
+
+    async def visible_history(
+        self, inbound_id: str, limit: int = 20, *, whole_conversation: bool = False
+    ) -> list[HistoryItem]:
+        async with self._conn() as conn:
+            return await lifecycle.visible_history(conn, inbound_id, limit, whole_conversation)
+
     async def get_message(self, message_id: str) -> StoredMessage | None:
-        key = _uuid(message_id)
+        key = rows.as_uuid(message_id)
         if key is None:
             return None
-        row = await self._one(f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE id = %s", (key,))
-        return _message(row) if row else None
+        row = await self._one(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE id = %s", (key,)
+        )
+        return rows.message(row) if row else None
 
     async def conversation_messages(self, conversation_id: str) -> list[StoredMessage]:
-        key = _uuid(conversation_id)
+        key = rows.as_uuid(conversation_id)
         if key is None:
             return []
-        rows = await self._all(
-            f"""SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE conversation_id = %s
+        found = await self._all(
+            f"""SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE conversation_id = %s
                 ORDER BY created_at, seq""",
             (key,),
         )
-        return [_message(row) for row in rows]
+        return [rows.message(row) for row in found]
 
     async def customer_history(self, customer_id: str, limit: int = 20) -> list[HistoryItem]:
-        key = _uuid(customer_id)
+        key = rows.as_uuid(customer_id)
         if key is None or limit <= 0:
             return []
-        rows = await self._all(
-            """SELECT h.conversation_id, t.number, h.channel, h.direction, h.content, h.created_at
-               FROM (SELECT conversation_id, channel, direction, content, created_at, seq
+        found = await self._all(
+            """SELECT h.conversation_id, t.number, h.channel, h.direction, h.content, h.created_at,
+                      h.author
+               FROM (SELECT conversation_id, channel, direction, content, created_at, seq, author
                      FROM messages WHERE customer_id = %s
                      ORDER BY created_at DESC, seq DESC LIMIT %s) h
                JOIN tickets t ON t.conversation_id = h.conversation_id
@@ -797,13 +941,14 @@ class PostgresStore:
                 channel=Channel(row[2]),
                 direction=Direction(row[3]),
                 text=row[4],
-                created_at=_utc(row[5]),
+                created_at=rows.utc(row[5]),
+                author=Author(row[6]),
             )
-            for row in rows
+            for row in found
         ]
 
     async def contact_count(self, customer_id: str) -> int:
-        key = _uuid(customer_id)
+        key = rows.as_uuid(customer_id)
         if key is None:
             return 0
         row = await self._one(_CONTACT_COUNT_SQL, (key,))

@@ -1,0 +1,186 @@
+"""`fte serve` (API and worker in one process, the embedded default), `fte api` and
+`fte worker` (separately, as Kubernetes runs them).
+
+Shutdown, on SIGTERM or Ctrl-C: the API stops accepting and finishes its requests, the
+worker stops consuming and finishes the messages in flight (their effects stored and
+acknowledged), the relay stops, then the runtime closes (embedded PostgreSQL last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
+
+import uvicorn
+
+from fte_core.errors import FteError
+from service.app import create_app
+from service.bootstrap import Runtime, bootstrap
+from service.handlers import TOPICS, event_handler
+from service.local_secrets import load_or_create
+from service.logs import configure_logging
+from service.rules_watch import watch_rules
+from service.settings import Settings, load_settings
+from service.state import Probe, ServiceState
+from service.worker import WorkerHealth, run_worker
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (it re-raises the signal after shutdown,
+    which would end the process before the worker drains and PostgreSQL stops)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def admin_token(settings: Settings) -> tuple[str, bool]:
+    """The configured token, or one made once in the data directory (True: made here)."""
+    if settings.admin_token:
+        return settings.admin_token, False
+    path = settings.secret_file("admin-token")
+    existed = path.exists()
+    return load_or_create(path, 32), not existed
+
+
+async def serve(settings: Settings, *, api: bool = True, worker: bool = True) -> None:
+    token, made = admin_token(settings)
+    stop = asyncio.Event()
+    runtime = await bootstrap(settings, consume=TOPICS if worker else ())
+    try:
+        health = WorkerHealth()
+        tasks = _background(runtime, stop, health) if worker else []
+        rules = Path(settings.rules_dir)
+        tasks.append(asyncio.create_task(watch_rules(runtime.policy, rules, stop)))
+        state = ServiceState(
+            runtime=runtime,
+            admin_token=token,
+            bus=runtime.buses.kind,
+            worker=_probe(health, tasks) if worker else None,
+        )
+        server = _server(settings, state) if api else None
+        _on_signals(stop, server)
+        _announce(settings, runtime, token, made, api=api, worker=worker)
+        if server is not None:
+            await server.serve()
+            stop.set()
+        else:
+            await stop.wait()
+        await asyncio.gather(*tasks)
+    finally:
+        await runtime.aclose()
+    print("stopped cleanly", file=sys.stderr)
+
+
+def _background(
+    runtime: Runtime, stop: asyncio.Event, health: WorkerHealth
+) -> list[asyncio.Task[object]]:
+    consumer = runtime.buses.consumer
+    assert consumer is not None  # bootstrap(consume=...) made one
+    tasks: list[asyncio.Task[object]] = [
+        asyncio.create_task(
+            run_worker(
+                consumer,
+                event_handler(runtime.agent),
+                stop=stop,
+                concurrency=runtime.settings.worker_concurrency,
+                health=health,
+            )
+        )
+    ]
+    if runtime.buses.relay is not None:
+        tasks.append(asyncio.create_task(runtime.buses.relay.run(stop)))
+    return tasks
+
+
+def _probe(health: WorkerHealth, tasks: list[asyncio.Task[object]]) -> Probe:
+    async def probe() -> str:
+        failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        if failed:
+            return f"stopped: {failed[0].exception()!r}"
+        if health.ready(stale_after=30.0):
+            return "ok"
+        return "starting" if not health.started else "not polling"
+
+    return probe
+
+
+def _server(settings: Settings, state: ServiceState) -> _Server:
+    @contextlib.asynccontextmanager
+    async def given() -> AsyncIterator[ServiceState]:
+        yield state
+
+    app = create_app(given, max_body_bytes=settings.max_body_bytes)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+    )
+    return _Server(config)
+
+
+def _on_signals(stop: asyncio.Event, server: _Server | None) -> None:
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        if server is not None:
+            server.should_exit = True
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown)
+
+
+def _announce(
+    settings: Settings, runtime: Runtime, token: str, made: bool, *, api: bool, worker: bool
+) -> None:
+    parts = []
+    if api:
+        parts.append(f"serving http://{settings.host}:{settings.port}/ (the support form)")
+    if worker:
+        parts.append(f"worker consuming {runtime.buses.kind} bus")
+    print("; ".join(parts), file=sys.stderr)
+    if api and made:
+        path = settings.secret_file("admin-token")
+        print(f"operators' admin token (made for you, kept in {path}): {token}", file=sys.stderr)
+    print("stop with Ctrl-C or SIGTERM (in-flight messages are finished first)", file=sys.stderr)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, api, worker, text in (
+        ("serve", True, True, "the API, the web form and a worker in one process"),
+        ("api", True, False, "the API and the web form only (Kubernetes: the api pods)"),
+        ("worker", False, True, "a worker only (Kubernetes: the worker pods)"),
+    ):
+        parser = sub.add_parser(
+            name,
+            help=text,
+            description=f"Run {text}. Listens on FTE_HOST:FTE_PORT; stops on SIGTERM or "
+            "Ctrl-C after finishing what is in flight.",
+        )
+        parser.set_defaults(handler=_command(api, worker))
+
+
+def _command(api: bool, worker: bool) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        configure_logging(logging.INFO, json=True)
+        try:
+            asyncio.run(serve(load_settings(), api=api, worker=worker))
+        except FteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    return run
