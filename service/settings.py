@@ -12,6 +12,7 @@ import msgspec
 from fte_core.errors import ConfigError
 
 Storage = Literal["auto", "memory", "postgres"]
+EmbedderKind = Literal["minilm", "hashing"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -25,11 +26,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     llm_api_base: str | None = None
     llm_api_key: str | None = msgspec.field(default=None)
     llm_timeout: float = 20.0
-    embedding_model: str | None = None  # any litellm embedding model; unset: hashing
+    embedding_model: str | None = None  # any litellm embedding model; replaces `embedder`
+    # the local default: MiniLM (installed by `fte model install`), or the lexical hashing
+    # embedder (no model at all); MiniLM not installed falls back to hashing, with a warning
+    embedder: EmbedderKind = "minilm"
+    model_dir: str | None = None  # default <data_dir>/models
     embedding_dimension: int = 384
     embedding_api_base: str | None = None
     thread_window_hours: float = 24.0
-    kb_threshold: float | None = None
+    kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+
+    @property
+    def models_path(self) -> str:
+        return self.model_dir or f"{self.data_dir}/models"
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
@@ -47,6 +56,8 @@ _ENV = {
     "FTE_LLM_API_KEY": "llm_api_key",
     "FTE_LLM_TIMEOUT": "llm_timeout",
     "FTE_EMBEDDING_MODEL": "embedding_model",
+    "FTE_EMBEDDER": "embedder",
+    "FTE_MODEL_DIR": "model_dir",
     "FTE_EMBEDDING_DIMENSION": "embedding_dimension",
     "FTE_EMBEDDING_API_BASE": "embedding_api_base",
     "FTE_THREAD_WINDOW_HOURS": "thread_window_hours",
