@@ -192,6 +192,26 @@ _STOPWORDS = frozenset(
         "ok",
         "okay",
         "yes",
+        # chat filler that says nothing about the topic
+        "lol",
+        "oops",
+        "wont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "sorry",
+        "asap",
+        "urgent",
+        "guys",
+        "stuff",
+        "thing",
+        "things",
+        "colleague",
+        "colleagues",
+        "yesterday",
+        "today",
+        "morning",
     ]
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#.-]*[a-z0-9]|[a-z0-9]")

@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=kb_eval_command)
+    cal = ksub.add_parser("calibrate", help="fit fusion and no-match for this embedder")
+    cal.add_argument("tickets", nargs="+", help="labelled ticket files (never the held-out)")
+    cal.add_argument("--max-false-escalation", type=float, default=0.03)
+    cal.set_defaults(handler=calibrate_command)
     model = sub.add_parser("model", help="the local embedding model")
     msub = model.add_subparsers(dest="model_command", required=True)
     inst = msub.add_parser("install", help="fetch, verify and convert all-MiniLM-L6-v2")
@@ -168,3 +172,32 @@ def model_install_command(args: argparse.Namespace) -> int:
         return 2
     print(f"all-MiniLM-L6-v2 ready in {path}")
     return 0
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
+    from service.calibration import calibrate, collect
+
+    async def go() -> int:
+        settings = load_settings()
+        tickets = [t for path in args.tickets for t in load_tickets(path)]
+        runtime = await bootstrap(settings)
+        try:
+            kb = runtime.knowledge
+            if not isinstance(kb, PostgresKnowledgeBase):
+                print("error: calibration needs the PostgreSQL knowledge base", file=sys.stderr)
+                return 2
+            samples = await collect(kb, tickets)
+            embedder = make_embedder(settings).name
+        finally:
+            await runtime.aclose()
+        calibration, stats = calibrate(samples, embedder, args.max_false_escalation)
+        print(msgspec.json.encode(calibration).decode())
+        print(
+            ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
+            )
+        )
+        return 0
+
+    return _run(go())

@@ -45,12 +45,14 @@ from fte_core.ports import Chunk, Embedder, IngestReport
 from fte_core.ranking import (
     Calibration,
     Candidate,
+    Ranked,
     calibration_for,
     rank,
     select,
     sentence_text,
     sentences_of,
 )
+from fte_core.retrieval import reformulate
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +224,8 @@ class PostgresKnowledgeBase:
         query = query[:_MAX_QUERY_CHARS]
         if not _QUERY_WORD.search(query) or limit <= 0:
             return []
-        await self.prepare()
-        if embedding is None:
-            (vector,) = await self._embed([query])
-        elif len(embedding) != self._dim:
-            raise ValidationError("embedding", f"expected {self._dim} numbers")
-        else:
-            vector = list(embedding)
-        found = await self._candidates(query, vector_literal(vector))
-        chosen = select(rank(found, self.calibration.fusion), self.calibration, limit)
+        ranked = await self.evidence(query, embedding=embedding)
+        chosen = select(ranked, self.calibration, limit)
         return [
             Passage(
                 id=r.candidate.id,
@@ -243,7 +238,26 @@ class PostgresKnowledgeBase:
             for r in chosen
         ]
 
+    async def evidence(
+        self, query: str, *, embedding: Sequence[float] | None = None
+    ) -> list[Ranked]:
+        """Every candidate with its evidence, fused, before the no-match decision (search
+        uses it; `fte kb calibrate` fits the decision on it)."""
+        query = query[:_MAX_QUERY_CHARS]
+        if not _QUERY_WORD.search(query):
+            return []
+        await self.prepare()
+        if embedding is None:
+            (vector,) = await self._embed([query])
+        elif len(embedding) != self._dim:
+            raise ValidationError("embedding", f"expected {self._dim} numbers")
+        else:
+            vector = list(embedding)
+        found = await self._candidates(query, vector_literal(vector))
+        return rank(found, self.calibration.fusion)
+
     async def _candidates(self, query: str, vector: str) -> list[Candidate]:
+        content = reformulate(query, None) or query
         params: dict[str, Any] = {
             "query": query,
             "embedder": self._embedder.name,
@@ -263,8 +277,10 @@ class PostgresKnowledgeBase:
             )
             vector_ids = [row[0] for row in await nearest.fetchall()]
             union = list(dict.fromkeys(lexical_ids + vector_ids))
+            unknown_cursor = await conn.execute(_UNKNOWN_SQL, {**params, "query": content})
+            unknown = float((await unknown_cursor.fetchone() or (0.0,))[0] or 0.0)
             details = await conn.execute(_DETAIL_SQL, {**params, "vector": vector, "ids": union})
-            found = {row[0]: _candidate(row) for row in await details.fetchall()}
+            found = {row[0]: _candidate(row, unknown) for row in await details.fetchall()}
         for position, chunk_id in enumerate(lexical_ids, start=1):
             found[chunk_id].lexical_rank = position
         for position, chunk_id in enumerate(vector_ids, start=1):
@@ -272,7 +288,7 @@ class PostgresKnowledgeBase:
         return list(found.values())
 
 
-def _candidate(row: tuple[Any, ...]) -> Candidate:
+def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
     sentences = sentences_of(row[3])
     best = row[7]  # 1-based index of the closest sentence, or NULL
     return Candidate(
@@ -284,6 +300,7 @@ def _candidate(row: tuple[Any, ...]) -> Candidate:
         coverage=float(row[5] or 0.0),
         title_similarity=float(row[6] or 0.0),
         sentence_similarity=float(row[8] or 0.0),
+        unknown=unknown,
         focus=sentences[best - 1] if best and best <= len(sentences) else "",
     )
 
@@ -336,6 +353,15 @@ WHERE dim = {dim} AND embedder = %s
 ORDER BY embedding::{vtype} <=> %s::{vtype}
 LIMIT %s
 """
+
+# The share of the question's idf mass in words no chunk contains (the question's
+# content words only: greetings and chat filler are not evidence of anything).
+_UNKNOWN_SQL = (
+    _TERMS_SQL
+    + """
+SELECT coalesce(sum(idf) FILTER (WHERE ndoc = 0), 0) / nullif(sum(idf), 0) FROM terms
+"""
+)
 
 # Vector evidence only from rows this base's embedder embedded (NULL otherwise): chunk
 # cosine, the share of the question's idf mass the chunk contains (the lexical half of
