@@ -51,6 +51,7 @@ NO_ANSWER = (
 )
 PARTIAL = "Your other question needs a member of our team, who will follow up on this ticket."
 FOCUS_BONUS = 1.5
+IDLE_PENALTY = 0.6
 
 
 def words(text: str) -> list[str]:
@@ -139,23 +140,47 @@ def _coverage(sentences: Sequence[str], weights: dict[str, float]) -> float:
 
 
 def _best_window(passage: Passage, rank: int, weights: dict[str, float], size: int) -> _Pick:
-    """The run of up to `size` consecutive sentences covering the most query terms, a
-    run holding the focus sentence (retrieval's closest) counting FOCUS_BONUS more;
-    earliest first among equals, so an answer starts where the procedure starts."""
+    """The run of up to `size` consecutive sentences covering the most query terms;
+    earliest first among equals, so an answer starts where the procedure starts. When
+    retrieval named the closest sentence (`focus`), the run holds it and is as short as
+    the question allows (see _focused)."""
     sentences = _sentences(passage.text)
     focus = _focus_index(sentences, passage.focus)
-    best: tuple[str, ...] = ()
-    best_score = -1.0
-    for start in range(max(1, len(sentences) - size + 1)):
-        window = tuple(sentences[start : start + size])
-        score = _coverage(window, weights)
-        if focus is not None and start <= focus < start + size:
-            score += FOCUS_BONUS
-        if score > best_score:
-            best, best_score = window, score
+    if focus is not None:
+        best, best_score = _focused(sentences, focus, weights, size)
+    else:
+        best, best_score = (), -1.0
+        for start in range(max(1, len(sentences) - size + 1)):
+            window = tuple(sentences[start : start + size])
+            score = _coverage(window, weights)
+            if score > best_score:
+                best, best_score = window, score
     bonus = RANK_BONUS / (rank + 1)
     section_score = _coverage([passage.section], weights) * 0.5
     return _Pick(passage=passage, sentences=best, score=best_score + section_score + bonus)
+
+
+def _focused(
+    sentences: Sequence[str], focus: int, weights: dict[str, float], size: int
+) -> tuple[tuple[str, ...], float]:
+    """Runs holding the focus sentence: coverage, FOCUS_BONUS, and a penalty of
+    IDLE_PENALTY for each sentence sharing no word with the question (the one right
+    after the focus excepted: it usually finishes the step)."""
+    best: tuple[str, ...] = ()
+    best_score = -1e9
+    for start in range(max(0, focus - size + 1), focus + 1):
+        for end in range(focus + 1, min(len(sentences), start + size) + 1):
+            window = sentences[start:end]
+            idle = sum(
+                1
+                for i, sentence in enumerate(window, start=start)
+                if i not in (focus, focus + 1) and not _coverage([sentence], weights)
+            )
+            score = _coverage(window, weights) + FOCUS_BONUS - IDLE_PENALTY * idle
+            score -= 0.01 * (end - start)  # the shorter of equal runs
+            if score > best_score + 1e-9:
+                best, best_score = tuple(window), score
+    return best, best_score
 
 
 def _focus_index(sentences: Sequence[str], focus: str) -> int | None:
