@@ -23,14 +23,14 @@ from typing import Any, cast
 
 import pytest
 
+from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
+from adapters.embedding.minilm_build import installed
 from adapters.storage.postgres.embedded import EmbeddedPostgres
 from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
 from adapters.storage.postgres.migrate import migrate
 from adapters.storage.postgres.pool import open_pool
 from adapters.storage.postgres.store import PostgresStore
 from fte_core import Agent, InboundMessage, PolicyEngine, chunk_markdown, load_context, load_rules
-from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
-from adapters.embedding.minilm_build import installed
 from fte_core.embedding import HashingEmbedder
 from fte_core.ports import Answer, AnswerRequest, CrmStore, Embedder, KnowledgeBase
 from fte_core.testing import FunctionResponder, InMemoryBus, InMemoryKnowledgeBase, InMemoryStore
