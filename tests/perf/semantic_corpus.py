@@ -82,8 +82,11 @@ def corpus(count: int, seed: int = 11) -> list[tuple[str, str]]:
     sentences; the section is the text's first four words. Cached (reading every
     installed file takes minutes), so the vectors' cache always matches its texts."""
     path = CACHE / f"corpus-{count}-{seed}.json"
-    if path.exists():
-        return [(a, b) for a, b in json.loads(path.read_text(encoding="utf-8"))]
+    full = CACHE / f"corpus-100000-{seed}.json"
+    for cached in (path, full):
+        if cached.exists() and (cached == path or count <= 100_000):
+            pairs = json.loads(cached.read_text(encoding="utf-8"))
+            return [(a, b) for a, b in pairs[:count]]
     chunks = _build(count, seed)
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(chunks), encoding="utf-8")

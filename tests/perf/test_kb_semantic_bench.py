@@ -50,8 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHUNKS = int(os.environ.get("FTE_BENCH_CHUNKS", "100000"))
 DIM = 384
 RERANK = 40
-# (storage, m, ef_construction) of the index variants measured
-VARIANTS = [("vector", 16, 64), ("halfvec", 16, 64), ("halfvec", 16, 128), ("halfvec", 24, 128)]
+# (storage, m, ef_construction) of the index variants measured; the first is the index
+# PostgresKnowledgeBase.prepare() creates, so the full search is measured on it
+VARIANTS = [("vector", 16, 64), ("halfvec", 16, 64), ("halfvec", 24, 128)]
 EF_SEARCH = (40, 64, 100, 200)
 
 
@@ -228,6 +229,8 @@ async def test_semantic_kb_search_100k(
         f"  {'index':<22} {'build s':>7} {'ef_search':>9} {'mode':<16} {'recall@10':>9}"
         f" {'p50 ms':>7} {'p99 ms':>7}",
     ]
+    passed: list[float] = []
+    embedded: list[float] = []
     for storage, m, efc in VARIANTS:
         build_s = await _build(pool, storage, m, efc)
         for ef in EF_SEARCH:
@@ -248,33 +251,31 @@ async def test_semantic_kb_search_100k(
                     f"  {storage} m={m} efc={efc:<6} {build_s:>7.0f} {ef:>9} {mode:<16}"
                     f" {recall:>9.3f} {p50:>7.2f} {p99:>7.2f}"
                 )
-        print("\n".join(lines[-12:]), flush=True)
-    # the full search at the shipped setting (the index prepare() creates)
-    async with pool.connection() as conn:
-        await conn.execute("DROP INDEX IF EXISTS knowledge_base_embedding_384_idx")
-    kb = PostgresKnowledgeBase(pool, model)
-    build_started = time.perf_counter()
-    await kb.prepare()
-    build_s = time.perf_counter() - build_started
-    for question, vector in list(zip(questions, qvectors, strict=True))[:20]:
-        await kb.search(question, 5, embedding=vector)
-    passed: list[float] = []
-    embedded: list[float] = []
-    for question, vector in zip(questions, qvectors, strict=True):
-        t0 = time.perf_counter()
-        await kb.search(question, 5, embedding=vector)
-        passed.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        await kb.search(question, 5)
-        embedded.append((time.perf_counter() - t0) * 1000)
-    lines.append(
-        f"  shipped index (build {build_s:.0f} s), PostgresKnowledgeBase.search over"
-        f" {len(questions)} questions:\n"
-        f"    vector passed in (pipeline): p50 {_pct(passed, 50):6.2f} ms  p95"
-        f" {_pct(passed, 95):6.2f} ms  p99 {_pct(passed, 99):6.2f} ms\n"
-        f"    search embeds the query:     p50 {_pct(embedded, 50):6.2f} ms  p95"
-        f" {_pct(embedded, 95):6.2f} ms  p99 {_pct(embedded, 99):6.2f} ms"
-    )
+        print("\n".join(lines[-8:]), flush=True)
+        if passed:
+            continue
+        # the full search on the shipped index (prepare() finds it built)
+        kb = PostgresKnowledgeBase(pool, model)
+        await kb.prepare()
+        pairs = list(zip(questions, qvectors, strict=True))
+        for question, vector in pairs[:20]:
+            await kb.search(question, 5, embedding=vector)
+        for question, vector in pairs:
+            t0 = time.perf_counter()
+            await kb.search(question, 5, embedding=vector)
+            passed.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            await kb.search(question, 5)
+            embedded.append((time.perf_counter() - t0) * 1000)
+        lines.append(
+            f"  shipped index ({storage} m={m} efc={efc}, ef_search={kb.ef_search}),"
+            f" PostgresKnowledgeBase.search over {len(questions)} questions:\n"
+            f"    vector passed in (pipeline): p50 {_pct(passed, 50):6.2f} ms  p95"
+            f" {_pct(passed, 95):6.2f} ms  p99 {_pct(passed, 99):6.2f} ms\n"
+            f"    search embeds the query:     p50 {_pct(embedded, 50):6.2f} ms  p95"
+            f" {_pct(embedded, 95):6.2f} ms  p99 {_pct(embedded, 99):6.2f} ms"
+        )
+        print(lines[-1], flush=True)
     print("\n".join(lines))
     assert len(passed) == len(questions)
     assert np.isfinite(passed).all()
