@@ -136,6 +136,18 @@ def vectors(embedder: MiniLMEmbedder, chunks: list[tuple[str, str]]) -> np.ndarr
     return out
 
 
+def embedded_so_far(
+    embedder: MiniLMEmbedder, chunks: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """The chunks whose vectors the workers have finished, with those vectors (the
+    shortest texts first: batches run in length order)."""
+    stem = _cache(embedder, len(chunks)).stem
+    blocks = [np.load(part) for part in sorted((CACHE / "parts").glob(f"{stem}-*.npy"))]
+    table = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dimension + 1))
+    ids = table[:, 0].astype(np.int64)
+    return [chunks[i] for i in ids], table[:, 1:].astype(np.float32)
+
+
 def embed_part(
     embedder: MiniLMEmbedder, chunks: list[tuple[str, str]], worker: int, workers: int
 ) -> None:
