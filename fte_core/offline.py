@@ -1,12 +1,16 @@
 """The offline responder: an extractive answer from knowledge-base passages, no model.
 
-It is NOT a language model and does not understand the question. It picks, from the
-passages retrieval returned, the run of consecutive sentences sharing the most words
-with the question (and subject), keeps them verbatim and in the documentation's order
+It is NOT a language model and does not understand the question. It takes the passage
+retrieval ranked first (another only when it shares clearly more of the question's
+words), and from it the run of consecutive sentences around the sentence retrieval found
+closest to the question (`Passage.focus`) that shares the most words with the question,
+not the article's opening lines. It keeps them verbatim and in the documentation's order
 (so steps stay steps), names the help article section they come from and cites the
-passage ids. It never writes a fact of its own: every sentence of substance is copied
-from the documentation, and sentences that mention money, percentages or promises are
-skipped even there. Deterministic: the same request always gives the same answer.
+passage ids. A message asking several questions gets one such answer per question, and
+a line saying a person will take the question no passage answers. It never writes a
+fact of its own: every sentence of substance is copied from the documentation, and
+sentences that mention money, percentages or promises are skipped even there.
+Deterministic: the same request always gives the same answer.
 
 It is what answers when no LLM is configured (SPEC 2, embedded defaults), and the
 fallback when the LLM fails.
@@ -28,7 +32,7 @@ NAME = "offline"
 SUBJECT_WEIGHT = 0.5
 # Retrieval ranks with idf and titles, which this word count lacks: its first passage gets
 # two question words of advantage, decaying as 1/(rank + 1).
-RANK_BONUS = 2.0
+RANK_BONUS = 3.5
 WHATSAPP_CHARS = 300
 MIN_EXTRA_WORDS = 2
 _MAX_SENTENCES = {Channel.WHATSAPP: 3, Channel.EMAIL: 5, Channel.WEB_FORM: 4}
@@ -45,6 +49,9 @@ _LIST_MARK = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 NO_ANSWER = (
     "I could not find this in our help articles, so a member of our team will need to look at it."
 )
+PARTIAL = "Your other question needs a member of our team, who will follow up on this ticket."
+FOCUS_BONUS = 1.5
+IDLE_PENALTY = 0.6
 
 
 def words(text: str) -> list[str]:
@@ -71,14 +78,33 @@ class OfflineResponder:
 
 
 def compose(request: AnswerRequest) -> Answer:
-    weights = _query_weights(request.question, request.subject)
-    limit = _MAX_SENTENCES[request.channel]
-    picks = [_best_window(p, rank, weights, limit) for rank, p in enumerate(request.passages)]
+    if len(request.questions) <= 1:
+        return _compose_one(request.question, request.subject, request.passages, request.channel)
+    parts: list[Answer] = []
+    for question in request.questions:
+        if question.passages:
+            parts.append(_compose_one(question.text, None, question.passages, request.channel))
+    answered = [a for a in parts if a.passage_ids]
+    if not answered:
+        return Answer(text=NO_ANSWER, passage_ids=(), responder=NAME)
+    texts = [a.text for a in answered]
+    if len(answered) < len(request.questions):
+        texts.append(PARTIAL)
+    ids = tuple(dict.fromkeys(i for a in answered for i in a.passage_ids))
+    return Answer(text="\n\n".join(texts), passage_ids=ids, responder=NAME)
+
+
+def _compose_one(
+    question: str, subject: str | None, passages: Sequence[Passage], channel: Channel
+) -> Answer:
+    weights = _query_weights(question, subject)
+    limit = _MAX_SENTENCES[channel] if channel is not Channel.WHATSAPP else 3
+    picks = [_best_window(p, rank, weights, limit) for rank, p in enumerate(passages)]
     usable = [p for p in picks if p.sentences]
     if not usable:
         return Answer(text=NO_ANSWER, passage_ids=(), responder=NAME)
     best = max(usable, key=lambda p: p.score)  # max keeps the first of equal scores
-    if request.channel is Channel.WHATSAPP:
+    if channel is Channel.WHATSAPP:
         return _answer(_whatsapp_text(best, weights), (best,))
     extra = _complement(best, usable, weights)
     chosen = (best,) if extra is None else (best, extra)
@@ -115,18 +141,54 @@ def _coverage(sentences: Sequence[str], weights: dict[str, float]) -> float:
 
 def _best_window(passage: Passage, rank: int, weights: dict[str, float], size: int) -> _Pick:
     """The run of up to `size` consecutive sentences covering the most query terms;
-    earliest first among equals, so an answer starts where the procedure starts."""
+    earliest first among equals, so an answer starts where the procedure starts. When
+    retrieval named the closest sentence (`focus`), the run holds it and is as short as
+    the question allows (see _focused)."""
     sentences = _sentences(passage.text)
-    best: tuple[str, ...] = ()
-    best_score = -1.0
-    for start in range(max(1, len(sentences) - size + 1)):
-        window = tuple(sentences[start : start + size])
-        score = _coverage(window, weights)
-        if score > best_score:
-            best, best_score = window, score
+    focus = _focus_index(sentences, passage.focus)
+    if focus is not None:
+        best, best_score = _focused(sentences, focus, weights, size)
+    else:
+        best, best_score = (), -1.0
+        for start in range(max(1, len(sentences) - size + 1)):
+            window = tuple(sentences[start : start + size])
+            score = _coverage(window, weights)
+            if score > best_score:
+                best, best_score = window, score
     bonus = RANK_BONUS / (rank + 1)
     section_score = _coverage([passage.section], weights) * 0.5
     return _Pick(passage=passage, sentences=best, score=best_score + section_score + bonus)
+
+
+def _focused(
+    sentences: Sequence[str], focus: int, weights: dict[str, float], size: int
+) -> tuple[tuple[str, ...], float]:
+    """Runs holding the focus sentence: coverage, FOCUS_BONUS, and a penalty of
+    IDLE_PENALTY for each sentence sharing no word with the question (the one right
+    after the focus excepted: it usually finishes the step)."""
+    best: tuple[str, ...] = ()
+    best_score = -1e9
+    for start in range(max(0, focus - size + 1), focus + 1):
+        for end in range(focus + 1, min(len(sentences), start + size) + 1):
+            window = sentences[start:end]
+            idle = sum(
+                1
+                for i, sentence in enumerate(window, start=start)
+                if i not in (focus, focus + 1) and not _coverage([sentence], weights)
+            )
+            score = _coverage(window, weights) + FOCUS_BONUS - IDLE_PENALTY * idle
+            score -= 0.01 * (end - start)  # the shorter of equal runs
+            if score > best_score + 1e-9:
+                best, best_score = tuple(window), score
+    return best, best_score
+
+
+def _focus_index(sentences: Sequence[str], focus: str) -> int | None:
+    """Which of the cleaned sentences holds the focus sentence (None: unknown or unsafe)."""
+    if not focus:
+        return None
+    key = normalize_text(_MARKDOWN.sub("", _LIST_MARK.sub("", focus)))[:60]
+    return next((i for i, s in enumerate(sentences) if key and key in s), None)
 
 
 def _complement(best: _Pick, picks: Sequence[_Pick], weights: dict[str, float]) -> _Pick | None:

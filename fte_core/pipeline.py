@@ -26,6 +26,7 @@ from fte_core.formatting import (
     handover_body,
     strip_quoted_history,
 )
+from fte_core.grounding import grounded
 from fte_core.identity import delivery_target, identifier_key, identifiers_for
 from fte_core.models import (
     Channel,
@@ -56,7 +57,7 @@ from fte_core.ports import (
     Responder,
     Turn,
 )
-from fte_core.retrieval import first_query, reformulate
+from fte_core.retrieval import Retrieval, partial_handover, retrieve
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class _Run:
     latency: dict[str, float] = field(default_factory=dict)
     passages: list[Passage] = field(default_factory=list)
     attempts: int = 0
+    retrieval: Retrieval | None = None
 
 
 class Agent:
@@ -211,17 +213,13 @@ class Agent:
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
 
     async def _retrieve(self, run: _Run) -> None:
+        """Each question of the message searched on its own (fte_core.retrieval)."""
         started = time.perf_counter()
-        text, subject = run.text, run.message.subject
-        for query in (first_query(text, subject), reformulate(text, subject)):
-            if not query.strip():
-                continue
-            run.attempts += 1
-            run.passages = await tools.search_knowledge_base(
-                self.knowledge, query, self.config.search_limit
-            )
-            if run.passages:
-                break
+        run.retrieval = await retrieve(
+            self.knowledge, run.text, run.message.subject, self.config.search_limit
+        )
+        run.passages = run.retrieval.passages
+        run.attempts = run.retrieval.attempts
         run.latency["retrieve"] = _ms(started)
 
     async def _answer(self, run: _Run, decision: Decision) -> Outcome:
@@ -240,6 +238,7 @@ class Agent:
             history=tuple(history),
             brand_voice=self.context.brand_voice,
             channel_config=self.config.channel_configs.get(run.message.channel),
+            questions=run.retrieval.questions if run.retrieval else (),
         )
         answer = await self._call_responder(request)
         run.latency["answer"] = _ms(started)
@@ -251,11 +250,25 @@ class Agent:
             lambda: self.policy.evaluate("output", answer.text, run.message.channel),
         )
         await self._tag(run, output.tags)
-        if output.action == "block" or not answer.passage_ids:
+        if output.action == "block" or not grounded(answer, run.passages):
             reasons = output.reasons if output.action == "block" else ("ungrounded",)
             return await self._escalate(
                 run, decision, reasons, output.urgency or Priority.HIGH, answer, output
             )
+        if partial_handover(run.retrieval):
+            # Some questions answered, another needs a person: the reply says so (the
+            # responder wrote it) and the ticket goes to the team as well.
+            ticket = await tools.escalate_to_human(
+                self.store,
+                self.bus,
+                run.thread.ticket.number,
+                ("no_kb_match",),
+                Priority.NORMAL,
+                message_id=run.stored.id,
+                channel=run.message.channel,
+                now=self.clock(),
+            )
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         reply = self._format(run, answer.text)
         record = self._record(run, decision, reply, answer=answer, output=output)
         # Answered: the ticket waits for the customer, moved as the reply is stored.

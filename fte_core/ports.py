@@ -259,8 +259,21 @@ class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KnowledgeBase(Protocol):
-    async def search(self, query: str, limit: int = 5) -> list[Passage]:
-        """Best passages first, only those above the base's own no-match threshold."""
+    async def search(
+        self, query: str, limit: int = 5, *, embedding: Sequence[float] | None = None
+    ) -> list[Passage]:
+        """Best passages first; [] when the base judges that nothing answers the query.
+
+        `embedding` is the query's vector from `embed_queries`; without it the base
+        embeds the query itself.
+        """
+        ...
+
+    async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        """The queries' vectors by the model this base's chunks were embedded with, in one
+        call: the pipeline computes a message's vectors once and passes them to `search`
+        (and to anything else comparing the message semantically). A base that has no
+        vectors returns an empty list per query."""
         ...
 
     async def ingest(self, document: str, chunks: Sequence[Chunk]) -> IngestReport:
@@ -323,6 +336,14 @@ class EventConsumer(Protocol):
         ...
 
 
+class Question(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the questions a message asks, with the passages retrieved for it alone
+    (none: the knowledge base does not answer it, and a person will)."""
+
+    text: str
+    passages: tuple[Passage, ...] = ()
+
+
 class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
     question: str
     subject: str | None
@@ -333,6 +354,9 @@ class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
     brand_voice: str = ""
     # the channel settings the reply will be formatted with, so the model is told the same
     channel_config: ChannelConfig | None = None
+    # a message asking several things, split; empty: `question` is one question and
+    # `passages` were retrieved for it
+    questions: tuple[Question, ...] = ()
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):

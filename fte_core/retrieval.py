@@ -1,13 +1,26 @@
 """Queries for the knowledge base: the customer's words first, then a reformulation.
 
-The second attempt drops greetings, sign-offs and filler so that a long, chatty message
-still finds the section a short question would.
+A message is first split into the questions it asks (`split_questions`): "How do I export
+to CSV? Also, can I import from Jira?" is two questions, each retrieved, answered or
+handed over on its own. Greetings and sign-offs are dropped before embedding ("Dear
+support, ... Kind regards, Tom" says nothing about the question and blurs its vector).
+The second attempt for a question nothing answered keeps only its content words, so that
+a long, chatty message still finds the section a short question would.
+
+`retrieve` does all of it for the pipeline, embedding every query of the message in one
+call (the vectors travel with the result, computed once).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+import msgspec
+
+from fte_core.formatting import split_sentences
+from fte_core.models import Passage
+from fte_core.ports import KnowledgeBase, Question
 from fte_core.text import normalize
 
 MAX_QUERY_CHARS = 1000
@@ -179,6 +192,26 @@ _STOPWORDS = frozenset(
         "ok",
         "okay",
         "yes",
+        # chat filler that says nothing about the topic
+        "lol",
+        "oops",
+        "wont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "sorry",
+        "asap",
+        "urgent",
+        "guys",
+        "stuff",
+        "thing",
+        "things",
+        "colleague",
+        "colleagues",
+        "yesterday",
+        "today",
+        "morning",
     ]
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#.-]*[a-z0-9]|[a-z0-9]")
@@ -194,3 +227,150 @@ def reformulate(text: str, subject: str | None) -> str:
     words = _WORD.findall(normalize(first_query(text, subject)))
     content = [w.strip("'.") for w in words if w not in _STOPWORDS and len(w) > 1]
     return " ".join(dict.fromkeys(content))[:MAX_QUERY_CHARS]
+
+
+MAX_QUESTIONS = 3
+MIN_QUESTION_WORDS = 2
+_GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,40}$",
+    re.I,
+)
+_SIGN_OFF = re.compile(
+    r"^\s*(?:thanks?|thank you|thx|many thanks|regards|kind regards|best|best regards|"
+    r"cheers|sincerely|all the best|br)\b[^\n?]{0,30}$",
+    re.I,
+)
+_ASKS = re.compile(
+    r"^(?:how|can|could|is|are|do|does|did|where|what|why|when|which|who|will|would|should)\b",
+    re.I,
+)
+_QUERY_WORD = re.compile(r"\w")
+_AFTER_QUESTION = re.compile(r"(?<=\?)\s+")  # "...to csv? also can i..." is two units
+_LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_LEAD_IN = re.compile(
+    r"^(?:and|also|plus|oh and|another question|second(?:ly)?|one more thing)\b[,:]?\s*", re.I
+)
+
+
+def clean_message(text: str) -> str:
+    """The message without greeting and sign-off lines (and the name under a sign-off)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    while lines and _GREETING.match(lines[0]):
+        lines.pop(0)
+    for i in range(len(lines) - 1, max(-1, len(lines) - 4), -1):
+        if _SIGN_OFF.match(lines[i]):
+            del lines[i:]
+            break
+    return "\n".join(lines).strip() or text.strip()
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(normalize(text)) if w not in _STOPWORDS and len(w) > 1]
+
+
+def _units(text: str) -> list[str]:
+    """List items and sentences, in order."""
+    units: list[str] = []
+    for line in text.splitlines():
+        for sentence in split_sentences(_LIST_ITEM.sub("", line)):
+            units.extend(_AFTER_QUESTION.split(sentence))
+    return [u for u in units if u.strip()]
+
+
+def split_questions(text: str, subject: str | None = None) -> list[str]:
+    """The questions a message asks, each with the statements before it as context.
+
+    A unit ending in "?" closes a question; statements after the last one join it, unless
+    they ask something themselves ("...to csv? also can i import from jira"). A
+    question with fewer than MIN_QUESTION_WORDS content words ("any idea?") joins the one
+    before it. One question (the usual case) comes back as the whole cleaned message; the
+    subject is prefixed to the first question.
+    """
+    body = clean_message(text)
+    groups: list[list[str]] = [[]]
+    for unit in _units(body):
+        groups[-1].append(unit)
+        if unit.rstrip().endswith("?"):
+            groups.append([])
+    if not groups[-1]:
+        groups.pop()
+    elif len(groups) > 1 and not _ASKS.match(_LEAD_IN.sub("", groups[-1][0])):
+        groups[-2].extend(groups.pop())
+    questions: list[str] = []
+    for group in groups:
+        joined = " ".join(group)
+        if questions and len(_content_words(joined)) < MIN_QUESTION_WORDS:
+            questions[-1] = f"{questions[-1]} {joined}"
+        else:
+            questions.append(joined)
+    if len(questions) > MAX_QUESTIONS or len(questions) <= 1:
+        questions = [body]
+    questions = [_LEAD_IN.sub("", q).strip() or q for q in questions]
+    questions[0] = first_query(questions[0], subject)
+    return [q[:MAX_QUERY_CHARS] for q in questions]
+
+
+class Retrieval(msgspec.Struct, frozen=True, kw_only=True):
+    questions: tuple[Question, ...]
+    embeddings: tuple[tuple[float, ...], ...]  # one per question, as first searched
+    attempts: int
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every question's passages, first question first, each passage once."""
+        seen: dict[str, Passage] = {}
+        for question in self.questions:
+            for passage in question.passages:
+                seen.setdefault(passage.id, passage)
+        return list(seen.values())
+
+    @property
+    def unanswered(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if not q.passages)
+
+
+async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int) -> Retrieval:
+    """Each question searched with its vector (all embedded in one call); a question
+    nothing answered is searched again by its content words. Questions answered from the
+    same section are one question."""
+    questions = [q for q in split_questions(text, subject) if _QUERY_WORD.search(q)]
+    if not questions:
+        return Retrieval(questions=(), embeddings=(), attempts=0)
+    vectors = await kb.embed_queries(questions)
+    attempts = 0
+    found: list[Question] = []
+    for question, vector in zip(questions, vectors, strict=True):
+        passages = await kb.search(question, limit, embedding=vector or None)
+        attempts += 1
+        retry = reformulate(question, None)
+        if not passages and retry.strip() and retry != question:
+            passages = await kb.search(retry, limit)
+            attempts += 1
+        found.append(Question(text=question, passages=tuple(passages)))
+    return Retrieval(
+        questions=_merge_same_section(found),
+        embeddings=tuple(tuple(v) for v in vectors),
+        attempts=attempts,
+    )
+
+
+def _merge_same_section(questions: Sequence[Question]) -> tuple[Question, ...]:
+    merged: list[Question] = []
+    for question in questions:
+        top = question.passages[0].section if question.passages else None
+        twin = next((m for m in merged if m.passages and m.passages[0].section == top), None)
+        if twin is None:
+            merged.append(question)
+            continue
+        index = merged.index(twin)
+        ids = {p.id for p in twin.passages}
+        extra = tuple(p for p in question.passages if p.id not in ids)
+        merged[index] = Question(
+            text=f"{twin.text} {question.text}", passages=twin.passages + extra
+        )
+    return tuple(merged)
+
+
+def partial_handover(retrieval: Retrieval | None) -> bool:
+    """Some questions of the message were answered and at least one was not."""
+    return retrieval is not None and 0 < len(retrieval.unanswered) < len(retrieval.questions)

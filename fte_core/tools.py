@@ -6,6 +6,7 @@ any MCP client, so a tool behaves the same whoever calls it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -41,13 +42,16 @@ MAX_RESULTS = 20
 DELIVERY_LEASE = timedelta(minutes=5)
 
 
-async def search_knowledge_base(kb: KnowledgeBase, query: str, limit: int = 5) -> list[Passage]:
-    """Best passages first; empty when nothing clears the knowledge base's threshold."""
+async def search_knowledge_base(
+    kb: KnowledgeBase, query: str, limit: int = 5, *, embedding: Sequence[float] | None = None
+) -> list[Passage]:
+    """Best passages first; empty when the knowledge base judges nothing answers.
+    `embedding`: the query's vector from kb.embed_queries, when the caller has it."""
     if not query.strip():
         raise ValidationError("query", "must not be empty")
     if not 1 <= limit <= MAX_RESULTS:
         raise ValidationError("limit", f"must be between 1 and {MAX_RESULTS}")
-    return await kb.search(query, limit)
+    return await kb.search(query, limit, embedding=embedding)
 
 
 async def create_ticket(

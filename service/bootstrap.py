@@ -37,6 +37,7 @@ from fte_core.ports import (
     KnowledgeBase,
     Responder,
 )
+from fte_core.ranking import with_cut
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
 from service.local_secrets import load_or_create
@@ -77,6 +78,8 @@ def token_secret(settings: Settings) -> bytes:
 
 
 def make_embedder(settings: Settings) -> Embedder:
+    """A litellm model when one is configured; else the local MiniLM (its runtime and
+    weights load on first use); else, or when MiniLM is not installed, hashing."""
     if settings.embedding_model:
         from adapters.embedding.litellm import LitellmEmbedder
 
@@ -85,6 +88,17 @@ def make_embedder(settings: Settings) -> Embedder:
             settings.embedding_dimension,
             api_base=settings.embedding_api_base,
             api_key=settings.llm_api_key,
+        )
+    if settings.embedder == "minilm":
+        from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
+        from adapters.embedding.minilm_build import installed
+
+        if installed(settings.models_path) and runtime_available():
+            return MiniLMEmbedder(settings.models_path)
+        log.warning(
+            "MiniLM is not installed in %s (run `fte model install`): the lexical hashing "
+            "embedder is used instead",
+            settings.models_path,
         )
     return HashingEmbedder(settings.embedding_dimension)
 
@@ -145,7 +159,7 @@ async def _postgres(
     await migrate(pool)
     knowledge = PostgresKnowledgeBase(pool, embedder)
     if settings.kb_threshold is not None:
-        knowledge.threshold = settings.kb_threshold
+        knowledge.calibration = with_cut(knowledge.calibration, settings.kb_threshold)
     return PostgresStore(pool), knowledge, label, pool
 
 

@@ -1,4 +1,4 @@
-"""`fte db migrate`, `fte kb ingest`, `fte kb eval`."""
+"""`fte db migrate`, `fte kb ingest`, `fte kb eval`, `fte model install`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import msgspec
 from fte_core.chunking import chunk_markdown, section_slug, slugify
 from fte_core.errors import FteError
 from fte_core.ports import IngestReport, KnowledgeBase
-from fte_core.retrieval import first_query
+from fte_core.retrieval import clean_message, first_query
 from service import runner
 from service.bootstrap import bootstrap, make_embedder
 from service.evaluation import SampleTicket, load_tickets
@@ -35,6 +35,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=kb_eval_command)
+    cal = ksub.add_parser("calibrate", help="fit fusion and no-match for this embedder")
+    cal.add_argument("tickets", nargs="+", help="labelled ticket files (never the held-out)")
+    cal.add_argument("--max-false-escalation", type=float, default=0.03)
+    cal.set_defaults(handler=calibrate_command)
+    model = sub.add_parser("model", help="the local embedding model")
+    msub = model.add_subparsers(dest="model_command", required=True)
+    inst = msub.add_parser("install", help="fetch, verify and convert all-MiniLM-L6-v2")
+    inst.add_argument("--dir", default=None, help="default: $FTE_MODEL_DIR or <data>/models")
+    inst.set_defaults(handler=model_install_command)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -101,18 +110,20 @@ class RetrievalReport(msgspec.Struct, frozen=True, kw_only=True):
 async def retrieval_eval(
     kb: KnowledgeBase, tickets: list[SampleTicket], embedder: str
 ) -> RetrievalReport:
-    questions = [t for t in tickets if t.expected.action == "answer" and t.expected.section]
+    """Top-1 must be one of the expected sections (a multi-question case lists several);
+    recall@5 asks for every expected section among the first five."""
+    questions = [t for t in tickets if t.expected.action == "answer" and t.expected.wanted()]
     at1 = at5 = empty = 0
     misses = []
     for t in questions:
-        passages = await kb.search(first_query(t.text, t.subject), 5)
+        passages = await kb.search(first_query(clean_message(t.text), t.subject), 5)
         slugs = [section_slug(p.id) for p in passages]
-        want = slugify(t.expected.section or "")
-        at1 += bool(slugs) and slugs[0] == want
-        at5 += want in slugs
+        wanted = [slugify(w) for w in t.expected.wanted()]
+        at1 += bool(slugs) and slugs[0] in wanted
+        at5 += all(w in slugs for w in wanted)
         empty += not passages
-        if want not in slugs:
-            misses.append(f"{t.id}: expected {want}, got {slugs[:3]}")
+        if not slugs or slugs[0] not in wanted:
+            misses.append(f"{t.id}: expected {'+'.join(wanted)}, got {slugs[:3]}")
     n = len(questions) or 1
     return RetrievalReport(
         embedder=embedder,
@@ -145,6 +156,48 @@ def kb_eval_command(args: argparse.Namespace) -> int:
         )
         for miss in report.misses:
             print(f"  miss {miss}")
+        return 0
+
+    return _run(go())
+
+
+def model_install_command(args: argparse.Namespace) -> int:
+    from adapters.embedding.minilm_build import install
+
+    target = args.dir or load_settings().models_path
+    try:
+        path = install(target)
+    except FteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"all-MiniLM-L6-v2 ready in {path}")
+    return 0
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
+    from service.calibration import calibrate, collect
+
+    async def go() -> int:
+        settings = load_settings()
+        tickets = [t for path in args.tickets for t in load_tickets(path)]
+        runtime = await bootstrap(settings)
+        try:
+            kb = runtime.knowledge
+            if not isinstance(kb, PostgresKnowledgeBase):
+                print("error: calibration needs the PostgreSQL knowledge base", file=sys.stderr)
+                return 2
+            samples = await collect(kb, tickets)
+            embedder = make_embedder(settings).name
+        finally:
+            await runtime.aclose()
+        calibration, stats = calibrate(samples, embedder, args.max_false_escalation)
+        print(msgspec.json.encode(calibration).decode())
+        print(
+            ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
+            )
+        )
         return 0
 
     return _run(go())

@@ -1,7 +1,9 @@
 """`fte eval`: the sample tickets through the agent, scored.
 
-Escalation precision and recall per reason, the benign false-escalation rate, and answer
-accuracy (the expected doc section is among the passages the answer cites).
+Escalation precision and recall per reason, the benign false-escalation rate, answer
+accuracy (the expected doc section is among the passages the answer cites; a message
+asking several questions lists them all in `sections`, and every one must be cited) and
+off-topic recall (questions the docs do not answer handed over with `no_kb_match`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ class Expected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     action: Literal["answer", "escalate"]
     reason: str | None = None
     section: str | None = None
+    # several questions in one message: every listed section must be cited
+    sections: tuple[str, ...] = ()
+
+    def wanted(self) -> tuple[str, ...]:
+        return self.sections or ((self.section,) if self.section else ())
 
 
 class SampleTicket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -38,6 +45,7 @@ class SampleTicket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     text: str
     expected: Expected
     subject: str | None = None
+    note: str | None = None  # why a case's label was corrected, when it was
     sender: Sender = msgspec.field(default_factory=Sender, name="from")
 
 
@@ -68,6 +76,9 @@ class EvalReport(msgspec.Struct, frozen=True, kw_only=True):
     false_escalation_rate: float
     answered_correctly: int
     answer_accuracy: float
+    off_topic: int
+    off_topic_handed_over: int
+    off_topic_recall: float
     results: tuple[TicketResult, ...]
 
 
@@ -114,8 +125,9 @@ async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> Eva
             correct = record.action == "escalate" and exp.reason in reasons
             expected = f"escalate/{exp.reason}"
         else:
-            correct = record.action == "answer" and slugify(exp.section or "") in sections
-            expected = f"answer/{exp.section}"
+            wanted = exp.wanted()
+            correct = record.action == "answer" and all(slugify(w) in sections for w in wanted)
+            expected = f"answer/{'+'.join(wanted)}"
         results.append(
             TicketResult(
                 id=ticket.id,
@@ -156,6 +168,8 @@ def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> Eval
     benign = [r for r in results if by_id[r.id].expected.action == "answer"]
     escalated = [r for r in benign if r.action == "escalate"]
     right = [r for r in benign if r.correct]
+    off_topic = [r for r in results if by_id[r.id].expected.reason == "no_kb_match"]
+    handed = [r for r in off_topic if r.correct]
     return EvalReport(
         tickets=len(results),
         reasons=tuple(scores),
@@ -164,6 +178,9 @@ def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> Eval
         false_escalation_rate=len(escalated) / len(benign) if benign else 0.0,
         answered_correctly=len(right),
         answer_accuracy=len(right) / len(benign) if benign else 0.0,
+        off_topic=len(off_topic),
+        off_topic_handed_over=len(handed),
+        off_topic_recall=len(handed) / len(off_topic) if off_topic else 1.0,
         results=tuple(results),
     )
 
@@ -181,6 +198,8 @@ def render_report(report: EvalReport) -> str:
         f"({report.false_escalation_rate:.1%})",
         f"answer accuracy (expected section cited): {report.answered_correctly}/{report.benign} "
         f"({report.answer_accuracy:.1%})",
+        f"off-topic handed over (no_kb_match): {report.off_topic_handed_over}/{report.off_topic} "
+        f"({report.off_topic_recall:.1%})",
     ]
     misses = [r for r in report.results if not r.correct]
     if misses:

@@ -14,6 +14,7 @@ from fte_core.errors import ConfigError
 Storage = Literal["auto", "memory", "postgres"]
 BusKind = Literal["postgres", "kafka", "memory"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+EmbedderKind = Literal["minilm", "hashing"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -27,13 +28,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     llm_api_base: str | None = None
     llm_api_key: str | None = msgspec.field(default=None)
     llm_timeout: float = 20.0
-    embedding_model: str | None = None  # any litellm embedding model; unset: hashing
+    embedding_model: str | None = None  # any litellm embedding model; replaces `embedder`
+    # the local default: MiniLM (installed by `fte model install`), or the lexical hashing
+    # embedder (no model at all); MiniLM not installed falls back to hashing, with a warning
+    embedder: EmbedderKind = "minilm"
+    model_dir: str | None = None  # default <data_dir>/models
     embedding_dimension: int = 384
     embedding_api_base: str | None = None
     database_connect_timeout: float = 10.0  # seconds before an unreachable database fails
     thread_window_hours: float = 24.0
     acknowledge_hours: float = 4.0  # while a person owns a ticket: one acknowledgement per
-    kb_threshold: float | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None  # how customers reach us; unset: http://host:port
@@ -50,6 +54,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_max_attempts: Positive = 5  # deliveries before an event is dead-lettered
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
+    kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+
+    @property
+    def models_path(self) -> str:
+        return self.model_dir or f"{self.data_dir}/models"
 
     def __repr__(self) -> str:  # never print a secret
         return f"Settings(data_dir={self.data_dir!r}, storage={self.storage!r}, ...)"
@@ -74,6 +83,8 @@ _ENV = {
     "FTE_LLM_API_KEY": "llm_api_key",
     "FTE_LLM_TIMEOUT": "llm_timeout",
     "FTE_EMBEDDING_MODEL": "embedding_model",
+    "FTE_EMBEDDER": "embedder",
+    "FTE_MODEL_DIR": "model_dir",
     "FTE_EMBEDDING_DIMENSION": "embedding_dimension",
     "FTE_EMBEDDING_API_BASE": "embedding_api_base",
     "FTE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout",
@@ -189,6 +200,12 @@ _HELP = {
     "FTE_ADMIN_TOKEN": "operators' bearer token, 32+ characters (or _FILE; made if unset)",
     "FTE_TOKEN_SECRET": "signs ticket access tokens (or _FILE; made in the data dir if unset)",
     "FTE_MAX_BODY_BYTES": "largest request body accepted",
+    "FTE_EMBEDDER": "the local embedder: minilm (semantic) or hashing",
+    "FTE_MODEL_DIR": "where `fte model install` put the model",
+    "FTE_BUS": "the event bus: postgres, kafka or memory",
+    "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
+    "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
+    "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
 }
 
 

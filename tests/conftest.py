@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from adapters.embedding.minilm import MiniLMEmbedder
 
 # No per-example deadline: CI machines are shared, and timing is the benchmarks' job.
 settings.register_profile("fte", deadline=None, print_blob=True)
@@ -62,3 +66,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / ".fte" / "models"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLMEmbedder:
+    """The real all-MiniLM-L6-v2, as `make install` (fte model install) left it."""
+    from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
+    from adapters.embedding.minilm_build import installed
+
+    if not (installed(MODEL_DIR) and runtime_available()):
+        pytest.skip(f"MiniLM not installed in {MODEL_DIR}: run `make install`")
+    return MiniLMEmbedder(MODEL_DIR)

@@ -63,7 +63,14 @@ class InMemoryKnowledgeBase:
         terms = Counter(words(f"{chunk.section} {chunk.text}"))
         return _Entry(chunk=chunk, digest=digest, terms=terms, length=sum(terms.values()))
 
-    async def search(self, query: str, limit: int = 5) -> list[Passage]:
+    async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        """A lexical base has no vectors: one empty list per query."""
+        return [[] for _ in queries]
+
+    async def search(
+        self, query: str, limit: int = 5, *, embedding: Sequence[float] | None = None
+    ) -> list[Passage]:
+        """`embedding` is accepted (the port's signature) and unused: BM25 only."""
         query_terms = set(words(query))
         if not query_terms or not self._entries or limit <= 0:
             return []

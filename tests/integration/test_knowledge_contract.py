@@ -130,5 +130,7 @@ async def test_postgres_reembeds_only_changed_chunks(
     embedder.texts.clear()
     edited = GUIDE.replace("valid for one hour", "valid for thirty minutes")
     await postgres_kb.ingest("guide", chunk_markdown("guide", edited))
-    assert len(embedder.texts) == 1
+    # the changed chunk only: its text, its title and each of its 4 sentences (after the title)
+    assert len(embedder.texts) == 6
+    assert all(t.startswith("Reset your password") for t in embedder.texts)
     assert "thirty minutes" in embedder.texts[0]

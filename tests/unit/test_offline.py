@@ -8,8 +8,8 @@ import pytest
 from fte_core.errors import ResponderError, ValidationError
 from fte_core.formatting import split_sentences
 from fte_core.models import Channel, Passage
-from fte_core.offline import NO_ANSWER, OfflineResponder
-from fte_core.ports import Answer, AnswerRequest
+from fte_core.offline import NO_ANSWER, PARTIAL, OfflineResponder
+from fte_core.ports import Answer, AnswerRequest, Question
 from fte_core.testing.responder import FunctionResponder, ScriptedResponder
 
 RESET = Passage(
@@ -189,3 +189,41 @@ async def test_function_responder_accepts_sync_and_async_functions() -> None:
     assert (await FunctionResponder(asynchronous).answer(request)).text == "cba"
     assert sync_responder.requests == [request]
     assert sync_responder.name == "function"
+
+
+async def test_the_answer_starts_at_the_sentence_retrieval_found_closest() -> None:
+    """Not the article's opening lines: the window holds the focus sentence."""
+    focused = msgspec.structs.replace(
+        RESET, focus="Resetting the password signs you out of every other device."
+    )
+    request = _request("will i be logged out of my phone?", Channel.EMAIL, focused)
+    answer = await OfflineResponder().answer(request)
+    assert "signs you out of every other device" in answer.text
+    assert "Send reset link" not in answer.text
+
+
+async def test_each_question_gets_its_own_answer() -> None:
+    request = msgspec.structs.replace(
+        _request("two questions", Channel.EMAIL, RESET, EXPORT),
+        questions=(
+            Question(text="How do I reset my password?", passages=(RESET,)),
+            Question(text="How do I export a project to CSV?", passages=(EXPORT,)),
+        ),
+    )
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id, EXPORT.id)
+    assert answer.text.index("Resetting your password") < answer.text.index("Export")
+    assert PARTIAL not in answer.text
+
+
+async def test_a_question_without_passages_is_left_for_a_person() -> None:
+    request = msgspec.structs.replace(
+        _request("two questions", Channel.WHATSAPP, RESET),
+        questions=(
+            Question(text="How do I reset my password?", passages=(RESET,)),
+            Question(text="Who is your CEO?"),
+        ),
+    )
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id,)
+    assert answer.text.endswith(PARTIAL)

@@ -284,3 +284,34 @@ async def test_the_outcome_reports_the_ticket_as_stored(
     escalated = await world.agent.handle(message("I want a refund and my lawyer agrees", pid="t4"))
     assert escalated.record.reasons[0] == escalated.record.escalation_reason
     assert set(escalated.record.reasons) >= {"legal", "refund"}
+
+
+async def test_a_message_with_two_questions_gets_both_answered(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    outcome = await world.agent.handle(
+        message(
+            "How do I export my project to a CSV file? "
+            "Also, how do I connect Slack to post project updates in a channel?"
+        )
+    )
+    assert outcome.record.action == "answer"
+    sections = {p.split("/")[1] for p in outcome.record.passage_ids}
+    assert {"exporting-data-to-csv-or-json", "connecting-slack"} <= sections
+    assert outcome.ticket.status == TicketStatus.PENDING
+
+
+async def test_a_question_the_docs_do_not_answer_is_handed_over_beside_the_answer(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    outcome = await world.agent.handle(
+        message("How do I connect Slack to a project? And what is the capital of Mongolia?")
+    )
+    assert outcome.record.action == "answer"
+    assert "connecting-slack" in {p.split("/")[1] for p in outcome.record.passage_ids}
+    assert "member of our team" in outcome.reply.text
+    assert outcome.ticket.status == TicketStatus.ESCALATED
+    assert outcome.ticket.escalation_reason == "no_kb_match"
+    assert len(world.bus.on(events.ESCALATIONS)) == 1

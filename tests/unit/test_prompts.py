@@ -155,3 +155,26 @@ def test_the_request_carries_the_channel_settings_the_reply_is_formatted_with() 
     assert "120 characters" in system_prompt(
         msgspec.structs.replace(request, channel_config=custom)
     )
+
+
+def test_several_questions_are_listed_with_their_own_passages() -> None:
+    from fte_core.models import Channel, Passage
+    from fte_core.ports import AnswerRequest, Question
+    from fte_core.prompts import build_messages
+
+    slack = Passage(id="docs/slack/0", document="docs", section="Connecting Slack", text="x")
+    request = AnswerRequest(
+        question="How do I connect Slack? Who is your CEO?",
+        subject=None,
+        channel=Channel.EMAIL,
+        customer_name=None,
+        passages=(slack,),
+        questions=(
+            Question(text="How do I connect Slack?", passages=(slack,)),
+            Question(text="Who is your CEO?"),
+        ),
+    )
+    system, user = build_messages(request)
+    assert "pass it to a member of our team" in system["content"]
+    assert "1. How do I connect Slack?\n   passages: docs/slack/0" in user["content"]
+    assert "2. Who is your CEO?\n   passages: none: pass it to a person" in user["content"]

@@ -1,19 +1,19 @@
-"""PostgresKnowledgeBase: hybrid search (full text + pgvector HNSW) fused by reciprocal rank.
+"""PostgresKnowledgeBase: hybrid search (full text + pgvector HNSW), fused by reciprocal rank.
 
 Search takes the `candidates` best chunks by full-text score (any query word may match: OR
 semantics; score = sum of the idf of the query words the chunk contains, a word in the
 section title counting 1 + `title_weight` times: migration 0005 labels titles weight A)
 and the `candidates` nearest by cosine distance through the HNSW index (hnsw.ef_search =
-`ef_search`), and fuses the two rankings with reciprocal rank fusion (k = 60): score =
-sum over lists of 1 / (60 + rank). Passage.score is that fused score.
+`ef_search`). For the union of both lists it then reads, exactly, the cosine of the
+question with each chunk's title and its best sentence (vectors stored at ingest,
+migration 0006), and hands everything to fte_core.ranking: weighted reciprocal rank
+fusion over the four lists and the no-match decision, both calibrated per embedder
+(`calibration`, default fte_core.ranking.calibration_for(embedder.name)).
 
-No-match threshold: a fused candidate is returned only if its evidence, coverage + cosine,
-is at least `threshold`. Coverage is the share of the question's idf mass found in the
-chunk (a question word absent from the base counts with the highest idf), cosine the
-embedding similarity. Off-topic questions share a few generic words ("tasks", "team")
-with many chunks but little of their distinctive vocabulary, so both terms stay low and
-the pipeline escalates `no_kb_match`. The default (0.3) was calibrated for the offline
-HashingEmbedder on context/sample-tickets.json; a semantic model needs its own value.
+The query's vector can be passed in (`search(..., embedding=...)`, computed once per
+message by `embed_queries`); otherwise search embeds the query itself. Only rows embedded
+by this base's embedder take part in the vector half: a row another model embedded (same
+dimension or not) is re-embedded by the next ingest of its document.
 
 Common words: query words found in more than `common_fraction` of the chunks (and in more
 than COMMON_FLOOR chunks, so small bases are never pruned) are left out of the OR query;
@@ -33,48 +33,45 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.storage.postgres.pool import connection
 from fte_core.chunking import check_chunks, chunk_hash
-from fte_core.errors import StorageError
+from fte_core.errors import StorageError, ValidationError
 from fte_core.models import Passage
 from fte_core.ports import Chunk, Embedder, IngestReport
+from fte_core.ranking import (
+    Calibration,
+    Candidate,
+    Ranked,
+    calibration_for,
+    rank,
+    select,
+    sentence_text,
+    sentences_of,
+)
+from fte_core.retrieval import reformulate
 
 log = logging.getLogger(__name__)
 
 Conn = psycopg.AsyncConnection[Any]
 
-RRF_K = 60
-DEFAULT_THRESHOLD = 0.3
 COMMON_FLOOR = 500
 _QUERY_WORD = re.compile(r"\w+")
 _MAX_QUERY_CHARS = 2000
 _EMBED_BATCH = 256
 
 
-class _Candidate(msgspec.Struct, kw_only=True):
-    id: str
-    document: str
-    section: str
-    text: str
-    similarity: float
-    lexical: float
-    coverage: float
-    lexical_rank: int | None = None
-    vector_rank: int | None = None
-
-    @property
-    def fused(self) -> float:
-        return sum(1.0 / (RRF_K + r) for r in (self.lexical_rank, self.vector_rank) if r)
-
-
 def vector_literal(vector: Sequence[float]) -> str:
     """pgvector's text form; works whether or not the connection registered its types."""
     return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
+
+
+def vector_array_literal(vectors: Sequence[Sequence[float]]) -> str:
+    """A `vector[]` in PostgreSQL's array text form."""
+    return "{" + ",".join(f'"{vector_literal(v)}"' for v in vectors) + "}"
 
 
 class PostgresKnowledgeBase:
@@ -83,7 +80,7 @@ class PostgresKnowledgeBase:
         pool: AsyncConnectionPool[Any],
         embedder: Embedder,
         *,
-        threshold: float = DEFAULT_THRESHOLD,
+        calibration: Calibration | None = None,
         candidates: int = 50,
         common_fraction: float = 0.05,
         ef_search: int | None = None,
@@ -91,7 +88,7 @@ class PostgresKnowledgeBase:
     ) -> None:
         self._pool = pool
         self._embedder = embedder
-        self.threshold = threshold
+        self.calibration = calibration or calibration_for(embedder.name)
         self.candidates = candidates
         self.common_fraction = common_fraction
         self.title_weight = title_weight
@@ -125,27 +122,32 @@ class PostgresKnowledgeBase:
         await self.prepare()
         async with self._conn() as conn:
             cursor = await conn.execute(
-                "SELECT id, content_hash, embedder FROM knowledge_base WHERE document = %s",
+                """SELECT id, content_hash, embedder, sentence_embeddings IS NOT NULL
+                   FROM knowledge_base WHERE document = %s""",
                 (document,),
             )
-            stored = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+            stored = {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
         name = self._embedder.name
         hashes = {chunk_id: chunk_hash(chunk) for chunk_id, chunk in wanted.items()}
-        changed = [c for i, c in wanted.items() if stored.get(i) != (hashes[i], name)]
+        changed = [c for i, c in wanted.items() if stored.get(i) != (hashes[i], name, True)]
         removed = [i for i in stored if i not in wanted]
-        vectors = await self._embed([f"{c.section}\n{c.text}" for c in changed])
+        embedded = await self._embed_chunks(changed)
         async with self._conn() as conn, conn.transaction():
             if removed:
                 await conn.execute("DELETE FROM knowledge_base WHERE id = ANY(%s)", (removed,))
-            for chunk, vector in zip(changed, vectors, strict=True):
+            for chunk, (vector, title, sentences) in zip(changed, embedded, strict=True):
                 await conn.execute(
                     """INSERT INTO knowledge_base (id, document, section, chunk_text,
-                           content_hash, embedder, dim, embedding)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector)
+                           content_hash, embedder, dim, embedding, title_embedding,
+                           sentence_embeddings)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector, %s::vector,
+                               %s::vector[])
                        ON CONFLICT (id) DO UPDATE SET document = excluded.document,
                            section = excluded.section, chunk_text = excluded.chunk_text,
                            content_hash = excluded.content_hash, embedder = excluded.embedder,
                            dim = excluded.dim, embedding = excluded.embedding,
+                           title_embedding = excluded.title_embedding,
+                           sentence_embeddings = excluded.sentence_embeddings,
                            updated_at = now()""",
                     (
                         chunk.id,
@@ -156,6 +158,8 @@ class PostgresKnowledgeBase:
                         name,
                         self._dim,
                         vector_literal(vector),
+                        vector_literal(title),
+                        vector_array_literal(sentences),
                     ),
                 )
             if changed or removed:
@@ -187,6 +191,25 @@ class PostgresKnowledgeBase:
                ON CONFLICT (singleton) DO UPDATE SET chunks = excluded.chunks"""
         )
 
+    async def _embed_chunks(
+        self, chunks: Sequence[Chunk]
+    ) -> list[tuple[list[float], list[float], list[list[float]]]]:
+        """(chunk vector, title vector, sentence vectors) per chunk, in one batched pass."""
+        texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for chunk in chunks:
+            sentences = sentences_of(chunk.text) or [chunk.text]
+            start = len(texts)
+            texts += [f"{chunk.section}\n{chunk.text}", chunk.section]
+            texts += [sentence_text(chunk.section, s) for s in sentences]
+            spans.append((start, len(texts)))
+        vectors = await self._embed(texts)
+        return [(vectors[a], vectors[a + 1], vectors[a + 2 : b]) for a, b in spans]
+
+    async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        """The queries' vectors by this base's embedder, in one call (see the port)."""
+        return await self._embed([q[:_MAX_QUERY_CHARS] for q in queries]) if queries else []
+
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), _EMBED_BATCH):
@@ -195,26 +218,49 @@ class PostgresKnowledgeBase:
             raise StorageError(f"embedder {self._embedder.name} returned malformed vectors")
         return vectors
 
-    async def search(self, query: str, limit: int = 5) -> list[Passage]:
+    async def search(
+        self, query: str, limit: int = 5, *, embedding: Sequence[float] | None = None
+    ) -> list[Passage]:
         query = query[:_MAX_QUERY_CHARS]
         if not _QUERY_WORD.search(query) or limit <= 0:
             return []
-        await self.prepare()
-        (vector,) = await self._embed([query])
-        found = await self._candidates(query, vector_literal(vector))
-        accepted = [c for c in found.values() if self._relevant(c)]
-        accepted.sort(key=lambda c: (-c.fused, -c.similarity, c.id))
+        ranked = await self.evidence(query, embedding=embedding)
+        chosen = select(ranked, self.calibration, limit)
         return [
-            Passage(id=c.id, document=c.document, section=c.section, text=c.text, score=c.fused)
-            for c in accepted[:limit]
+            Passage(
+                id=r.candidate.id,
+                document=r.candidate.document,
+                section=r.candidate.section,
+                text=r.candidate.text,
+                score=r.fused,
+                focus=r.candidate.focus,
+            )
+            for r in chosen
         ]
 
-    def _relevant(self, c: _Candidate) -> bool:
-        return c.coverage + c.similarity >= self.threshold
+    async def evidence(
+        self, query: str, *, embedding: Sequence[float] | None = None
+    ) -> list[Ranked]:
+        """Every candidate with its evidence, fused, before the no-match decision (search
+        uses it; `fte kb calibrate` fits the decision on it)."""
+        query = query[:_MAX_QUERY_CHARS]
+        if not _QUERY_WORD.search(query):
+            return []
+        await self.prepare()
+        if embedding is None:
+            (vector,) = await self._embed([query])
+        elif len(embedding) != self._dim:
+            raise ValidationError("embedding", f"expected {self._dim} numbers")
+        else:
+            vector = list(embedding)
+        found = await self._candidates(query, vector_literal(vector))
+        return rank(found, self.calibration.fusion)
 
-    async def _candidates(self, query: str, vector: str) -> dict[str, _Candidate]:
+    async def _candidates(self, query: str, vector: str) -> list[Candidate]:
+        content = reformulate(query, None) or query
         params: dict[str, Any] = {
             "query": query,
+            "embedder": self._embedder.name,
             "floor": COMMON_FLOOR,
             "fraction": self.common_fraction,
             "title_weight": self.title_weight,
@@ -227,28 +273,36 @@ class PostgresKnowledgeBase:
             lexical_ids = [row[0] for row in await lexical.fetchall()]
             nearest = await conn.execute(
                 sql.SQL(_VECTOR_SQL).format(vtype=self._vector_type, dim=sql.Literal(self._dim)),
-                (vector, self.candidates),
+                (self._embedder.name, vector, self.candidates),
             )
             vector_ids = [row[0] for row in await nearest.fetchall()]
             union = list(dict.fromkeys(lexical_ids + vector_ids))
+            unknown_cursor = await conn.execute(_UNKNOWN_SQL, {**params, "query": content})
+            unknown = float((await unknown_cursor.fetchone() or (0.0,))[0] or 0.0)
             details = await conn.execute(_DETAIL_SQL, {**params, "vector": vector, "ids": union})
-            found = {
-                row[0]: _Candidate(
-                    id=row[0],
-                    document=row[1],
-                    section=row[2],
-                    text=row[3],
-                    similarity=float(row[4]) if row[4] is not None else 0.0,
-                    lexical=float(row[5]),
-                    coverage=float(row[6] or 0.0),
-                )
-                for row in await details.fetchall()
-            }
-        for rank, chunk_id in enumerate(lexical_ids, start=1):
-            found[chunk_id].lexical_rank = rank
-        for rank, chunk_id in enumerate(vector_ids, start=1):
-            found[chunk_id].vector_rank = rank
-        return found
+            found = {row[0]: _candidate(row, unknown) for row in await details.fetchall()}
+        for position, chunk_id in enumerate(lexical_ids, start=1):
+            found[chunk_id].lexical_rank = position
+        for position, chunk_id in enumerate(vector_ids, start=1):
+            found[chunk_id].vector_rank = position
+        return list(found.values())
+
+
+def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
+    sentences = sentences_of(row[3])
+    best = row[7]  # 1-based index of the closest sentence, or NULL
+    return Candidate(
+        id=row[0],
+        document=row[1],
+        section=row[2],
+        text=row[3],
+        similarity=float(row[4] or 0.0),
+        coverage=float(row[5] or 0.0),
+        title_similarity=float(row[6] or 0.0),
+        sentence_similarity=float(row[8] or 0.0),
+        unknown=unknown,
+        focus=sentences[best - 1] if best and best <= len(sentences) else "",
+    )
 
 
 # Query lexemes with their inverse document frequency (BM25's, always positive). A word
@@ -295,25 +349,42 @@ LIMIT %(limit)s
 
 _VECTOR_SQL = """
 SELECT id FROM knowledge_base
-WHERE dim = {dim}
+WHERE dim = {dim} AND embedder = %s
 ORDER BY embedding::{vtype} <=> %s::{vtype}
 LIMIT %s
 """
 
-# Similarity is NULL for rows of another dimension (left over from a previous embedder).
-# `coverage` is the share of the question's idf mass the chunk contains (titles not
-# counted twice), the lexical half of the no-match decision.
+# The share of the question's idf mass in words no chunk contains (the question's
+# content words only: greetings and chat filler are not evidence of anything).
+_UNKNOWN_SQL = (
+    _TERMS_SQL
+    + """
+SELECT coalesce(sum(idf) FILTER (WHERE ndoc = 0), 0) / nullif(sum(idf), 0) FROM terms
+"""
+)
+
+# Vector evidence only from rows this base's embedder embedded (NULL otherwise): chunk
+# cosine, the share of the question's idf mass the chunk contains (the lexical half of
+# the no-match decision), title cosine, and the closest sentence (index, cosine).
 _DETAIL_SQL = (
     _TERMS_SQL
     + """
 SELECT kb.id, kb.document, kb.section, kb.chunk_text,
-       CASE WHEN vector_dims(kb.embedding) = vector_dims(%(vector)s::vector)
+       CASE WHEN kb.embedder = %(embedder)s
             THEN 1 - (kb.embedding <=> %(vector)s::vector) END,
-       """
-    + _SCORE
-    + """,
        (SELECT coalesce(sum(t.idf) FILTER (WHERE kb.tsv @@ t.q), 0)
-               / nullif(sum(t.idf), 0) FROM terms t)
-FROM knowledge_base kb WHERE kb.id = ANY(%(ids)s)
+               / nullif(sum(t.idf), 0) FROM terms t),
+       CASE WHEN kb.embedder = %(embedder)s
+            THEN 1 - (kb.title_embedding <=> %(vector)s::vector) END,
+       best.i, best.similarity
+FROM knowledge_base kb
+LEFT JOIN LATERAL (
+    SELECT s.i, 1 - (s.v <=> %(vector)s::vector) AS similarity
+    FROM unnest(CASE WHEN kb.embedder = %(embedder)s THEN kb.sentence_embeddings END)
+         WITH ORDINALITY AS s(v, i)
+    ORDER BY s.v <=> %(vector)s::vector
+    LIMIT 1
+) best ON true
+WHERE kb.id = ANY(%(ids)s)
 """
 )

@@ -1,0 +1,132 @@
+"""`fte kb calibrate`: fit the fusion weights and the no-match model for an embedder.
+
+From labelled tickets (the sample-ticket format: answerable questions with their section,
+off-topic ones expected `escalate/no_kb_match`), every question's candidates are read
+once from the knowledge base; then, in memory:
+
+1. fusion: the weights and k of fte_core.ranking.Fusion maximising recall@1 over a small
+   grid (ties: the earlier, plainer grid point);
+2. no-match: a logistic regression over fte_core.ranking.FEATURES of the top candidate
+   (answerable = 1, off-topic = 0, classes weighted equally, light L2), and the
+   probability cut that keeps the false hand-over of answerable questions at or under
+   `max_false_escalation` on the data (a wrong hand-over is cheap, a confident wrong
+   answer is not, but answering is the job).
+
+Prints the Calibration as JSON: paste it into fte_core.ranking for a shipped embedder.
+Never fit on the held-out set you report.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import msgspec
+
+from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
+from fte_core.chunking import slugify
+from fte_core.ranking import (
+    Calibration,
+    Candidate,
+    Fusion,
+    NoMatchModel,
+    features,
+    rank,
+)
+from fte_core.retrieval import split_questions
+from service.evaluation import SampleTicket
+
+_K = (20, 60)
+_WEIGHTS = (0.5, 1.0, 2.0)
+
+
+class Sample(msgspec.Struct, frozen=True, kw_only=True):
+    candidates: tuple[Candidate, ...]
+    wanted: tuple[str, ...]  # section slugs; empty: off-topic
+
+
+async def collect(kb: PostgresKnowledgeBase, tickets: Sequence[SampleTicket]) -> list[Sample]:
+    samples = []
+    for ticket in tickets:
+        exp = ticket.expected
+        if exp.action == "escalate" and exp.reason != "no_kb_match":
+            continue
+        wanted = tuple(slugify(w) for w in exp.wanted()) if exp.action == "answer" else ()
+        for question in split_questions(ticket.text, ticket.subject):
+            ranked = await kb.evidence(question)
+            samples.append(Sample(candidates=tuple(r.candidate for r in ranked), wanted=wanted))
+    return samples
+
+
+def recall_at_1(samples: Sequence[Sample], fusion: Fusion) -> float:
+    answerable = [s for s in samples if s.wanted]
+    hits = 0
+    for s in answerable:
+        ranked = rank(s.candidates, fusion)
+        hits += bool(ranked) and _slug(ranked[0].candidate.id) in s.wanted
+    return hits / max(1, len(answerable))
+
+
+def _slug(chunk_id: str) -> str:
+    parts = chunk_id.split("/")
+    return parts[1] if len(parts) >= 3 else chunk_id
+
+
+def best_fusion(samples: Sequence[Sample]) -> tuple[Fusion, float]:
+    best, best_recall = Fusion(), -1.0
+    for k, lexical, vector, sentence, title in itertools.product(
+        _K, _WEIGHTS, _WEIGHTS, _WEIGHTS, _WEIGHTS
+    ):
+        fusion = Fusion(k=k, lexical=lexical, vector=vector, sentence=sentence, title=title)
+        recall = recall_at_1(samples, fusion)
+        if recall > best_recall + 1e-9:
+            best, best_recall = fusion, recall
+    return best, best_recall
+
+
+def fit_no_match(
+    samples: Sequence[Sample], fusion: Fusion, max_false_escalation: float
+) -> NoMatchModel:
+    import numpy as np
+
+    rows = [features(rank(s.candidates, fusion)) for s in samples]
+    x = np.array(rows, dtype=float)
+    y = np.array([1.0 if s.wanted else 0.0 for s in samples])
+    positives = max(1.0, float(y.sum()))
+    negatives = max(1.0, float(len(y) - y.sum()))
+    weight = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
+    w = np.zeros(x.shape[1])
+    b = 0.0
+    for _ in range(20_000):  # plain gradient descent: 5 features, a few hundred rows
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        error = (p - y) * weight
+        w -= 2.0 * (x.T @ error + 1e-3 * w)
+        b -= 2.0 * float(error.sum())
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    answerable = np.sort(p[y == 1])
+    allowed = int(np.floor(max_false_escalation * len(answerable)))
+    cut = float(answerable[allowed]) - 1e-6 if len(answerable) else 0.5
+    return NoMatchModel(
+        weights=tuple(round(float(v), 4) for v in w), bias=round(b, 4), cut=round(cut, 4)
+    )
+
+
+def calibrate(
+    samples: Sequence[Sample], embedder: str, max_false_escalation: float = 0.03
+) -> tuple[Calibration, dict[str, float]]:
+    fusion, recall = best_fusion(samples)
+    model = fit_no_match(samples, fusion, max_false_escalation)
+    probabilities = [
+        (model.probability(features(rank(s.candidates, fusion))), bool(s.wanted)) for s in samples
+    ]
+    answerable = [p for p, a in probabilities if a]
+    off_topic = [p for p, a in probabilities if not a]
+    stats = {
+        "recall_at_1": recall,
+        "answerable": len(answerable),
+        "off_topic": len(off_topic),
+        "false_escalation": sum(p < model.cut for p in answerable) / max(1, len(answerable)),
+        "off_topic_recall": sum(p < model.cut for p in off_topic) / max(1, len(off_topic)),
+    }
+    name = embedder.rsplit("-onnx", 1)[0]
+    return Calibration(embedder=name, fusion=fusion, no_match=model), stats

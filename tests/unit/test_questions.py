@@ -1,0 +1,102 @@
+"""Splitting a message into its questions, and retrieving each on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from fte_core.chunking import chunk_markdown
+from fte_core.retrieval import clean_message, partial_handover, retrieve, split_questions
+from fte_core.testing.knowledge import InMemoryKnowledgeBase
+
+DOCS = """# Help
+
+## Exporting data to CSV or JSON
+
+Open Project menu > Export and choose CSV or JSON to download the project.
+
+## Importing from Jira, Trello or Asana
+
+Go to Settings > Workspace > Import and choose Jira, Trello or Asana.
+
+## Connecting Slack
+
+Go to Settings > Integrations > Slack and click Connect.
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "How do I invite people? And how do I connect Slack to a project?",
+            ["How do I invite people?", "how do I connect Slack to a project?"],
+        ),
+        (
+            "how do i export my project to csv? also can i import from jira",
+            ["how do i export my project to csv?", "can i import from jira"],
+        ),
+        (
+            "Hello,\n\n1. How do I turn on 2FA?\n2. Where are my sessions listed?\n\nThanks",
+            ["How do I turn on 2FA?", "Where are my sessions listed?"],
+        ),
+        # statements are context of the question they lead to, not questions
+        (
+            "My webhook stays inactive. What must the endpoint send back?",
+            ["My webhook stays inactive. What must the endpoint send back?"],
+        ),
+        # a follow-up with no content of its own stays with its question
+        ("Can I move a project to another workspace? any idea?", None),
+        ("Can I do this? I tried already.", None),
+    ],
+)
+def test_split_questions(text: str, expected: list[str] | None) -> None:
+    assert split_questions(text) == (expected or [clean_message(text)])
+
+
+def test_greeting_and_sign_off_are_not_part_of_the_question() -> None:
+    text = "Dear support,\n\nHow do I export a project?\n\nKind regards,\nClaire Dupont"
+    assert clean_message(text) == "How do I export a project?"
+    assert split_questions(text, "Export") == ["Export\nHow do I export a project?"]
+
+
+async def _kb() -> InMemoryKnowledgeBase:
+    kb = InMemoryKnowledgeBase()
+    await kb.ingest("help", chunk_markdown("help", DOCS))
+    return kb
+
+
+async def test_each_question_is_retrieved_on_its_own() -> None:
+    result = await retrieve(
+        await _kb(), "How do I export to CSV? Also can I import from Jira?", None, 3
+    )
+    assert [q.passages[0].section for q in result.questions] == [
+        "Exporting data to CSV or JSON",
+        "Importing from Jira, Trello or Asana",
+    ]
+    assert not partial_handover(result)
+    assert {p.section for p in result.passages} >= {
+        "Exporting data to CSV or JSON",
+        "Importing from Jira, Trello or Asana",
+    }
+
+
+async def test_a_question_the_base_cannot_answer_is_left_for_a_person() -> None:
+    result = await retrieve(
+        await _kb(), "How do I connect Slack? And who won the football match?", None, 3
+    )
+    assert [bool(q.passages) for q in result.questions] == [True, False]
+    assert partial_handover(result)
+
+
+async def test_questions_answered_by_one_section_are_one_question() -> None:
+    result = await retrieve(
+        await _kb(), "Can I export to CSV? Can the export be JSON instead?", None, 3
+    )
+    assert len(result.questions) == 1
+    assert result.questions[0].passages[0].section == "Exporting data to CSV or JSON"
+
+
+async def test_an_empty_message_asks_nothing() -> None:
+    result = await retrieve(await _kb(), "  ?! ", None, 3)
+    assert result.questions == ()
+    assert result.passages == []

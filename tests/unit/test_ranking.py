@@ -1,0 +1,157 @@
+"""Fusion of the candidate lists, the calibrated no-match decision, and grounding."""
+
+from __future__ import annotations
+
+import pytest
+
+from fte_core.grounding import grounded
+from fte_core.models import Passage
+from fte_core.ports import Answer
+from fte_core.ranking import (
+    GENERIC,
+    HASHING,
+    MINILM,
+    Candidate,
+    Fusion,
+    NoMatchModel,
+    calibration_for,
+    features,
+    rank,
+    select,
+    with_cut,
+)
+
+
+def cand(cid: str, **evidence: float | int | None) -> Candidate:
+    section = cid.split("/")[1]
+    return Candidate(id=cid, document="d", section=section, text="t", **evidence)  # type: ignore[arg-type]
+
+
+def test_first_in_every_list_scores_one_and_ranks_first() -> None:
+    fusion = Fusion(k=20)
+    ranked = rank(
+        [
+            cand("d/b/0", lexical_rank=2, vector_rank=2, sentence_similarity=0.4),
+            cand(
+                "d/a/0",
+                lexical_rank=1,
+                vector_rank=1,
+                sentence_similarity=0.8,
+                title_similarity=0.9,
+            ),
+        ],
+        fusion,
+    )
+    assert [r.candidate.id for r in ranked] == ["d/a/0", "d/b/0"]
+    assert ranked[0].fused == pytest.approx(1.0)
+    assert 0 < ranked[1].fused < 1
+
+
+def test_the_sentence_list_can_outvote_the_full_text_list() -> None:
+    """A casual question shares few words with the right article but is close to one of
+    its sentences: with the sentence list weighted double, the sentence wins."""
+    ranked = rank(
+        [
+            cand("d/words/0", lexical_rank=1, vector_rank=2, sentence_similarity=0.3),
+            cand(
+                "d/meaning/0",
+                lexical_rank=3,
+                vector_rank=1,
+                sentence_similarity=0.7,
+                title_similarity=0.6,
+            ),
+        ],
+        MINILM.fusion,
+    )
+    assert ranked[0].candidate.id == "d/meaning/0"
+
+
+def test_margin_is_measured_to_another_section() -> None:
+    ranked = rank(
+        [
+            cand("d/a/0", lexical_rank=1, vector_rank=1, sentence_similarity=0.9),
+            cand("d/a/1", lexical_rank=2, vector_rank=2, sentence_similarity=0.8),
+            cand("d/b/0", lexical_rank=3, vector_rank=3, sentence_similarity=0.1),
+        ],
+        Fusion(),
+    )
+    margin = features(ranked)[4]
+    assert margin == pytest.approx(ranked[0].fused - ranked[2].fused)
+
+
+def test_select_returns_nothing_below_the_cut_and_close_passages_above_it() -> None:
+    top = cand(
+        "d/a/0",
+        lexical_rank=1,
+        vector_rank=1,
+        sentence_similarity=0.9,
+        title_similarity=0.9,
+        coverage=0.9,
+        similarity=0.8,
+    )
+    others = [
+        cand(
+            f"d/o{i}/0",
+            lexical_rank=i + 2,
+            vector_rank=i + 2,
+            sentence_similarity=0.5 - i / 100,
+            title_similarity=0.5 - i / 100,
+        )
+        for i in range(30)
+    ]
+    ranked = rank([top, *others], MINILM.fusion)
+    chosen = [r.candidate.id for r in select(ranked, MINILM, 5)]
+    assert chosen[0] == "d/a/0"
+    assert "d/o29/0" not in chosen  # far below the top one
+    assert select(ranked, with_cut(MINILM, 1.0), 5) == []
+    assert select([], MINILM, 5) == []
+
+
+def test_unknown_words_lower_the_probability_of_an_answer() -> None:
+    model = MINILM.no_match
+    known = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.0))
+    unknown = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.8))
+    assert unknown < known
+
+
+def test_each_embedder_gets_its_own_calibration() -> None:
+    assert calibration_for("all-minilm-l6-v2-onnx1") is MINILM
+    assert calibration_for("hashing2-384") is HASHING
+    assert calibration_for("openai/text-embedding-3-small") is GENERIC
+    assert NoMatchModel(weights=(0.0,), bias=0.0).probability((5.0,)) == 0.5
+
+
+PASSAGE = Passage(
+    id="docs/reset/0",
+    document="docs",
+    section="Resetting your password",
+    text="Click Forgot password? on the sign-in page. The reset link expires after 60 minutes.",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        (
+            'From our help article "Resetting your password": The reset link expires after '
+            "60 minutes.",
+            True,
+        ),
+        ("Click Forgot password on the sign-in page and our team will follow up.", True),
+        ("The reset link expires after 24 hours.", False),  # a number the passage lacks
+        ("You can export your whole workspace as a PDF from the admin console.", False),
+    ],
+)
+def test_grounded_checks_each_sentence_against_the_cited_passages(text: str, ok: bool) -> None:
+    answer = Answer(text=text, passage_ids=(PASSAGE.id,), responder="m")
+    assert grounded(answer, [PASSAGE]) is ok
+
+
+def test_an_answer_citing_nothing_offered_is_ungrounded() -> None:
+    assert not grounded(
+        Answer(text="Click Forgot password.", passage_ids=(), responder="m"), [PASSAGE]
+    )
+    assert not grounded(
+        Answer(text="Click Forgot password.", passage_ids=("other/x/0",), responder="m"),
+        [PASSAGE],
+    )
