@@ -208,6 +208,8 @@ async def bootstrap(
         if pool is None and settings.bus == "postgres":
             settings = msgspec.structs.replace(settings, bus="memory")  # in-memory storage
         buses = await make_bus(settings, pool, stack, topics=consume)
+        if isinstance(store, InMemoryStore) and store.on_announce is None:
+            store.on_announce = buses.bus.publish  # memory mode: intake feeds the memory bus
         bus = bus or buses.bus
         secret = token_secret(settings)
         base = settings.base_url

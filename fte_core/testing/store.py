@@ -81,7 +81,7 @@ class InMemoryStore:
         """`on_announce` receives what `open_turn(announce=True)` queues (e.g. an in-memory
         bus's publish); `outbox` keeps it too."""
         self._clock = clock
-        self._on_announce = on_announce
+        self.on_announce = on_announce
         self.outbox: list[tuple[str, str, bytes]] = []
         self._customers: dict[str, _CustomerRow] = {}
         self._owners: dict[Identifier, str] = {}
@@ -333,8 +333,8 @@ class InMemoryStore:
                     provider_message_id=message.provider_message_id,
                 )
                 self.outbox.append((events.INBOUND, customer_id, events.encode(event)))
-                if self._on_announce is not None:
-                    await self._on_announce(events.INBOUND, customer_id, event)
+                if self.on_announce is not None:
+                    await self.on_announce(events.INBOUND, customer_id, event)
         else:
             inbound, created = existing, False
         return Turn(

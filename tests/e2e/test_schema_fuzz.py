@@ -4,6 +4,7 @@ a running `fte serve` (in-memory storage): no input makes the service answer 5xx
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     proc.wait(timeout=60)
 
 
-def test_no_input_gives_a_server_error() -> None:
+def test_no_input_gives_a_server_error(tmp_path: Path) -> None:
     """Schemathesis' own runner (its CLI), every operation, the server-error check only."""
     done = subprocess.run(
         [
@@ -72,11 +73,13 @@ def test_no_input_gives_a_server_error() -> None:
             "--suppress-health-check",
             "all",
         ],
+        cwd=tmp_path,  # its cache directory stays out of the repository
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "not_a_server_error" in done.stdout
-    assert "/api/v1/support/form" in done.stdout or "passed" in done.stdout.lower()
+    ran = re.search(r"(\d+) passed", done.stdout)
+    assert ran is not None, done.stdout[-2000:]
+    assert int(ran.group(1)) >= 10  # every operation of the schema passed
