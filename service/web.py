@@ -17,6 +17,7 @@ import msgspec
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.params import FromPath, FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -182,7 +183,9 @@ class WebPages(Controller):
         )
 
     @get("/support/{ticket_id:str}", cache_control=_PRIVATE)
-    async def sent(self, request: Request[Any, Any, Any], ticket_id: str, token: str = "") -> Template:
+    async def sent(
+        self, request: Request[Any, Any, Any], ticket_id: FromPath[str], token: FromQuery[str] = ""
+    ) -> Template:
         """The success view: the ticket number and its status link (which holds the token)."""
         runtime = runtime_of(request)
         view = await ticket_view(runtime, ticket_id, token) if token else None
@@ -198,7 +201,9 @@ class WebPages(Controller):
         )
 
     @get("/status", cache_control=_PRIVATE)
-    async def lookup(self, ticket: str = "", token: str = "") -> Template | Redirect:
+    async def lookup(
+        self, ticket: FromQuery[str] = "", token: FromQuery[str] = ""
+    ) -> Template | Redirect:
         """The lookup form; filled in (it is a GET form) it leads to the status page."""
         ticket, token = ticket.strip().upper(), token.strip()
         if ticket and token:
@@ -210,7 +215,7 @@ class WebPages(Controller):
 
     @get("/status/{ticket_id:str}", cache_control=_PRIVATE)
     async def status(
-        self, request: Request[Any, Any, Any], ticket_id: str, token: str = ""
+        self, request: Request[Any, Any, Any], ticket_id: FromPath[str], token: FromQuery[str] = ""
     ) -> Template:
         view = await ticket_view(runtime_of(request), ticket_id, token) if token else None
         if view is None:

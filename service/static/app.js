@@ -166,7 +166,9 @@
       const wrapper = form.querySelector(`[data-field="${field}"]`);
       if (!wrapper) continue;
       wrapper.addEventListener("focusout", (event) => {
-        if (wrapper.contains(event.relatedTarget)) return;
+        // Not when moving to the submit button: an error appearing above it would move it
+        // away from under the pointer between press and release, and the click would miss.
+        if (wrapper.contains(event.relatedTarget) || event.relatedTarget === button) return;
         if (readForm(form)[field] || touched.has(field)) { touched.add(field); check(field); }
       });
       wrapper.addEventListener("input", () => { if (touched.has(field)) check(field); });
@@ -323,8 +325,9 @@
     return item;
   }
 
-  /* Poll the ticket: quickly (with backoff) until a reply arrives, then slowly while a
-     reply can still come; stop after `cap` ms so a forgotten tab does not poll forever. */
+  /* Poll the ticket: quickly with backoff until a reply arrives, then more slowly (again
+     with backoff, restarting at each new message) while a reply can still come, for a person
+     may take over; stop after `cap` ms so a forgotten tab does not poll forever. */
   function setupStatus(section) {
     const thread = document.getElementById("thread");
     const waiting = document.getElementById("waiting");
@@ -336,11 +339,12 @@
     const refresh = document.getElementById("refresh");
     const started = Date.now();
     const cap = 30 * 60 * 1000;
-    const fast = { first: 1000, factor: 1.6, max: 15000 };
-    const slow = 60000;
+    const waitingPace = { first: 1000, factor: 1.6, max: 15000 };
+    const answeredPace = { first: 5000, factor: 1.5, max: 60000 };
     let seen = thread.children.length;
     let status = section.dataset.status;
-    let delay = fast.first;
+    let pace = waiting.hidden ? answeredPace : waitingPace;
+    let delay = pace.first;
     let timer = null;
 
     localTimes(document);
@@ -349,18 +353,17 @@
       return messages.length > 0 && messages[messages.length - 1].direction === "outbound";
     }
 
+    /* Returns whether new messages arrived. */
     function render(view) {
       const messages = view.messages;
-      if (messages.length > seen) {
-        const added = messages.slice(seen);
-        for (const m of added) thread.append(messageItem(m, true));
-        const replies = added.filter((m) => m.direction === "outbound");
-        if (replies.length) {
-          const from = AUTHORS[replies[replies.length - 1].author] || "our team";
-          announcer.textContent = `New reply from ${from}.`;
-        }
-        seen = messages.length;
+      const added = messages.slice(seen);
+      for (const m of added) thread.append(messageItem(m, true));
+      const replies = added.filter((m) => m.direction === "outbound");
+      if (replies.length) {
+        const from = AUTHORS[replies[replies.length - 1].author] || "our team";
+        announcer.textContent = `New reply from ${from}.`;
       }
+      seen = Math.max(seen, messages.length);
       status = view.status;
       section.dataset.status = status;
       badge.textContent = STATUSES[status] || status;
@@ -369,22 +372,22 @@
       localTimes(updated.parentElement);
       escalated.hidden = status !== "escalated";
       waiting.hidden = answered(messages) || !ACTIVE.includes(status);
-      return answered(messages);
+      return added.length > 0;
     }
 
-    function schedule(ms) {
+    function schedule() {
       clearTimeout(timer);
-      if (Date.now() - started > cap || !ACTIVE.includes(status)) {
-        pollStatus.textContent = ACTIVE.includes(status)
-          ? "Automatic updates have paused. Use “Check for new replies” to look again." : "";
-        timer = null;
+      timer = null;
+      if (!ACTIVE.includes(status)) return;
+      if (Date.now() - started > cap) {
+        pollStatus.textContent =
+          "Automatic updates have paused. Use “Check for new replies” to look again.";
         return;
       }
-      timer = setTimeout(poll, ms);
+      timer = setTimeout(poll, delay);
     }
 
     async function poll() {
-      let next;
       try {
         const response = await fetch(section.dataset.api, {
           headers: { Accept: "application/json", "X-Ticket-Token": section.dataset.token },
@@ -397,24 +400,24 @@
         }
         if (!response.ok) throw new Error(`status ${response.status}`);
         pollStatus.textContent = "";
-        const gotReply = render(await response.json());
-        next = gotReply ? slow : delay;
-        delay = gotReply ? fast.first : Math.min(delay * fast.factor, fast.max);
+        const changed = render(await response.json());
+        const next = waiting.hidden ? answeredPace : waitingPace;
+        if (changed || next !== pace) { pace = next; delay = pace.first; }
+        else delay = Math.min(delay * pace.factor, pace.max);
       } catch (error) {
         pollStatus.textContent = "Could not check for replies just now; trying again shortly.";
-        next = delay;
-        delay = Math.min(delay * fast.factor * 1.5, slow);
+        delay = Math.min(delay * pace.factor, pace.max);
       }
-      schedule(next);
+      schedule();
     }
 
     refresh.addEventListener("click", (event) => {
       event.preventDefault();
-      delay = fast.first;
       clearTimeout(timer);
+      delay = pace.first;
       poll();
     });
-    schedule(waiting.hidden ? slow : delay);
+    schedule();
   }
 
   // ---------- start ----------
@@ -427,6 +430,6 @@
   if (form && rules) setupForm(form, rules);
   const receipt = document.querySelector("[data-copy]");
   if (receipt) setupCopy(document);
-  const ticket = document.getElementById("ticket");
-  if (ticket) setupStatus(ticket);
+  const ticketView = document.getElementById("ticket-view");
+  if (ticketView) setupStatus(ticketView);
 })();
