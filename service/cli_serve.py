@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
 
 import uvicorn
 
@@ -24,6 +25,7 @@ from service.bootstrap import Runtime, bootstrap
 from service.handlers import TOPICS, event_handler
 from service.local_secrets import load_or_create
 from service.logs import configure_logging
+from service.rules_watch import watch_rules
 from service.settings import Settings, load_settings
 from service.state import Probe, ServiceState
 from service.worker import WorkerHealth, run_worker
@@ -56,6 +58,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     try:
         health = WorkerHealth()
         tasks = _background(runtime, stop, health) if worker else []
+        rules = Path(settings.rules_dir)
+        tasks.append(asyncio.create_task(watch_rules(runtime.policy, rules, stop)))
         state = ServiceState(
             runtime=runtime,
             admin_token=token,

@@ -151,11 +151,14 @@ MIN_ADMIN_TOKEN = 32
 def check_database_url(url: str) -> None:
     """Refuse a malformed URL at once, naming what is wrong and never the URL itself (it
     holds the password)."""
+    if "://" not in url and "=" in url:
+        return  # libpq's key=value form (host=... dbname=...)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if not url.startswith(_SCHEMES):
         shown = f"{scheme!r}" if scheme and len(scheme) <= 20 else "none"
         raise ConfigError(
-            f"FTE_DATABASE_URL: unsupported scheme {shown}; expected postgresql://user:password@host:port/database"
+            f"FTE_DATABASE_URL: unsupported scheme {shown}; expected"
+            " postgresql://user:password@host:port/database (or host=... dbname=...)"
         )
     rest = url.split("://", 1)[1]
     if not rest or (rest.startswith(("/", "?")) and "host=" not in rest):

@@ -7,7 +7,8 @@ one customer's events are handled in order while other keys proceed. A claim las
 visibility timeout; a consumer that dies leaves its rows to be claimed again when it runs
 out. Every claim counts an attempt; a failure backs the row off exponentially (it stays
 the head of its key, so order holds), and after `max_attempts` the row moves to
-`dead_letters` with its error. An acked row is deleted.
+`dead_letters` with its error. An acked row is deleted. A live consumer renews the leases
+of the rows it holds, so only a dead consumer's rows wait out the visibility timeout.
 
 Caveat: ids come from an identity column, assigned at insert; two transactions inserting
 for the same key at the same moment may commit in the other order, and the later id can
@@ -17,6 +18,7 @@ then be handed out first. Intake of one customer's messages is sequential in pra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -154,6 +156,8 @@ class PostgresConsumer:
         self._floor_reset = time.monotonic()
         self._me = uuid.uuid4()
         self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._held: set[int] = set()  # claimed, no outcome yet: their leases are renewed
+        self._renewer: asyncio.Task[None] | None = None
         self._closed = False
 
     async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
@@ -162,6 +166,9 @@ class PostgresConsumer:
             await self._listen()
             taken = await self._claim(limit)
             if taken:
+                self._held.update(int(d.id) for d in taken)
+                if self._renewer is None:
+                    self._renewer = asyncio.create_task(self._renew_leases())
                 return taken
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -172,6 +179,7 @@ class PostgresConsumer:
     async def ack(self, delivery: Delivery) -> None:
         """Acks arriving together share one DELETE (a group commit); each returns once the
         statement holding its row has committed."""
+        self._held.discard(int(delivery.id))
         self._acks.append(int(delivery.id))
         if self._ack_flush is None:
             self._ack_flush = asyncio.ensure_future(self._flush_acks())
@@ -188,6 +196,7 @@ class PostgresConsumer:
         )
 
     async def retry(self, delivery: Delivery, error: str) -> bool:
+        self._held.discard(int(delivery.id))
         params = {"id": int(delivery.id), "me": self._me, "error": error}
         if self._retry.exhausted(delivery.attempts):
             await self._execute(_DEAD, params, f"dead-letter {delivery.id}")
@@ -212,9 +221,32 @@ class PostgresConsumer:
         """Claimed rows not acked stay claimed until their visibility timeout, as after a
         crash; a clean stop drains its work first (see service.worker)."""
         self._closed = True
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         if self._listener is not None:
             await unlisten(self._pool, self._listener)
             self._listener = None
+
+    async def _renew_leases(self) -> None:
+        """While this consumer lives, its claims do not expire however long a handler
+        takes (a model call, retries): the visibility timeout only frees the rows of a
+        consumer that died."""
+        while True:
+            await asyncio.sleep(self._visibility / 3)
+            if not self._held:
+                continue
+            try:
+                await self._execute(
+                    "UPDATE outbox SET locked_until = now() + make_interval(secs => %(v)s)"
+                    " WHERE id = ANY(%(ids)s) AND claimed_by = %(me)s",
+                    {"v": self._visibility, "ids": list(self._held), "me": self._me},
+                    "renew leases",
+                )
+            except BusError as exc:
+                log.warning("could not renew %d lease(s): %s", len(self._held), exc)
 
     async def _claim(self, limit: int) -> list[Delivery]:
         params = {
