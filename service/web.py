@@ -8,13 +8,13 @@ Every page is rendered by the server so a browser without JavaScript gets the sa
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
-
 from litestar import Controller, Request, get, post
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.params import FromPath, FromQuery
@@ -22,6 +22,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
 from service.api import runtime_of
 from service.forms import FIELDS, LIMITS, FormErrors, parse_form
@@ -78,6 +79,24 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={_VERSIONS.get(name, '')}"
 
 
+_URL = re.compile(r"https?://[^\s<>\"']+")
+_TRAILING = ".,;:!?)"
+
+
+def linkify(text: str) -> Markup:
+    """Message text escaped, with its http(s) addresses as links (replies cite help pages
+    and the status link). static/app.js does the same for messages that arrive later."""
+    parts: list[Markup] = []
+    last = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        parts.append(escape(text[last : match.start()]))
+        parts.append(Markup('<a href="{0}" rel="noopener noreferrer nofollow">{0}</a>').format(url))
+        last = match.start() + len(url)
+    parts.append(escape(text[last:]))
+    return Markup("").join(parts)
+
+
 def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.globals.update(
@@ -91,6 +110,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     )
     env.filters["when"] = lambda moment: moment.strftime("%d %b %Y, %H:%M UTC")
     env.filters["quote"] = lambda text: quote(str(text), safe="")
+    env.filters["linkify"] = linkify
 
 
 TEMPLATE_CONFIG = TemplateConfig(

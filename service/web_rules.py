@@ -180,6 +180,4 @@ def _whitespace_class() -> str:
             ranges[-1] = (ranges[-1][0], c)
         else:
             ranges.append((c, c))
-    return "".join(
-        f"\\u{{{a:x}}}" if a == b else f"\\u{{{a:x}}}-\\u{{{b:x}}}" for a, b in ranges
-    )
+    return "".join(f"\\u{{{a:x}}}" if a == b else f"\\u{{{a:x}}}-\\u{{{b:x}}}" for a, b in ranges)

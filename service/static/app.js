@@ -306,6 +306,24 @@
     }
   }
 
+  /* Text nodes and links for http(s) addresses, as web.linkify renders them; never markup. */
+  function linkified(text) {
+    const nodes = [];
+    let last = 0;
+    for (const match of text.matchAll(/https?:\/\/[^\s<>"']+/g)) {
+      const url = match[0].replace(/[.,;:!?)]+$/, "");
+      nodes.push(document.createTextNode(text.slice(last, match.index)));
+      const link = document.createElement("a");
+      link.href = url;
+      link.rel = "noopener noreferrer nofollow";
+      link.textContent = url;
+      nodes.push(link);
+      last = match.index + url.length;
+    }
+    nodes.push(document.createTextNode(text.slice(last)));
+    return nodes;
+  }
+
   function messageItem(m, fresh) {
     const item = document.createElement("li");
     item.className = `msg msg-${m.direction} msg-${m.author}${fresh ? " msg-new" : ""}`;
@@ -319,7 +337,7 @@
     meta.append(who, " ", when);
     const text = document.createElement("div");
     text.className = "msg-text";
-    text.textContent = m.text;
+    text.append(...linkified(m.text));
     item.append(meta, text);
     localTimes(item);
     return item;

@@ -310,6 +310,7 @@ def test_submit_shows_the_ticket_and_the_status_page_the_agents_reply(
     reply = page.locator(".msg-outbound.msg-agent")
     pw.expect(reply.first).to_be_visible(timeout=60_000)
     assert ticket in reply.first.inner_text()
+    assert reply.first.locator(f'a[href="{link}"]').count() == 1  # its status link, linked
     customer = page.locator(".msg-inbound .msg-text").first.inner_text()
     assert customer == VALID["message"]
     pw.expect(page.locator("#waiting")).to_be_hidden()
@@ -328,7 +329,7 @@ def test_the_status_page_shows_a_new_reply_without_reloading(server: Server, pag
     page.evaluate("window.loadedOnce = true")
     assert page.locator(".msg-human").count() == 0
 
-    answer = 'A person here: try the <b>"Resend"</b> link & check again.'
+    answer = 'A person here: try <b>"Resend"</b> & see https://help.tasklane.io/reset?a=1&b=2.'
     response = httpx.post(
         f"{server.url}/api/v1/tickets/{receipt['ticket_id']}/reply",
         json={"text": answer, "operator": "Grace"},
@@ -340,13 +341,18 @@ def test_the_status_page_shows_a_new_reply_without_reloading(server: Server, pag
     pw.expect(human).to_have_count(1, timeout=30_000)  # found by polling
     assert human.locator(".msg-text").inner_text() == answer  # as text, never as markup
     assert human.locator("b").count() == 0
+    link = human.locator(".msg-text a")
+    assert link.get_attribute("href") == "https://help.tasklane.io/reset?a=1&b=2"
+    assert link.get_attribute("rel") == "noopener noreferrer nofollow"
     assert page.locator(".msg-human .msg-author").inner_text() == "Support team"
     pw.expect(page.locator("#announcer")).to_have_text("New reply from Support team.")
     assert page.evaluate("window.loadedOnce") is True  # the same page, not a reload
 
 
 def test_without_javascript_the_plain_form_post_works(server: Server, browser: Any) -> None:
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
     page = context.new_page()
     try:
         page.goto(f"{server.url}/")
@@ -455,4 +461,4 @@ def test_no_serious_accessibility_violations(server: Server, page: Any) -> None:
     found["lookup after a wrong token"] = serious_violations(page)
     page.goto(f"{server.url}/no/such/page")
     found["not found"] = serious_violations(page)
-    assert found == dict.fromkeys(found, [])
+    assert found == {key: [] for key in found}

@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.forms import CATEGORIES, LIMITS, PRIORITIES
+from service.web import linkify
 from service.web_rules import client_rules
 
 Client = AsyncTestClient[Litestar]
@@ -76,7 +77,8 @@ async def test_form_page_renders_the_servers_rules(client: Client) -> None:
 async def test_pages_send_security_headers(client: Client) -> None:
     response = await client.get("/")
     policy = response.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["x-content-type-options"] == "nosniff"
 
@@ -96,9 +98,10 @@ async def test_plain_post_with_errors_keeps_values_and_ties_errors_to_fields(
     assert error_of(page, "message") == "Your message must be at least 10 characters."
     assert error_of(page, "category") == ""
     email = control(page, "email")
-    assert 'aria-invalid="true"' in email and 'aria-describedby="email-error"' in email
+    assert 'aria-invalid="true"' in email
+    assert 'aria-describedby="email-error"' in email
     assert 'aria-describedby="phone-hint phone-error"' in control(page, "phone")
-    assert 'aria-invalid' not in control(page, "category")
+    assert "aria-invalid" not in control(page, "category")
     assert 'value="ana@"' in email  # what was typed is kept
     assert "&lt;b&gt;hi&lt;/b&gt;</textarea>" in page  # and escaped
     assert '<a href="#name">Enter your name.</a>' in page  # the summary links each field
@@ -125,10 +128,11 @@ async def test_status_page_shows_the_conversation_escaped(client: Client) -> Non
     assert "<script>alert" not in page.text
     escaped = str(markupsafe.escape(text))
     assert f'<div class="msg-text">{escaped}</div>' in page.text
-    assert f"<h1 id=\"ticket-title\">Ticket {ticket}</h1>" in page.text
+    assert f'<h1 id="ticket-title">Ticket {ticket}</h1>' in page.text
     assert 'id="waiting">' in page.text  # no reply yet: the waiting note shows
     names = re.search(r'id="status-names">(.*?)</script>', page.text)
-    assert names and json.loads(names.group(1))["active"] == ["open", "pending", "escalated"]
+    assert names
+    assert json.loads(names.group(1))["active"] == ["open", "pending", "escalated"]
 
 
 async def test_wrong_token_and_unknown_ticket_look_the_same(client: Client) -> None:
@@ -147,7 +151,8 @@ async def test_wrong_token_and_unknown_ticket_look_the_same(client: Client) -> N
 async def test_lookup_form_leads_to_the_status_page(client: Client) -> None:
     ticket, token = await sent_ticket(client)
     empty = await client.get("/status")
-    assert empty.status_code == 200 and 'action="/status"' in empty.text
+    assert empty.status_code == 200
+    assert 'action="/status"' in empty.text
     found = await client.get(
         f"/status?ticket={ticket.lower()}&token={token}", follow_redirects=False
     )
@@ -159,17 +164,31 @@ async def test_lookup_form_leads_to_the_status_page(client: Client) -> None:
 
 async def test_unknown_page_is_html_for_browsers_and_json_for_the_api(client: Client) -> None:
     page = await client.get("/no/such/page", headers=HTML)
-    assert page.status_code == 404 and "Page not found" in page.text
+    assert page.status_code == 404
+    assert "Page not found" in page.text
     assert page.headers["content-type"].startswith("text/html")
     api = await client.get("/api/v1/nothing", headers=HTML)
-    assert api.status_code == 404 and api.json()["error"] == "not_found"
+    assert api.status_code == 404
+    assert api.json()["error"] == "not_found"
 
 
 async def test_static_files_are_served_with_a_content_hash(client: Client) -> None:
     page = (await client.get("/")).text
     for name in ("app.css", "app.js"):
-        match = re.search(rf'/static/{name}\?v=([0-9a-f]{{10}})', page)
+        match = re.search(rf"/static/{name}\?v=([0-9a-f]{{10}})", page)
         assert match, name
         asset = await client.get(match.group(0))
         assert asset.status_code == 200
         assert "max-age=86400" in asset.headers["cache-control"]
+
+
+def test_message_links_are_made_from_escaped_text() -> None:
+    text = 'See https://help.tasklane.io/reset?x=1&y=2. Not javascript:alert(1) or <b>"this"</b>'
+    assert str(linkify(text)) == (
+        'See <a href="https://help.tasklane.io/reset?x=1&amp;y=2" rel="noopener noreferrer'
+        ' nofollow">https://help.tasklane.io/reset?x=1&amp;y=2</a>. Not javascript:alert(1) or'
+        " &lt;b&gt;&#34;this&#34;&lt;/b&gt;"
+    )
+    assert str(linkify("(https://a.example/x)")) == (
+        '(<a href="https://a.example/x" rel="noopener noreferrer nofollow">https://a.example/x</a>)'
+    )
