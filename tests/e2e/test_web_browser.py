@@ -385,6 +385,39 @@ def test_without_javascript_the_plain_form_post_works(server: Server, browser: A
         context.close()
 
 
+def test_a_failed_send_keeps_the_form_and_says_why(server: Server, page: Any) -> None:
+    page.goto(f"{server.url}/")
+    fill_valid(page)
+    page.route("**/api/v1/support/form", lambda route: route.abort("internetdisconnected"))
+    page.click("#submit")
+    alert = page.locator("#form-alert")
+    pw.expect(alert).to_contain_text("We could not reach the server")
+    pw.expect(page.locator("#submit")).to_be_enabled()
+    assert page.input_value("#message") == VALID["message"]  # nothing typed is lost
+
+    # The server's own 400 answer (the client's checks were bypassed) is shown per field,
+    # in the same words the page uses.
+    bad = {**VALID, "category": "account", "email": "ada@example", "subject": "Hi"}
+    answer = httpx.post(f"{server.url}/api/v1/support/form", json=bad, timeout=10)
+    assert answer.status_code == 400
+    page.unroute("**/api/v1/support/form")
+    page.route(
+        "**/api/v1/support/form",
+        lambda route: route.fulfill(status=400, content_type="application/json", body=answer.text),
+    )
+    page.click("#submit")
+    pw.expect(page.locator("#email-error")).to_have_text(
+        "Enter an email address like name@example.com."
+    )
+    assert error_text(page, "subject") == "The subject must be at least 5 characters."
+    assert page.locator("#subject").get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+
+    page.unroute("**/api/v1/support/form")  # the network is back: the same form goes through
+    page.click("#submit")
+    pw.expect(page.locator("#sent")).to_be_visible()
+
+
 def test_keyboard_alone_fills_and_sends_the_form(server: Server, page: Any) -> None:
     page.goto(f"{server.url}/")
     page.keyboard.press("Tab")
