@@ -118,6 +118,7 @@
       ...Object.keys(errors).filter((field) => !rules.fields.includes(field)),
     ];
     summary.hidden = fields.length === 0;
+    document.title = (fields.length ? "Error: " : "") + document.title.replace(/^Error: /, "");
     if (!fields.length) return;
     summary.querySelector("h2").textContent =
       fields.length === 1 ? "Please check this field" : "Please check these fields";

@@ -202,6 +202,7 @@ def test_field_errors_show_without_a_request(server: Server, page: Any) -> None:
         assert f"{field}-error" in (control.get_attribute("aria-describedby") or "")
     assert page.evaluate("document.activeElement.id") == "name"  # the first error
     assert page.locator("#error-summary li").count() == 6
+    assert page.title().startswith("Error: ")
     assert sent == []  # nothing left the browser
     shot(page, "form-errors")
 
