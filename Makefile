@@ -25,6 +25,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/fte rules test --strict --rules rules
+	$(BIN)/fte rules test tests/cases/guardrails.jsonl --rules rules
+	for f in tests/cases/tuning/*.jsonl; do $(BIN)/fte rules test $$f --rules rules || exit 1; done
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -215,6 +215,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     tags: tuple[str, ...] = ()
     evaluator: str = "durable_rules"  # durable_rules | reference | failsafe
     error: str | None = None
+    text_views: tuple[str, ...] = ()  # "rule-id:view" per fired text rule (fte_core.textviews)
 
 
 class Passage(msgspec.Struct, frozen=True, kw_only=True):

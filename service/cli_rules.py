@@ -8,8 +8,17 @@ from pathlib import Path
 
 import msgspec
 
+from fte_core.embedding import HashingEmbedder
 from fte_core.errors import RuleError
-from fte_core.policy.cases import CasesFileError, TestReport, parse_cases, run_cases, run_examples
+from fte_core.policy.calibrate import benign_corpus, calibrate, write_back
+from fte_core.policy.cases import (
+    CasesFileError,
+    TestReport,
+    parse_cases,
+    run_cases,
+    run_examples,
+    with_example_counts,
+)
 from fte_core.policy.engine import PolicyEngine
 from fte_core.policy.loader import load_rules
 
@@ -21,12 +30,63 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     check = rsub.add_parser("check", help="load and validate the rule files")
     check.add_argument("--rules", default="rules", help="rules directory (default: rules)")
+    check.add_argument("--json", action="store_true", help="print JSON (errors too)")
     check.set_defaults(handler=check_command)
     test = rsub.add_parser("test", help="run a cases file, or the inline examples")
     test.add_argument("cases", nargs="?", help="JSONL cases file (default: inline examples)")
     test.add_argument("--rules", default="rules", help="rules directory (default: rules)")
-    test.add_argument("--json", action="store_true", help="print a JSON report")
+    test.add_argument("--json", action="store_true", help="print a JSON report (errors too)")
+    test.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail a rule with fewer than MIN_EXAMPLES match or no_match examples",
+    )
     test.set_defaults(handler=test_command)
+    cal = rsub.add_parser(
+        "calibrate", help="measure each similar_to threshold and write it to the rule file"
+    )
+    cal.add_argument("--rules", default="rules", help="rules directory (default: rules)")
+    cal.add_argument("--context", default="context", help="benign corpus (default: context)")
+    cal.add_argument("--dry-run", action="store_true", help="report without writing")
+    cal.add_argument("--json", action="store_true", help="print JSON (errors too)")
+    cal.set_defaults(handler=calibrate_command)
+
+
+MIN_EXAMPLES = 6  # per list, as rules/README.md asks of every rule
+
+
+class _JsonError(msgspec.Struct, omit_defaults=True):
+    message: str
+    file: str | None = None
+    line: int | None = None
+    rule_id: str | None = None
+
+
+class _JsonErrorReport(msgspec.Struct):
+    error: _JsonError
+
+
+class _JsonCheck(msgspec.Struct):
+    ok: bool
+    rules: int
+    files: int
+    input_active: int
+    output_active: int
+    version: str
+
+
+def _fail(args: argparse.Namespace, message: str, exc: RuleError | None = None) -> int:
+    """Exit 2 with the problem: on stderr, or as JSON on stdout with --json."""
+    if args.json:
+        error = _JsonError(message=message)
+        if exc is not None:
+            error = _JsonError(
+                message=exc.detail, file=exc.file, line=exc.line, rule_id=exc.rule_id
+            )
+        print(msgspec.json.encode(_JsonErrorReport(error)).decode())
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return EXIT_INVALID
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -34,9 +94,19 @@ def check_command(args: argparse.Namespace) -> int:
         ruleset = load_rules(args.rules)
         PolicyEngine(ruleset).close()  # the engine's own limits are part of "valid"
     except RuleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _fail(args, str(exc), exc)
     files = sorted({r.file for r in ruleset.rules})
+    if args.json:
+        report = _JsonCheck(
+            True,
+            len(ruleset.rules),
+            len(files),
+            len(ruleset.input.rules),
+            len(ruleset.output.rules),
+            ruleset.version,
+        )
+        print(msgspec.json.encode(report).decode())
+        return EXIT_OK
     print(
         f"ok: {len(ruleset.rules)} rules in {len(files)} files "
         f"({len(ruleset.input.rules)} input, {len(ruleset.output.rules)} output active), "
@@ -49,24 +119,69 @@ def test_command(args: argparse.Namespace) -> int:
     try:
         engine = PolicyEngine(load_rules(args.rules))
     except RuleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _fail(args, str(exc), exc)
     try:
         if args.cases:
             text = Path(args.cases).read_text(encoding="utf-8")
             report = run_cases(engine, parse_cases(text))
         else:
             report = run_examples(engine)
+            if args.strict:
+                report = with_example_counts(engine, report, MIN_EXAMPLES)
     except CasesFileError as exc:
-        print(f"error: {args.cases}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _fail(args, f"{args.cases}: {exc}")
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"error: cannot read {args.cases}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _fail(args, f"cannot read {args.cases}: {exc}")
     finally:
         engine.close()
     _print_report(report, as_json=args.json)
     return EXIT_OK if report.failed == 0 else EXIT_FAILED
+
+
+class _JsonCalibration(msgspec.Struct):
+    rule_id: str
+    file: str
+    threshold: float
+    embedder: str
+    closest_negative: float
+    negatives: int
+    caught: int
+    examples: int
+    meaning: str
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    """The engine's embedder (the offline hashing embedder unless one is passed to
+    PolicyEngine) measures every `similar_to` rule; thresholds go back into the files."""
+    try:
+        ruleset = load_rules(args.rules)
+        results = calibrate(ruleset, HashingEmbedder(), benign_corpus(Path(args.context)))
+        changed = [] if args.dry_run else write_back(Path(args.rules), results)
+        if changed:
+            PolicyEngine(load_rules(args.rules)).close()  # what was written loads
+    except RuleError as exc:
+        return _fail(args, str(exc), exc)
+    if args.json:
+        rows = [
+            _JsonCalibration(
+                r.rule_id,
+                r.file,
+                r.threshold,
+                r.embedder,
+                r.closest_negative,
+                r.negatives,
+                r.caught,
+                r.examples,
+                r.explain(),
+            )
+            for r in results
+        ]
+        print(msgspec.json.encode(rows).decode())
+        return EXIT_OK
+    for r in results:
+        print(r.explain())
+    print(f"{len(results)} rules calibrated; files written: {', '.join(changed) or 'none'}")
+    return EXIT_OK
 
 
 class _JsonResult(msgspec.Struct):

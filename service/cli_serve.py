@@ -52,19 +52,27 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
 
 
 async def serve(settings: Settings, *, api: bool = True, worker: bool = True) -> None:
+    """With both API and worker over PostgreSQL, the worker runs as a child process (its
+    own event loop and connections), so answering never slows intake down; in memory, or
+    alone, it runs in this process."""
     token, made = admin_token(settings)
     stop = asyncio.Event()
-    runtime = await bootstrap(settings, consume=TOPICS if worker else ())
+    child = api and worker and settings.storage != "memory"
+    runtime = await bootstrap(settings, consume=TOPICS if worker and not child else ())
     try:
         health = WorkerHealth()
-        tasks = _background(runtime, stop, health) if worker else []
+        tasks = _background(runtime, stop, health) if worker and not child else []
         rules = Path(settings.rules_dir)
         tasks.append(asyncio.create_task(watch_rules(runtime.policy, rules, stop)))
+        supervisor = WorkerProcess() if child else None
+        if supervisor is not None:
+            tasks.append(asyncio.create_task(supervisor.run(stop)))
+        probe = supervisor.probe if supervisor else _probe(health, tasks) if worker else None
         state = ServiceState(
             runtime=runtime,
             admin_token=token,
             bus=runtime.buses.kind,
-            worker=_probe(health, tasks) if worker else None,
+            worker=probe,
         )
         server = _server(settings, state) if api else None
         _on_signals(stop, server)
@@ -78,6 +86,40 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     finally:
         await runtime.aclose()
     print("stopped cleanly", file=sys.stderr)
+
+
+class WorkerProcess:
+    """`fte worker` as a child process, restarted if it dies; SIGTERM'd and awaited (it
+    drains its in-flight messages) when the service stops."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "service.cli", "worker"
+            )
+            waiting = asyncio.create_task(self.proc.wait())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if stop.is_set():
+                if self.proc.returncode is None:
+                    self.proc.send_signal(signal.SIGTERM)
+                await waiting
+                return
+            self.restarts += 1
+            log.error("worker process exited with %s; restarting", self.proc.returncode)
+            await asyncio.sleep(min(30.0, 2.0**self.restarts))
+
+    async def probe(self) -> str:
+        if self.proc is None:
+            return "starting"
+        if self.proc.returncode is not None:
+            return f"exited with {self.proc.returncode}, restarting"
+        return "ok"
 
 
 def _background(

@@ -23,6 +23,7 @@ class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel: Channel
     text: str
     expect: Expect
+    note: str | None = None  # why the case exists, or why its label was corrected
 
 
 class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,3 +113,29 @@ def run_examples(engine: PolicyEngine) -> TestReport:
 def _report(results: list[CaseResult]) -> TestReport:
     passed = sum(r.passed for r in results)
     return TestReport(passed=passed, failed=len(results) - passed, results=tuple(results))
+
+
+def with_example_counts(engine: PolicyEngine, report: TestReport, minimum: int) -> TestReport:
+    """Strict mode: a rule with fewer than `minimum` match or no_match examples fails too,
+    because an untested phrase list is how a guardrail silently stops holding."""
+    results = list(report.results)
+    for loaded in engine.rules.rules:
+        rule = loaded.rule
+        if not rule.enabled:
+            continue
+        for kind, examples in (
+            ("match", rule.examples.match),
+            ("no_match", rule.examples.no_match),
+        ):
+            if len(examples) < minimum:
+                results.append(
+                    CaseResult(
+                        id=f"{rule.id}/{kind}",
+                        passed=False,
+                        action="-",
+                        reasons=(),
+                        rule_ids=(),
+                        expected=f"at least {minimum} {kind} examples, found {len(examples)}",
+                    )
+                )
+    return _report(results)

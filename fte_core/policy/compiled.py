@@ -1,19 +1,18 @@
 """Rules compiled to a small condition tree over features.
 
-Text conditions become numbered *text atoms* (one Python regex each) evaluated before
-the engine runs; the tree refers to them by index. Both evaluators (durable_rules and
-the pure-Python reference) consume the same tree, so they can be held equal.
+Text conditions become numbered *text atoms* (phrases and patterns), all of a stage's
+atoms matched together on every view of the message (`matcher.TextMatcher`) before the
+engine runs; the tree refers to them by index. Both evaluators (durable_rules and the
+pure-Python reference) consume the same tree, so they can be held equal.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from fte_core.models import Channel, Priority
-from fte_core.policy.prefilter import Prefilter
-from fte_core.policy.schema import Condition, Rule, Then
-from fte_core.text import phrase_regex, phrases_regex
+from fte_core.policy.matcher import AtomSource, TextMatcher
+from fte_core.policy.schema import Condition, Rule, Then, example_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +36,27 @@ class ChannelIn:
 
 
 @dataclass(frozen=True, slots=True)
+class Similar:
+    """The message's similarity to rule `slot`'s examples reaches `threshold`."""
+
+    slot: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimilaritySlot:
+    rule_id: str
+    texts: tuple[str, ...]  # the rule's match examples and extra exemplars
+    embedder: str | None  # the embedder the thresholds were calibrated with
+    calibrated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageIn:
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     items: tuple[Node, ...]
 
@@ -51,7 +71,9 @@ class Not:
     item: Node
 
 
-Node = TextAtom | SentimentBelow | SentimentAbove | ChannelIn | All | Any | Not
+Node = (
+    TextAtom | SentimentBelow | SentimentAbove | ChannelIn | LanguageIn | Similar | All | Any | Not
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,7 @@ class CompiledRule:
     then: Then
     condition: Node
     source: Rule
+    atoms: tuple[int, ...] = ()  # the text atoms its condition reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,45 +93,85 @@ class StageRules:
 
     stage: str
     rules: tuple[CompiledRule, ...]
-    atoms: tuple[re.Pattern[str], ...]
-    prefilter: Prefilter  # skips the regexes whose required literals are absent
+    atoms: tuple[AtomSource, ...]
+    matcher: TextMatcher  # every atom on every view, one automaton pass per view
     uses_sentiment: bool
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
+    similarity: tuple[SimilaritySlot, ...] = ()
 
 
 class _AtomTable:
     def __init__(self) -> None:
-        self.sources: list[str] = []
-        self._index: dict[str, int] = {}
+        self.sources: list[AtomSource] = []
+        self._index: dict[AtomSource, int] = {}
 
-    def add(self, source: str) -> TextAtom:
+    def add(self, source: AtomSource) -> TextAtom:
         if source not in self._index:
             self._index[source] = len(self.sources)
             self.sources.append(source)
         return TextAtom(self._index[source])
 
 
-def _compile_condition(cond: Condition, atoms: _AtomTable) -> Node:
+class _Slots:
+    def __init__(self) -> None:
+        self.slots: list[SimilaritySlot] = []
+
+    def add(self, rule: Rule, cond: Condition) -> Similar:
+        similar = cond.similar_to
+        assert similar is not None
+        texts = tuple(example_text(e)[0] for e in rule.examples.match) + similar.exemplars
+        index = next((i for i, s in enumerate(self.slots) if s.rule_id == rule.id), None)
+        if index is None:
+            index = len(self.slots)
+            calibrated = similar.threshold is not None and similar.embedder is not None
+            self.slots.append(SimilaritySlot(rule.id, texts, similar.embedder, calibrated))
+        return Similar(index, similar.threshold if similar.threshold is not None else 1.0)
+
+
+def _compile_condition(
+    cond: Condition, atoms: _AtomTable, slots: _Slots | None = None, rule: Rule | None = None
+) -> Node:
     parts: list[Node] = []
+    exceptions = cond.except_within or ()
     if cond.any_phrases:
-        parts.append(atoms.add(phrases_regex(cond.any_phrases)))
+        parts.append(atoms.add(AtomSource(phrases=cond.any_phrases, exceptions=exceptions)))
     if cond.all_phrases:
-        parts.extend(atoms.add(phrase_regex(p)) for p in cond.all_phrases)
+        parts.extend(
+            atoms.add(AtomSource(phrases=(p,), exceptions=exceptions)) for p in cond.all_phrases
+        )
     if cond.patterns:
-        parts.append(atoms.add("|".join(f"(?:{p})" for p in cond.patterns)))
+        parts.append(atoms.add(AtomSource(patterns=cond.patterns)))
     if cond.sentiment_below is not None:
         parts.append(SentimentBelow(cond.sentiment_below))
     if cond.sentiment_above is not None:
         parts.append(SentimentAbove(cond.sentiment_above))
     if cond.channel_in:
         parts.append(ChannelIn(tuple(dict.fromkeys(cond.channel_in))))
+    if cond.similar_to is not None:
+        if slots is None or rule is None:
+            raise ValueError("`similar_to` needs a rule")
+        parts.append(slots.add(rule, cond))
+    if cond.language_in:
+        parts.append(LanguageIn(tuple(dict.fromkeys(cond.language_in))))
+    if cond.language_not_in:
+        parts.append(Not(LanguageIn(tuple(dict.fromkeys(cond.language_not_in)))))
     if cond.all:
-        parts.append(All(tuple(_compile_condition(c, atoms) for c in cond.all)))
+        parts.append(All(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.all)))
     if cond.any:
-        parts.append(Any(tuple(_compile_condition(c, atoms) for c in cond.any)))
+        parts.append(Any(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.any)))
     if cond.not_ is not None:
-        parts.append(Not(_compile_condition(cond.not_, atoms)))
+        parts.append(Not(_compile_condition(cond.not_, atoms, slots, rule)))
     return parts[0] if len(parts) == 1 else All(tuple(parts))
+
+
+def atoms_of(node: Node) -> tuple[int, ...]:
+    if isinstance(node, TextAtom):
+        return (node.index,)
+    if isinstance(node, All | Any):
+        return tuple(i for n in node.items for i in atoms_of(n))
+    if isinstance(node, Not):
+        return atoms_of(node.item)
+    return ()
 
 
 def _uses_sentiment(node: Node) -> bool:
@@ -123,23 +186,28 @@ def _uses_sentiment(node: Node) -> bool:
 
 def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
     atoms = _AtomTable()
-    compiled = tuple(
-        CompiledRule(
-            id=rule.id,
-            order=order,
-            stage=stage,
-            then=rule.then,
-            condition=_compile_condition(rule.when, atoms),
-            source=rule,
+    slots = _Slots()
+    compiled = []
+    for order, rule in rules:
+        condition = _compile_condition(rule.when, atoms, slots, rule)
+        compiled.append(
+            CompiledRule(
+                id=rule.id,
+                order=order,
+                stage=stage,
+                then=rule.then,
+                condition=condition,
+                source=rule,
+                atoms=tuple(dict.fromkeys(atoms_of(condition))),
+            )
         )
-        for order, rule in rules
-    )
-    patterns = tuple(re.compile(src) for src in atoms.sources)
+    sources = tuple(atoms.sources)
     return StageRules(
         stage=stage,
-        rules=compiled,
-        atoms=patterns,
-        prefilter=Prefilter(patterns),
+        rules=tuple(compiled),
+        atoms=sources,
+        matcher=TextMatcher(sources),
+        similarity=tuple(slots.slots),
         uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
         by_id={r.id: r for r in compiled},
     )

@@ -23,10 +23,12 @@ from fte_core.policy.compiled import (
     All,
     Any,
     ChannelIn,
+    LanguageIn,
     Node,
     Not,
     SentimentAbove,
     SentimentBelow,
+    Similar,
     StageRules,
     TextAtom,
 )
@@ -78,6 +80,12 @@ def _expr(node: Node, negate: bool = False) -> Json:
             if negate:
                 return _join("$and", [{"$neq": {"ch": c.value}} for c in channels])
             return _join("$or", [{"ch": c.value} for c in channels])
+        case Similar(slot, threshold):
+            return {"$lt" if negate else "$gte": {f"m{slot}": basis_points(threshold)}}
+        case LanguageIn(languages):
+            if negate:
+                return _join("$and", [{"$neq": {"lg": code}} for code in languages])
+            return _join("$or", [{"lg": code} for code in languages])
         case All(items):
             return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
         case Any(items):
@@ -108,6 +116,18 @@ def _dnf_terms(expr: Json) -> int:
     return 1
 
 
+def _zero_tests(expr: Json) -> list[str]:
+    """The atom fields an expression compares with 0 (negated text conditions)."""
+    found = []
+    for key, value in expr.items():
+        if key in ("$and", "$or"):
+            for e in value:
+                found.extend(_zero_tests(e))
+        elif not key.startswith("$") and key.startswith("f") and value == 0:
+            found.append(key)
+    return found
+
+
 def _field_tests(expr: Json, counts: dict[str, int]) -> None:
     for key, value in expr.items():
         if key in ("$and", "$or"):
@@ -122,7 +142,7 @@ def _field_tests(expr: Json, counts: dict[str, int]) -> None:
 
 def check_limits(stage: StageRules) -> None:
     """Refuse at load time what would crash or hang the engine at evaluation time."""
-    if len(stage.atoms) + 3 > MAX_FIELDS:
+    if len(stage.atoms) + len(stage.similarity) + 4 > MAX_FIELDS:
         raise RuleLimitError(f"{stage.stage} stage needs {len(stage.atoms)} text atoms")
     counts: dict[str, int] = {}
     for rule in stage.rules:
@@ -180,6 +200,9 @@ class DurableStage:
             "run": _noop,
         }
         self._rule_ids = {f"r{rule.order}": rule.id for rule in stage.rules}
+        self._negated = frozenset(
+            int(name[1:]) for rule in stage.rules for name in _zero_tests(_expr(rule.condition))
+        )
         with _LOCK:
             host = _get_host()
             try:
@@ -195,9 +218,22 @@ class DurableStage:
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
         """
-        fact: Json = {MARKER: 1, "s": basis_points(facts.sentiment), "ch": facts.channel.value}
+        fact: Json = {
+            MARKER: 1,
+            "s": basis_points(facts.sentiment),
+            "ch": facts.channel.value,
+            "lg": facts.language,
+        }
+        for i, score in enumerate(facts.similarity):
+            fact[f"m{i}"] = score
+        # A text atom enters the fact when it holds, or when some rule tests it for 0 (a
+        # negation); an absent field fails `fN == 1`. Most atoms are false and never
+        # negated, so the fact stays small: the engine's cost grows with its fields.
         for i, value in enumerate(facts.atoms):
-            fact[f"f{i}"] = 1 if value else 0
+            if value:
+                fact[f"f{i}"] = 1
+            elif i in self._negated:
+                fact[f"f{i}"] = 0
         with _LOCK:
             sid = str(next(self._sessions))
             fact["sid"] = sid

@@ -9,14 +9,20 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import msgspec
+
 from fte_core.errors import RuleError, RuleLimitError
-from fte_core.models import Channel, Decision
+from fte_core.language import ENGLISH, detect_language
+from fte_core.models import Channel, Decision, Priority
 from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
+from fte_core.policy.similarity import SimilarityIndex, Vector
+from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
+from fte_core.textviews import View, decoded_view, text_views
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +34,77 @@ class MessageFeatures:
     normalized: str
     sentiment: float
     channel: Channel
+    language: str = ENGLISH
+    views: tuple[View, ...] = ()  # text_views(normalized); empty means just `normalized`
+    # The message's embedding, when the caller already has it (retrieval embeds the same
+    # message): `similar_to` rules then reuse it instead of embedding again.
+    embedding: Vector | None = None
 
 
-def features(text: str, channel: Channel, sentiment: float | None = None) -> MessageFeatures:
-    """Step 5 of the pipeline: what every rule condition is evaluated on."""
+def features(
+    text: str, channel: Channel, sentiment: float | None = None, *, numbers: bool = True
+) -> MessageFeatures:
+    """Step 5 of the pipeline: what every rule condition is evaluated on.
+
+    The sentiment lexicon is English: a message in another language is scored neutral
+    rather than misread word by word.
+    """
+    normalized = normalize(text)
+    language = detect_language(text)
+    if sentiment is None:
+        sentiment = sentiment_score(text) if language == ENGLISH else NEUTRAL
     return MessageFeatures(
-        normalized=normalize(text),
-        sentiment=sentiment_score(text) if sentiment is None else sentiment,
+        normalized=normalized,
+        sentiment=sentiment,
         channel=channel,
+        language=language,
+        views=_views(text, normalized, numbers),
     )
 
 
-def facts_for(stage: StageRules, feats: MessageFeatures) -> Facts:
+def _views(text: str, normalized: str, numbers: bool) -> tuple[View, ...]:
+    views = text_views(normalized, numbers=numbers)
+    decoded = decoded_view(text, normalize)
+    return views if decoded is None else (*views, decoded)
+
+
+def facts_for(
+    stage: StageRules, feats: MessageFeatures, similarity: SimilarityIndex | None = None
+) -> Facts:
+    views = feats.views or (View("written", feats.normalized),)
+    matched = stage.matcher.match(views)
+    scores: tuple[int, ...] = ()
+    if similarity is not None and stage.similarity:
+        vector = feats.embedding or similarity.vector(feats.normalized)
+        scores = similarity.scores(vector)
     return Facts(
-        atoms=stage.prefilter.atoms(feats.normalized),
+        atoms=tuple(v is not None for v in matched),
         sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
         channel=feats.channel,
+        language=feats.language,
+        views=matched,
+        similarity=scores,
     )
+
+
+class _Similarity:
+    """Both stages' exemplar vectors for one rule set (built when the rules load)."""
+
+    def __init__(self, rules: RuleSet, embedder: Embedder | None) -> None:
+        self.input: SimilarityIndex | None = None
+        self.output: SimilarityIndex | None = None
+        if not (rules.input.similarity or rules.output.similarity):
+            return
+        if embedder is None:
+            from fte_core.embedding import HashingEmbedder  # the offline default
+
+            embedder = HashingEmbedder()
+        where = {r.rule.id: (r.file, r.line) for r in rules.rules}
+        self.input = SimilarityIndex(rules.input, embedder, where)
+        self.output = SimilarityIndex(rules.output, embedder, where)
+
+    def stage(self, name: str) -> SimilarityIndex | None:
+        return self.input if name == "input" else self.output
 
 
 class _Compiled:
@@ -81,11 +141,21 @@ def _stage(rules: RuleSet, stage: StageRules) -> DurableStage:
 
 
 class PolicyEngine:
-    """Evaluates messages against the current rule set; `reload` swaps it atomically."""
+    """Evaluates messages against the current rule set; `reload` swaps it atomically.
 
-    def __init__(self, rules: RuleSet, *, use_durable: bool = True) -> None:
+    Defence in depth: durable_rules and the reference evaluator both judge every message.
+    If they disagree, the message escalates (`policy_error`), the disagreement is counted
+    (`disagreements`) and logged with both sets of fired rules.
+    """
+
+    def __init__(
+        self, rules: RuleSet, *, use_durable: bool = True, embedder: Embedder | None = None
+    ) -> None:
+        self.disagreements = 0
         self._use_durable = use_durable
+        self._embedder = embedder
         self._lock = threading.Lock()
+        self._similarity = _Similarity(rules, embedder)
         self._current = _Compiled(rules) if use_durable else None
         self._rules = rules
 
@@ -108,21 +178,22 @@ class PolicyEngine:
         stage_rules = rules.stage(stage)
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
-        return self.evaluate_features(stage, features(text, channel, sentiment))
+        numbers = stage_rules.matcher.wants_numbers
+        return self.evaluate_features(stage, features(text, channel, sentiment, numbers=numbers))
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
-            rules, compiled = self._rules, self._current
+            rules, compiled, similarity = self._rules, self._current, self._similarity
         stage_rules = rules.stage(stage)
         try:
-            facts = facts_for(stage_rules, feats)
+            facts = facts_for(stage_rules, feats, similarity.stage(stage))
         except Exception as exc:  # noqa: BLE001 - a guardrail must never fail open
             log.error("policy features failed: %s", exc)
             return failsafe(stage, rules.version, f"features: {exc!r}")
+        version, views = rules.version, facts.views
         if compiled is None:
-            return decide(
-                stage_rules, reference_fired(stage_rules, facts), rules.version, "reference"
-            )
+            fired = reference_fired(stage_rules, facts)
+            return decide(stage_rules, fired, version, "reference", views=views)
         try:
             fired = compiled.stage(stage).fired(facts)
         except Exception as engine_exc:  # noqa: BLE001 - the reference evaluator takes over
@@ -130,15 +201,44 @@ class PolicyEngine:
             try:
                 fired = reference_fired(stage_rules, facts)
             except Exception as ref_exc:  # noqa: BLE001 - both failed: escalate
-                return failsafe(stage, rules.version, f"{engine_exc!r}; {ref_exc!r}")
-            return decide(stage_rules, fired, rules.version, "reference", repr(engine_exc))
-        return decide(stage_rules, fired, rules.version, "durable_rules")
+                return failsafe(stage, version, f"{engine_exc!r}; {ref_exc!r}")
+            return decide(stage_rules, fired, version, "reference", repr(engine_exc), views)
+        try:
+            expected = reference_fired(stage_rules, facts)
+        except Exception as ref_exc:  # noqa: BLE001 - the check itself failed: escalate
+            return failsafe(stage, version, f"reference evaluator: {ref_exc!r}")
+        if expected != fired:
+            return self._disagreement(stage_rules, fired, expected, version, views)
+        return decide(stage_rules, fired, version, "durable_rules", views=views)
+
+    def _disagreement(
+        self,
+        stage: StageRules,
+        fired: set[str],
+        expected: set[str],
+        version: str,
+        views: tuple[str | None, ...],
+    ) -> Decision:
+        """The two evaluators differ: trust neither, escalate with everything either fired."""
+        self.disagreements += 1
+        error = f"durable_rules fired {sorted(fired)}, reference fired {sorted(expected)}"
+        log.error("policy evaluators disagree (%s): %s", stage.stage, error)
+        merged = decide(stage, fired | expected, version, "durable_rules", error, views)
+        stop = "escalate" if stage.stage == "input" else "block"
+        return msgspec.structs.replace(
+            merged,
+            action=stop,
+            reasons=("policy_error", *merged.reasons),
+            urgency=Priority.HIGH if merged.urgency is None else merged.urgency,
+        )
 
     def reload(self, rules: RuleSet) -> None:
         """All or nothing: if the new set fails to register, the old one keeps serving."""
+        similarity = _Similarity(rules, self._embedder)
         new = _Compiled(rules) if self._use_durable else None
         with self._lock:
             old, self._current, self._rules = self._current, new, rules
+            self._similarity = similarity
         if old is not None:
             old.close()
 
@@ -146,6 +246,7 @@ class PolicyEngine:
         """Reload from files; on any error keep serving the current set and re-raise."""
         try:
             rules = load_rules(directory)
+            _Similarity(rules, self._embedder)  # calibrated for this embedder?
         except RuleError:
             log.exception("rule reload failed; still serving version %s", self.version)
             raise

@@ -48,7 +48,8 @@ def _bare(needle: str) -> str:
 
 
 def _score(req: frozenset[str]) -> tuple[int, int]:
-    return (min(1 if n == DIGIT else len(_bare(n)) for n in req), -len(req))
+    # A digit is everywhere in drafts and tickets: any literal is more selective.
+    return (min(0 if n == DIGIT else len(_bare(n)) for n in req), -len(req))
 
 
 def _best(candidates: list[Requirement]) -> Requirement:
@@ -167,6 +168,13 @@ class Prefilter:
             self._automaton = automaton
 
     def atoms(self, text: str) -> tuple[bool, ...]:
+        return tuple(
+            possible and pattern.search(text) is not None
+            for pattern, possible in zip(self._atoms, self.possible(text), strict=True)
+        )
+
+    def possible(self, text: str) -> tuple[bool, ...]:
+        """Which regexes can match `text` at all (their required literals occur in it)."""
         seen: set[str] = set()
         if self._automaton is not None:
             for end, lit in self._automaton.iter(text):
@@ -176,7 +184,4 @@ class Prefilter:
                     seen.add(WORD_START + lit)
         if _DIGIT.search(text) is not None:
             seen.add(DIGIT)
-        return tuple(
-            (need is None or not seen.isdisjoint(need)) and pattern.search(text) is not None
-            for pattern, need in zip(self._atoms, self._needs, strict=True)
-        )
+        return tuple(need is None or not seen.isdisjoint(need) for need in self._needs)

@@ -28,7 +28,16 @@ from fte_core.text import phrase_regex
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 INPUT_REASONS = frozenset(
-    {"pricing", "refund", "legal", "human_request", "negative_sentiment", "account_security"}
+    {
+        "pricing",
+        "refund",
+        "legal",
+        "human_request",
+        "negative_sentiment",
+        "account_security",
+        "prompt_injection",
+        "unsupported_language",
+    }
 )
 OUTPUT_REASONS = frozenset(
     {"unapproved_commitment", "pricing_disclosure", "prompt_leak", "ungrounded"}
@@ -41,6 +50,22 @@ Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Phrase = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+# What `language_in` accepts: the detector's languages, and `other` for any other one.
+LanguageCode = Literal["en", "es", "fr", "de", "pt", "it", "other"]
+
+
+class SimilarTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Meaning, not words: the message is close to one of the rule's `match` examples (and
+    `exemplars`). `threshold` and `embedder` are written by `fte rules calibrate`; a
+    threshold belongs to the embedder it was measured with."""
+
+    threshold: Score | None = None
+    embedder: str | None = None
+    exemplars: tuple[NonEmpty, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and round(self.threshold, 4) != self.threshold:
+            raise ValueError(f"`threshold` takes at most 4 decimals, got {self.threshold!r}")
 
 
 class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -49,9 +74,14 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     any_phrases: tuple[Phrase, ...] | None = None
     all_phrases: tuple[Phrase, ...] | None = None
     patterns: tuple[Pattern, ...] | None = None
+    # Occurrences of the phrases inside these longer phrases do not count.
+    except_within: tuple[Phrase, ...] | None = None
     sentiment_below: Score | None = None
     sentiment_above: Score | None = None
     channel_in: tuple[Channel, ...] | None = None
+    similar_to: SimilarTo | None = None
+    language_in: tuple[LanguageCode, ...] | None = None
+    language_not_in: tuple[LanguageCode, ...] | None = None
     all: tuple[Condition, ...] | None = None
     any: tuple[Condition, ...] | None = None
     not_: Condition | None = msgspec.field(default=None, name="not")
@@ -60,7 +90,17 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         present = [f for f in self.__struct_fields__ if getattr(self, f) is not None]
         if not present:
             raise ValueError("a condition needs at least one test")
-        for name in ("any_phrases", "all_phrases", "patterns", "channel_in", "all", "any"):
+        for name in (
+            "any_phrases",
+            "all_phrases",
+            "patterns",
+            "except_within",
+            "channel_in",
+            "language_in",
+            "language_not_in",
+            "all",
+            "any",
+        ):
             value = getattr(self, name)
             if value is not None and len(value) == 0:
                 raise ValueError(f"`{name}` must not be empty")
@@ -68,7 +108,10 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             value = getattr(self, name)
             if value is not None and round(value, 4) != value:
                 raise ValueError(f"`{name}` takes at most 4 decimals, got {value!r}")
-        for phrase in (self.any_phrases or ()) + (self.all_phrases or ()):
+        if self.except_within and not (self.any_phrases or self.all_phrases):
+            raise ValueError("`except_within` needs `any_phrases` or `all_phrases` beside it")
+        phrases = (self.any_phrases or ()) + (self.all_phrases or ())
+        for phrase in phrases + (self.except_within or ()):
             phrase_regex(phrase)
         for pattern in self.patterns or ():
             try:
@@ -83,6 +126,9 @@ class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     urgency: Priority | None = None
     priority: Priority | None = None
     tag: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,40}$")] | None = None
+    # A fallback escalation counts only when no other rule escalates or blocks: a foreign
+    # refund request goes to Billing as `refund`, not to Support as a language question.
+    fallback: bool = False
 
 
 class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +168,8 @@ def _check_then(stage: str, then: Then) -> str | None:
         reasons = INPUT_REASONS if stage == "input" else OUTPUT_REASONS
         if then.reason not in reasons:
             return f"`reason` must be one of {sorted(reasons)}, got {then.reason!r}"
+    if then.fallback and then.action not in ("escalate", "block"):
+        return "`fallback` only applies to `escalate` and `block`"
     if then.action == "set_priority" and then.priority is None:
         return "action `set_priority` needs `priority`"
     if then.action == "tag" and then.tag is None:

@@ -252,3 +252,26 @@ def test_thresholds_the_engine_cannot_represent_are_refused_at_load(value: float
     """A threshold like 1e-05 once made PolicyEngine() die inside durable_rules (error 204)."""
     with pytest.raises(RuleError):
         PolicyEngine(_threshold_rules(value)).close()
+
+
+@settings(deadline=None, max_examples=300)
+@given(data=st.data())
+def test_compiled_checks_equal_the_tree_walk(data: st.DataObject) -> None:
+    """The reference evaluator's closures (check_of) decide as the plain tree walk does."""
+    from fte_core.policy.reference import Facts, check_of, holds
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "rules")
+    for stage in (rules.input, rules.output):
+        facts = Facts(
+            atoms=tuple(
+                data.draw(
+                    st.lists(st.booleans(), min_size=len(stage.atoms), max_size=len(stage.atoms))
+                )
+            ),
+            sentiment=data.draw(st.floats(0, 1)),
+            channel=data.draw(s.channels()),
+            language=data.draw(st.sampled_from(["en", "es", "fr", "de", "pt", "it", "other"])),
+            similarity=tuple(data.draw(st.integers(0, 10_000)) for _ in stage.similarity),
+        )
+        for rule in stage.rules:
+            assert check_of(rule.condition)(facts) == holds(rule.condition, facts), rule.id

@@ -34,7 +34,8 @@ class Trigger:
 
 def _is_plain_phrase_rule(rule: Rule) -> bool:
     when = rule.when
-    others = [f for f in when.__struct_fields__ if f not in ("any_phrases", "channel_in")]
+    plain = ("any_phrases", "channel_in", "except_within")
+    others = [f for f in when.__struct_fields__ if f not in plain]
     return (
         rule.enabled
         and rule.stage == "input"

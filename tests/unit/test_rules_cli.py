@@ -238,3 +238,69 @@ def test_parse_cases_errors_carry_the_line(lines: list[str], line: int) -> None:
         parse_cases("\n".join(lines))
     assert info.value.line == line
     assert str(info.value).startswith(f"line {line}: ")
+
+
+def test_strict_fails_rules_with_too_few_examples(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "rules", "test", "--rules", str(rules_dir), "--strict")
+    assert code == 1
+    assert "FAIL refund-words/match: expected at least 6 match examples, found 2" in out
+
+
+def test_shipped_rules_pass_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "rules"
+    code, out, _ = _run(capsys, "rules", "test", "--rules", str(shipped), "--strict")
+    assert code == 0, out
+    assert out.rstrip().endswith(" 0 failed")
+
+
+def test_errors_are_json_with_json(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (rules_dir / "zz.yaml").write_text("rules:\n  - id: x\n    stage: input\n", encoding="utf-8")
+    for command in ("check", "test"):
+        code, out, err = _run(capsys, "rules", command, "--rules", str(rules_dir), "--json")
+        assert code == 2
+        assert err == ""
+        error = json.loads(out)["error"]
+        assert error["file"] == "zz.yaml"
+        assert error["line"] >= 1
+        assert "Expected `str` matching regex" in error["message"]  # id "x" is too short
+
+
+def test_check_json_reports_the_rule_set(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "rules", "check", "--rules", str(rules_dir), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["ok"] is True
+    assert report["rules"] == 2
+
+
+def test_calibrate_writes_and_explains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rule = {
+        "id": "person",
+        "stage": "input",
+        "description": "wants a person",
+        "when": {"similar_to": {"exemplars": ["a real person should answer me"]}},
+        "then": {"action": "escalate", "reason": "human_request"},
+        "examples": {"match": ["i want a person to answer"], "no_match": ["export a board"]},
+    }
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "p.yaml").write_text(
+        yaml.safe_dump({"rules": [rule]}, default_flow_style=False), encoding="utf-8"
+    )
+    code, _, err = _run(capsys, "rules", "check", "--rules", str(directory))
+    assert code == 2
+    assert "fte rules calibrate" in err
+    context = tmp_path / "context"
+    context.mkdir()
+    code, out, _ = _run(
+        capsys, "rules", "calibrate", "--rules", str(directory), "--context", str(context)
+    )
+    assert code == 0
+    assert "person: threshold " in out
+    assert "files written: p.yaml" in out
+    code, _, _ = _run(capsys, "rules", "check", "--rules", str(directory))
+    assert code == 0

@@ -1,0 +1,115 @@
+"""The language of a customer's message: English, one of the five the guardrails read, or other.
+
+The knowledge base answers in English only; the hard triggers also ship phrases in
+Spanish, French, German, Portuguese and Italian. lingua-language-detector decides
+between those six languages only (its other models are never loaded: faster, smaller).
+Three cheap checks come first, because lingua alone calls a Dutch question English and
+is unsure on short English (confidence ~0.3 on "pls refund me asap"):
+
+- a text dominated by a non-Latin script (Cyrillic, Greek, CJK, Hangul, Arabic, ...) is
+  `other`: none of the six languages is written in it;
+- a short text (under 4 words or 15 letters) is English: too short to tell, and the
+  English rules are the broader ones;
+- a text with enough English function words is English;
+- a text of 4+ words with no English function word at all is not English: lingua names
+  the closest of the five, or `other` when it is unsure.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from typing import Any
+
+ENGLISH = "en"
+OTHER = "other"
+LANGUAGES = ("en", "es", "fr", "de", "pt", "it")
+
+_WORDS = re.compile(r"[^\W\d_]+")
+_NOT_WORDS = re.compile(r"\d|[/@_=<>{}\\]|^https?:|^www\.")
+# English function words that are not also common words of the five other languages
+# ("a", "no", "me", "in", "was", "will", "also" are left out for that reason).
+_ENGLISH_WORDS = frozenset(
+    """about after all any are as at be been before but by can could did does doing don't
+    for from get got had have having his how i i'm if into is isn't it it's its just my
+    need not now of or our out please pls some than thanks thank that the their them then
+    there these they this those to too up us we were what when where which who why with
+    without would you your can't won't didn't doesn't hi hello dear want help should and
+    see use using""".split()  # noqa: SIM905
+)
+_MIN_WORDS = 4
+_MIN_LETTERS = 15
+_MIN_CONFIDENCE = 0.5
+
+_lock = threading.Lock()
+_detector: Any = None
+
+
+def _get() -> Any:
+    global _detector
+    if _detector is None:
+        with _lock:
+            if _detector is None:
+                from lingua import Language, LanguageDetectorBuilder
+
+                _detector = LanguageDetectorBuilder.from_languages(
+                    Language.ENGLISH,
+                    Language.SPANISH,
+                    Language.FRENCH,
+                    Language.GERMAN,
+                    Language.PORTUGUESE,
+                    Language.ITALIAN,
+                ).build()
+    return _detector
+
+
+def _non_latin_share(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    if all(ch.isascii() for ch in letters):
+        return 0.0
+    foreign = sum(1 for ch in letters if not ch.isascii() and "LATIN" not in _name(ch))
+    return foreign / len(letters)
+
+
+def _name(ch: str) -> str:
+    return unicodedata.name(ch, "")
+
+
+def detect_language(text: str) -> str:
+    """`en`, `es`, `fr`, `de`, `pt`, `it` or `other`, from the customer's own words.
+
+    Give it the text before look-alike folding (`text.casefold()` is fine): the homoglyph
+    map of `normalize` turns Cyrillic into Latin, which is right for matching and wrong
+    for telling Russian from English.
+    """
+    # Links, addresses, ids and code-like tokens say nothing about the language.
+    head = " ".join(t for t in text[:2000].split() if not _NOT_WORDS.search(t))
+    if _non_latin_share(head) > 0.5:
+        return OTHER
+    words = _WORDS.findall(head.casefold())
+    if len(words) < _MIN_WORDS or sum(len(w) for w in words) < _MIN_LETTERS:
+        return ENGLISH
+    english = sum(1 for w in words if w in _ENGLISH_WORDS)
+    if english >= 2 and english * 5 >= len(words):
+        return ENGLISH
+    values = _get().compute_language_confidence_values(head)
+    best = values[0] if values else None
+    if best is None:
+        return OTHER if english == 0 else ENGLISH
+    code = str(best.language.iso_code_639_1.name).lower()
+    if code == ENGLISH:
+        return ENGLISH if english > 0 else _second(values)
+    if best.value >= _MIN_CONFIDENCE or english == 0:
+        return code
+    return ENGLISH
+
+
+def _second(values: Any) -> str:
+    """No English function word, yet lingua says English (Dutch does): not English."""
+    for value in values[1:]:
+        if value.value >= _MIN_CONFIDENCE:
+            return str(value.language.iso_code_639_1.name).lower()
+    return OTHER

@@ -1,0 +1,131 @@
+r"""The `numbers` view: amounts written in words or in any currency read as digits and codes.
+
+"thirty-nine euros per seat", "₹2,000", "1.200 kr", "a fifth off" and "half price" state
+prices as surely as "$39" does. In this view numbers in words become digits
+("forty-nine" → 49, "two thousand five hundred" → 2500), fractions become percentages
+("a fifth" → 20%, "half" → 50%), and currency symbols and words next to a number become
+ISO codes marked with the generic currency sign ¤ ("₹2,000" → "¤inr 2,000", "1.200 kr"
+→ "1.200 ¤sek", "5 bucks" → "5 ¤usd"), so one pattern (`¤[a-z]{3}\s?\d|\d\s?¤[a-z]{3}`)
+covers every currency, and the mark keeps "try 3 times" from reading as Turkish lira. A
+lone "one" stays a word ("one of the tasks" is no amount).
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1_000, "grand": 1_000, "million": 1_000_000}
+_WORD = "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True))
+_NUMBER_WORDS = re.compile(
+    rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
+)
+_FRACTIONS = {"half": 50, "third": 33, "quarter": 25, "fifth": 20, "tenth": 10}
+_FRACTION = re.compile(
+    r"(?<!\w)(?:(a|an|one|two|three|four)[\s-]+)?(half|halves|thirds?|quarters?|fifths?|tenths?)"
+    r"(?!\w)"
+)
+_SLANG = (
+    (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
+    (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 ¤gbp"),
+)
+
+_SYMBOLS = {
+    "r$": "brl", "us$": "usd", "c$": "cad", "a$": "aud", "$": "usd", "€": "eur", "£": "gbp",
+    "¥": "jpy", "₩": "krw", "₹": "inr", "₽": "rub", "₺": "try", "₪": "ils", "₫": "vnd",
+    "₱": "php", "฿": "thb", "₦": "ngn", "₴": "uah",
+}  # fmt: skip
+_SYMBOL = re.compile("|".join(re.escape(s) for s in sorted(_SYMBOLS, key=len, reverse=True)))
+_CURRENCY_WORDS = {
+    "usd": "usd", "dollar": "usd", "dollars": "usd", "buck": "usd", "bucks": "usd",
+    "eur": "eur", "euro": "eur", "euros": "eur", "gbp": "gbp", "pound": "gbp",
+    "pounds": "gbp", "quid": "gbp", "yen": "jpy", "jpy": "jpy", "won": "krw", "krw": "krw",
+    "rupee": "inr", "rupees": "inr", "rs": "inr", "inr": "inr", "kr": "sek", "kronor": "sek",
+    "krona": "sek", "kronur": "sek", "kroner": "sek", "krone": "sek", "sek": "sek",
+    "nok": "sek", "dkk": "sek", "franc": "chf", "francs": "chf", "chf": "chf",
+    "reais": "brl", "brl": "brl", "ruble": "rub", "rubles": "rub", "rouble": "rub",
+    "roubles": "rub", "rub": "rub", "lira": "try", "liras": "try", "try": "try",
+    "shekel": "ils", "shekels": "ils", "ils": "ils", "zloty": "pln", "zlotys": "pln",
+    "złoty": "pln", "zł": "pln", "pln": "pln", "yuan": "cny", "rmb": "cny", "cny": "cny",
+    "peso": "mxn", "pesos": "mxn", "mxn": "mxn", "rand": "zar", "zar": "zar", "cad": "cad",
+    "aud": "aud", "cent": "usd", "cents": "usd", "pence": "gbp", "fr": "chf",
+}  # fmt: skip
+_CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
+# A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
+# "won" are words too, so they count only after a number.
+_AFTER = re.compile(rf"(\d[\d.,\s]*?)\s?(?<!¤)({_CURRENCY})(?!\w)")
+_BEFORE_WORDS = "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub|fr"
+_BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\.?\s?(?=\d)")
+_SPACES = re.compile(r" {2,}")
+
+
+def _value(words: str) -> int | None:
+    """ "forty-nine" → 49, "two thousand five hundred" → 2500; None for a lone "one"/"a"."""
+    parts = [w for w in re.split(r"[\s-]+", words) if w != "and"]
+    if parts and parts[0] in ("a", "an"):
+        parts = ["one", *parts[1:]]
+    if parts in (["one"], ["zero"]):
+        return None
+    total, current = 0, 0
+    for part in parts:
+        if part in _UNITS:
+            current += _UNITS[part]
+        elif part == "hundred":
+            current = max(current, 1) * 100
+        else:
+            total += max(current, 1) * _SCALES[part]
+            current = 0
+    return total + current
+
+
+def _number(match: re.Match[str]) -> str:
+    text = match.group()
+    value = _value(text)
+    if value is None:
+        return text
+    return str(value)
+
+
+def _fraction(match: re.Match[str]) -> str:
+    count, name = match.group(1), match.group(2)
+    base = _FRACTIONS[name.rstrip("s") if name != "halves" else "half"]
+    times = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, None: 1}[count]
+    return f"{min(100, base * times)}%"
+
+
+# Cheap substring tests first: most texts state no amount, and the passes below cost
+# tens of microseconds each.
+_WORD_HINTS = (
+    *(w for w in _UNITS if w not in ("one", "zero")),
+    *_SCALES,
+    "half",
+    "halves",
+    "third",
+    "quarter",
+    "fifth",
+    "tenth",
+    "fiver",
+    "tenner",
+)
+_DIGIT = re.compile(r"\d")
+
+
+def numbers_view(text: str) -> str:
+    """Amounts in digits and ISO codes; the text unchanged when it states none."""
+    out = text
+    if any(hint in text for hint in _WORD_HINTS):
+        for pattern, replacement in _SLANG:
+            out = pattern.sub(replacement, out)
+        out = _FRACTION.sub(_fraction, out)
+        out = _NUMBER_WORDS.sub(_number, out)
+    if _DIGIT.search(out) is not None:
+        out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
+        out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
+        out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)
+    return _SPACES.sub(" ", out).strip() if out != text else text

@@ -1,0 +1,185 @@
+"""`fte rules calibrate`: each `similar_to` threshold measured, explained and written back.
+
+For a rule with `similar_to`, the threshold is set just above the most similar text that
+must NOT fire it: the rule's own `no_match` examples and a benign corpus (the product
+documentation's questions and the sample tickets the agent answers). So, on the texts
+we know, the similarity half of the rule adds no false alarm; how much it catches is
+reported from its `match` examples, each scored against the others (leave-one-out), so
+staff see whether the examples are varied enough to generalise.
+
+The threshold is written into the rule file together with the embedder's id: a
+threshold measured with one embedder means nothing for another, and the rules refuse to
+load until they are recalibrated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from fte_core.errors import RuleError
+from fte_core.policy.loader import RuleSet
+from fte_core.policy.schema import example_text
+from fte_core.policy.similarity import best_score, embed_now
+from fte_core.ports import Embedder
+from fte_core.text import normalize
+
+_MARKUP = re.compile(r"^[#*>\s-]+|[*\s]+$")  # headings, bullets, emphasis
+MARGIN = 200  # basis points above the closest text that must not fire (0.02 cosine)
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    rule_id: str
+    file: str
+    threshold: float
+    embedder: str
+    closest_negative: float  # the highest similarity of a text that must not fire
+    negatives: int
+    caught: int  # match examples reaching the threshold from the other examples
+    examples: int
+
+    def explain(self) -> str:
+        """The plain-language line compliance staff read."""
+        return (
+            f"{self.rule_id}: threshold {self.threshold:.4f} (embedder {self.embedder}). "
+            f"It fires when a message is at least {self.threshold:.0%} similar to one of its "
+            f"{self.examples} examples. The closest of {self.negatives} texts that must not "
+            f"fire scored {self.closest_negative:.0%}. Written differently, "
+            f"{self.caught} of {self.examples} examples still reach it from the others."
+        )
+
+
+def benign_corpus(context: Path) -> list[str]:
+    """The product documentation (its headings and paragraphs: what customers ask about)
+    and the sample tickets the agent answers."""
+    texts: list[str] = []
+    docs = context / "product-docs.md"
+    if docs.is_file():
+        for block in re.split(r"\n\s*\n", docs.read_text(encoding="utf-8")):
+            text = _MARKUP.sub("", block).strip()
+            if len(text) > 12:
+                texts.append(text)
+    tickets = context / "sample-tickets.json"
+    if tickets.is_file():
+        for ticket in json.loads(tickets.read_text(encoding="utf-8")):
+            if ticket.get("expected", {}).get("action") == "answer":
+                texts.append(str(ticket["text"]))
+    return texts
+
+
+def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list[Calibration]:
+    results = []
+    benign_vectors = embed_now(embedder, [normalize(t) for t in benign]) if benign else []
+    for loaded in rules.rules:
+        rule = loaded.rule
+        stage = rules.stage(rule.stage)
+        slot = next((s for s in stage.similarity if s.rule_id == rule.id), None)
+        if slot is None or not rule.enabled:
+            continue
+        exemplars = embed_now(embedder, [normalize(t) for t in slot.texts])
+        negatives = [example_text(e)[0] for e in rule.examples.no_match]
+        negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
+        closest = max(
+            (best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]), default=0
+        )
+        threshold = min(10_000, closest + MARGIN)
+        caught = sum(
+            best_score(exemplars[i], exemplars[:i] + exemplars[i + 1 :]) >= threshold
+            for i in range(len(exemplars))
+        )
+        results.append(
+            Calibration(
+                rule_id=rule.id,
+                file=loaded.file,
+                threshold=threshold / 10_000,
+                embedder=embedder.name,
+                closest_negative=closest / 10_000,
+                negatives=len(negative_vectors) + len(benign_vectors),
+                caught=caught,
+                examples=len(exemplars),
+            )
+        )
+    return results
+
+
+def write_back(directory: Path, calibrations: Sequence[Calibration]) -> list[str]:
+    """Set `threshold` and `embedder` under each rule's `similar_to`, keeping the rest of
+    the file (comments, layout) as it is. Returns the files changed."""
+    changed = []
+    by_file: dict[str, list[Calibration]] = {}
+    for c in calibrations:
+        by_file.setdefault(c.file, []).append(c)
+    for name, items in by_file.items():
+        path = directory / name
+        text = path.read_text(encoding="utf-8")
+        updated = text
+        for item in items:
+            updated = _set_values(updated, name, item)
+        if updated != text:
+            path.write_text(updated, encoding="utf-8")
+            changed.append(name)
+    return changed
+
+
+def _set_values(text: str, name: str, item: Calibration) -> str:
+    node = _similar_to_node(yaml.compose(text, Loader=yaml.SafeLoader), item.rule_id)
+    if node is None or node.flow_style:
+        raise RuleError(
+            "write `similar_to:` as a block (one key per line) so it can be calibrated",
+            file=name,
+            rule_id=item.rule_id,
+        )
+    values = {"threshold": f"{item.threshold:.4f}", "embedder": item.embedder}
+    edits: list[tuple[int, int, str]] = []
+    present = {k.value: v for k, v in node.value}
+    indent = node.value[0][0].start_mark.column if node.value else node.start_mark.column
+    insert_at = node.start_mark.index
+    inserted = ""
+    for key, value in values.items():
+        if key in present:
+            scalar = present[key]
+            edits.append((scalar.start_mark.index, scalar.end_mark.index, value))
+        else:
+            inserted += f"{key}: {value}\n" + " " * indent
+    if inserted:
+        edits.append((insert_at, insert_at, inserted))
+    for start, end, value in sorted(edits, reverse=True):
+        text = text[:start] + value + text[end:]
+    return text
+
+
+def _similar_to_node(root: yaml.Node | None, rule_id: str) -> yaml.MappingNode | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    rules = next((v for k, v in root.value if k.value == "rules"), None)
+    if not isinstance(rules, yaml.SequenceNode):
+        return None
+    for item in rules.value:
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        ids = [v.value for k, v in item.value if k.value == "id"]
+        if ids == [rule_id]:
+            return _find(item, "similar_to")
+    return None
+
+
+def _find(node: yaml.Node, key: str) -> yaml.MappingNode | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == key and isinstance(v, yaml.MappingNode):
+                return v
+            found = _find(v, key)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            found = _find(v, key)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,90 @@
+"""`similar_to`: a rule fires on meaning, when the message is close to one of its examples.
+
+Each rule with `similar_to` has a *slot*: its `match` examples plus extra `exemplars`,
+embedded once when the rules load. A message is embedded once; its score for a slot is
+the highest cosine similarity to the slot's texts, as an integer in basis points
+(0..10,000), so both evaluators compare numbers on the same grid as the threshold.
+
+A threshold is only meaningful for the embedder it was calibrated with (a hashing
+vectoriser and a sentence model put unrelated texts at very different cosines), so
+loading refuses a rule calibrated for another embedder, or not calibrated at all, with a
+message saying to run `fte rules calibrate`: a guardrail condition is never silently
+dropped or mis-scaled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from fte_core.errors import PolicyError, RuleError
+from fte_core.policy.compiled import SimilaritySlot, StageRules
+from fte_core.ports import Embedder
+from fte_core.text import normalize
+
+Vector = tuple[float, ...]
+
+
+def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
+    """Run the port's `embed` to completion without an event loop.
+
+    The rules are evaluated synchronously (microseconds, inside a lock); an embedder that
+    computes locally (the hashing embedder, an ONNX model) finishes without awaiting. One
+    that waits on the network cannot serve the guardrails: that is an error, not a wait.
+    """
+    coroutine: Coroutine[Any, Any, list[list[float]]] = embedder.embed(list(texts))
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return [_unit(v) for v in done.value]
+    coroutine.close()
+    raise PolicyError(
+        f"embedder {embedder.name!r} waits on I/O; similar_to rules need an embedder "
+        "that computes locally"
+    )
+
+
+def _unit(vector: Sequence[float]) -> Vector:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return tuple(v / norm for v in vector) if norm else tuple(vector)
+
+
+def best_score(vector: Vector, exemplars: Sequence[Vector]) -> int:
+    """The highest cosine to any exemplar, in basis points, clamped to 0..10,000."""
+    best = 0.0
+    for other in exemplars:
+        best = max(best, sum(a * b for a, b in zip(vector, other, strict=True)))
+    return max(0, min(10_000, round(best * 10_000)))
+
+
+def check_calibrated(slot: SimilaritySlot, embedder: Embedder) -> str | None:
+    if not slot.calibrated:
+        return "similar_to has no calibrated threshold: run `fte rules calibrate`"
+    if slot.embedder != embedder.name:
+        return (
+            f"similar_to was calibrated for embedder {slot.embedder!r} but the active "
+            f"embedder is {embedder.name!r}: run `fte rules calibrate` to recalibrate"
+        )
+    return None
+
+
+class SimilarityIndex:
+    """A stage's exemplar vectors; scores a message against every slot."""
+
+    def __init__(self, stage: StageRules, embedder: Embedder, where: dict[str, tuple[str, int]]):
+        self.embedder = embedder
+        for slot in stage.similarity:
+            problem = check_calibrated(slot, embedder)
+            if problem:
+                file, line = where.get(slot.rule_id, (None, None))
+                raise RuleError(problem, file=file, line=line, rule_id=slot.rule_id)
+        self._slots = tuple(
+            embed_now(embedder, [normalize(t) for t in slot.texts]) for slot in stage.similarity
+        )
+
+    def vector(self, normalized: str) -> Vector:
+        return embed_now(self.embedder, [normalized])[0]
+
+    def scores(self, vector: Vector) -> tuple[int, ...]:
+        return tuple(best_score(vector, exemplars) for exemplars in self._slots)

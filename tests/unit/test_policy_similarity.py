@@ -1,0 +1,126 @@
+"""similar_to rules, their calibration, and the two evaluators checking each other."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fte_core.embedding import HashingEmbedder
+from fte_core.errors import PolicyError, RuleError
+from fte_core.models import Channel
+from fte_core.policy import engine as engine_module
+from fte_core.policy.calibrate import calibrate, write_back
+from fte_core.policy.engine import PolicyEngine
+from fte_core.policy.loader import load_rules
+from fte_core.policy.similarity import embed_now
+
+RULE = """\
+rules:
+  - id: person-please
+    stage: input
+    description: The customer wants a person.
+    when:
+      similar_to:
+        exemplars:
+          - "i would like a real person to answer my ticket"
+    then: {action: escalate, reason: human_request}
+    examples:
+      match:
+        - "can a real person answer my ticket please"
+        - "i want a person to answer me"
+      no_match:
+        - "how do i export my board to csv"
+        - "can i change the colour of a project"
+"""
+BENIGN = ["How do I add a guest to a project?", "Where is the timeline view?"]
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    (tmp_path / "people.yaml").write_text(RULE, encoding="utf-8")
+    return tmp_path
+
+
+def test_uncalibrated_rules_refuse_to_load(rules_dir: Path) -> None:
+    with pytest.raises(RuleError, match="fte rules calibrate") as caught:
+        PolicyEngine(load_rules(rules_dir))
+    assert caught.value.rule_id == "person-please"
+    assert caught.value.file == "people.yaml"
+
+
+def test_calibrate_writes_threshold_and_embedder(rules_dir: Path) -> None:
+    embedder = HashingEmbedder()
+    results = calibrate(load_rules(rules_dir), embedder, BENIGN)
+    assert [r.rule_id for r in results] == ["person-please"]
+    result = results[0]
+    assert result.embedder == "hashing2-384"
+    assert result.threshold > result.closest_negative
+    assert "similar to one of its 3 examples" in result.explain()
+    assert write_back(rules_dir, results) == ["people.yaml"]
+    written = yaml.safe_load((rules_dir / "people.yaml").read_text(encoding="utf-8"))
+    similar = written["rules"][0]["when"]["similar_to"]
+    assert similar["threshold"] == pytest.approx(result.threshold)
+    assert similar["embedder"] == "hashing2-384"
+    # a second calibration replaces the values in place
+    assert write_back(rules_dir, calibrate(load_rules(rules_dir), embedder, BENIGN)) == []
+
+
+@pytest.mark.parametrize("use_durable", [True, False])
+def test_similar_to_fires_on_meaning_above_the_threshold(
+    rules_dir: Path, use_durable: bool
+) -> None:
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    engine = PolicyEngine(load_rules(rules_dir), use_durable=use_durable)
+    try:
+        close = engine.evaluate("input", "a real person should answer my ticket", Channel.EMAIL)
+        far = engine.evaluate("input", "How do I add a guest to a project?", Channel.EMAIL)
+        assert close.rule_ids == ("person-please",)
+        assert far.action == "allow"
+    finally:
+        engine.close()
+
+
+def test_a_threshold_for_another_embedder_refuses_to_load(rules_dir: Path) -> None:
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    with pytest.raises(RuleError, match=r"calibrated for embedder 'hashing2-384'.*recalibrate"):
+        PolicyEngine(load_rules(rules_dir), embedder=HashingEmbedder(dimension=256))
+
+
+class _RemoteEmbedder:
+    """An embedder that waits on I/O, like a network API."""
+
+    name = "remote"
+    dimension = 8
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import asyncio
+
+        await asyncio.sleep(0)
+        return [[1.0] * 8 for _ in texts]
+
+
+def test_an_embedder_that_waits_on_io_cannot_serve_the_rules() -> None:
+    with pytest.raises(PolicyError, match="computes locally"):
+        embed_now(_RemoteEmbedder(), ["text"])
+
+
+def test_evaluators_disagreeing_escalate_with_policy_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = PolicyEngine(load_rules(Path(__file__).resolve().parents[2] / "rules"))
+    try:
+        monkeypatch.setattr(engine_module, "reference_fired", lambda stage, facts: set())
+        decision = engine.evaluate("input", "I want a refund", Channel.EMAIL)
+        assert decision.action == "escalate"
+        assert decision.reasons[0] == "policy_error"
+        assert "refund" in decision.reasons
+        assert "reference fired []" in (decision.error or "")
+        assert engine.disagreements == 1
+        harmless = engine.evaluate("input", "how do I export a board", Channel.EMAIL)
+        assert harmless.action == "allow"  # both fired nothing: they agree
+        assert engine.disagreements == 1
+    finally:
+        engine.close()
