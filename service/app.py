@@ -35,7 +35,7 @@ from fte_core.errors import (
     StorageError,
     ValidationError,
 )
-from service import api
+from service import api, web
 from service.forms import FormErrors
 from service.state import ServiceState
 
@@ -96,6 +96,8 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         429: "too_many_requests",
     }
     status = exc.status_code
+    if status == 404 and web.wants_html(request):
+        return web.not_found_page()
     body = _body(names.get(status, "error" if status >= 500 else "bad_request"), exc.detail)
     return Response(body, status_code=status, headers=exc.headers)
 
@@ -206,8 +208,11 @@ def create_app(
             api.health,
             api.ready,
             prometheus,
+            *web.WEB_ROUTES,
+            web.STATIC_ROUTER,
             *extra_routes,
         ],
+        template_config=web.TEMPLATE_CONFIG,
         lifespan=[lifespan],
         exception_handlers={
             FteError: _fte_error,
