@@ -24,6 +24,7 @@ from fte_core.models import (
     Identifier,
     IdentifierKind,
     Owner,
+    StoredMessage,
     Ticket,
     TicketStatus,
 )
@@ -122,6 +123,20 @@ class MessageOut(msgspec.Struct, frozen=True, kw_only=True):
     record: DecisionRecord | None
 
 
+def message_out(m: StoredMessage) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        direction=m.direction.value,
+        author=m.author.value,
+        author_name=m.author_name,
+        channel=m.channel.value,
+        text=m.text,
+        created_at=m.created_at,
+        delivery_status=m.delivery_status.value,
+        record=m.record,
+    )
+
+
 class ConversationOut(msgspec.Struct, frozen=True, kw_only=True):
     conversation: Conversation
     ticket: Ticket | None
@@ -153,20 +168,7 @@ class OperatorController(Controller):
             conversation=conversation,
             ticket=await store.get_ticket(conversation.ticket_number),
             customer=await store.get_customer(conversation.customer_id),
-            messages=tuple(
-                MessageOut(
-                    id=m.id,
-                    direction=m.direction.value,
-                    author=m.author.value,
-                    author_name=m.author_name,
-                    channel=m.channel.value,
-                    text=m.text,
-                    created_at=m.created_at,
-                    delivery_status=m.delivery_status.value,
-                    record=m.record,
-                )
-                for m in messages
-            ),
+            messages=tuple(message_out(m) for m in messages),
         )
 
     @get("/customers/lookup")
@@ -220,17 +222,7 @@ class OperatorController(Controller):
         stored = await operators.reply_as_human(
             runtime.store, ticket_id, data.text, data.operator, sender=runtime.agent.sender
         )
-        return MessageOut(
-            id=stored.id,
-            direction=stored.direction.value,
-            author=stored.author.value,
-            author_name=stored.author_name,
-            channel=stored.channel.value,
-            text=stored.text,
-            created_at=stored.created_at,
-            delivery_status=stored.delivery_status.value,
-            record=None,
-        )
+        return message_out(stored)
 
     @post("/tickets/{ticket_id:str}/release", status_code=200)
     async def release(

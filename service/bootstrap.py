@@ -38,8 +38,6 @@ from fte_core.ports import (
     Responder,
 )
 from fte_core.ranking import with_cut
-from fte_core.testing.knowledge import InMemoryKnowledgeBase
-from fte_core.testing.store import InMemoryStore
 from service.local_secrets import load_or_create
 from service.settings import Settings
 
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from adapters.bus.relay import OutboxRelay
+    from fte_core.testing.store import InMemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +180,7 @@ async def bootstrap(
     `consume` the topics a worker in this process will consume (none: publish only)."""
     stack = AsyncExitStack()
     pool: AsyncConnectionPool[Any] | None = None
+    memory_store: InMemoryStore | None = None
     try:
         context = load_context(settings.context_dir)
         if policy is None:
@@ -189,7 +189,12 @@ async def bootstrap(
         storage = "memory"
         if store is None or knowledge is None:
             if settings.storage == "memory":
-                store, knowledge = store or InMemoryStore(), knowledge or InMemoryKnowledgeBase()
+                # explicit opt-in (FTE_STORAGE=memory): nothing persists
+                from fte_core.testing.knowledge import InMemoryKnowledgeBase
+                from fte_core.testing.store import InMemoryStore
+
+                memory_store = InMemoryStore()
+                store, knowledge = store or memory_store, knowledge or InMemoryKnowledgeBase()
             else:
                 embedder = make_embedder(settings)
                 _close_on_exit(stack, embedder)
@@ -208,8 +213,8 @@ async def bootstrap(
         if pool is None and settings.bus == "postgres":
             settings = msgspec.structs.replace(settings, bus="memory")  # in-memory storage
         buses = await make_bus(settings, pool, stack, topics=consume)
-        if isinstance(store, InMemoryStore) and store.on_announce is None:
-            store.on_announce = buses.bus.publish  # memory mode: intake feeds the memory bus
+        if memory_store is not None and store is memory_store:
+            memory_store.on_announce = buses.bus.publish  # memory mode: intake feeds the bus
         bus = bus or buses.bus
         secret = token_secret(settings)
         base = settings.base_url

@@ -15,10 +15,8 @@ from fte_core.errors import InvalidTransition, NotFound
 from fte_core.identity import delivery_target
 from fte_core.models import (
     Attachment,
-    Author,
     Channel,
     DecisionRecord,
-    Direction,
     HistoryItem,
     InboundMessage,
     StoredMessage,
@@ -63,18 +61,7 @@ async def visible_history(
     cursor = await conn.execute(
         _VISIBLE_SQL, {"id": key, "whole": whole_conversation, "limit": limit}
     )
-    return [
-        HistoryItem(
-            conversation_id=str(row[0]),
-            ticket_number=row[1],
-            channel=Channel(row[2]),
-            direction=Direction(row[3]),
-            text=row[4],
-            created_at=rows.utc(row[5]),
-            author=Author(row[6]),
-        )
-        for row in await cursor.fetchall()
-    ]
+    return [rows.history_item(row) for row in await cursor.fetchall()]
 
 
 async def claim_acknowledgement(conn: Conn, number: str, now: datetime, period: timedelta) -> bool:

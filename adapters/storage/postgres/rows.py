@@ -17,6 +17,7 @@ from fte_core.models import (
     DecisionRecord,
     DeliveryStatus,
     Direction,
+    HistoryItem,
     Identifier,
     IdentifierKind,
     Owner,
@@ -122,4 +123,17 @@ def customer(row: Row) -> Customer:
         identifiers=identifiers,
         created_at=utc(row[2]),
         verified=proven,
+    )
+
+
+def history_item(row: Row) -> HistoryItem:
+    """conversation_id, ticket number, channel, direction, content, created_at, author."""
+    return HistoryItem(
+        conversation_id=str(row[0]),
+        ticket_number=row[1],
+        channel=Channel(row[2]),
+        direction=Direction(row[3]),
+        text=row[4],
+        created_at=utc(row[5]),
+        author=Author(row[6]),
     )

@@ -36,7 +36,6 @@ from fte_core.identity import (
     with_proven,
 )
 from fte_core.models import (
-    Author,
     Channel,
     Conversation,
     Customer,
@@ -934,18 +933,7 @@ class PostgresStore:
                ORDER BY h.created_at, h.seq""",
             (key, limit),
         )
-        return [
-            HistoryItem(
-                conversation_id=str(row[0]),
-                ticket_number=row[1],
-                channel=Channel(row[2]),
-                direction=Direction(row[3]),
-                text=row[4],
-                created_at=rows.utc(row[5]),
-                author=Author(row[6]),
-            )
-            for row in found
-        ]
+        return [rows.history_item(row) for row in found]
 
     async def contact_count(self, customer_id: str) -> int:
         key = rows.as_uuid(customer_id)
