@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -391,3 +391,34 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
 
 class ChannelSender(Protocol):
     async def send(self, reply: Reply, target: DeliveryTarget) -> DeliveryResult: ...
+
+
+ReportKind = Literal["digest", "learning", "shadow"]
+
+
+class StoredReport(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator report as kept: `body` is its JSON document (the format `--format json`
+    prints), `html` the page the inbox shows."""
+
+    id: int
+    kind: ReportKind
+    title: str
+    created_at: datetime
+    body: bytes
+    html: str
+
+
+class ReportStore(Protocol):
+    """Where the digest, the learning report and shadow evaluations are kept."""
+
+    async def save_report(
+        self, kind: ReportKind, title: str, body: bytes, html: str
+    ) -> StoredReport:
+        """`body` must be a JSON document (StorageError otherwise)."""
+        ...
+
+    async def latest_report(self, kind: ReportKind) -> StoredReport | None: ...
+
+    async def reports(self, kind: ReportKind, limit: int = 20) -> list[StoredReport]:
+        """Newest first."""
+        ...

@@ -35,6 +35,7 @@ from fte_core.ports import (
     EventConsumer,
     IngestReport,
     KnowledgeBase,
+    ReportStore,
     Responder,
 )
 from fte_core.ranking import with_cut
@@ -65,6 +66,7 @@ class Runtime:
     ingest_report: IngestReport | None
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
+    reports: ReportStore  # the operators' digest, learning and shadow reports
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -175,6 +177,7 @@ async def bootstrap(
     ingest: bool = True,
     scope: str | None = None,
     consume: Sequence[str] = (),
+    reports: ReportStore | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
     `consume` the topics a worker in this process will consume (none: publish only)."""
@@ -216,6 +219,8 @@ async def bootstrap(
         if memory_store is not None and store is memory_store:
             memory_store.on_announce = buses.bus.publish  # memory mode: intake feeds the bus
         bus = bus or buses.bus
+        if reports is None:
+            reports = _report_store(pool)
         secret = token_secret(settings)
         base = settings.base_url
 
@@ -252,8 +257,19 @@ async def bootstrap(
         ingest_report=report,
         token_secret=secret,
         buses=buses,
+        reports=reports,
         _stack=stack,
     )
+
+
+def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:
+    if pool is None:  # in-memory storage or injected fakes: reports live as long as they do
+        from fte_core.testing.reports import InMemoryReports
+
+        return InMemoryReports()
+    from adapters.storage.postgres.reports import PostgresReports
+
+    return PostgresReports(pool)
 
 
 @dataclass(slots=True)

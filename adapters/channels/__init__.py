@@ -1,0 +1,1 @@
+"""Channel adapters: each provider's webhook parsing and its sender (ports.ChannelSender)."""
