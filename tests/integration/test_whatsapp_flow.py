@@ -260,3 +260,55 @@ async def test_unconfigured_whatsapp_answers_503(pg_url: str, tmp_path: Path) ->
         ready = (await client.get("/api/v1/ready")).json()
         assert ready["channels"]["whatsapp"].startswith("not configured")
         assert ready["channels"]["web_form"] == "configured"
+
+
+async def test_an_operators_reply_goes_out_through_the_outbound_queue(
+    pg_url: str, pg_pool: AsyncConnectionPool[Any], tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    async with service(settings_for(pg_url, tmp_path, twilio)) as (client, _):
+        await client.post(PATH, **signed(PATH, message_form(3, "How do I reset my password?")))
+
+        async def answered() -> bool:
+            return bool(twilio.accepted)
+
+        await until(answered)
+        number = (await rows(pg_pool, "SELECT number FROM tickets"))[0][0]
+        reply = await client.post(
+            f"/api/v1/tickets/{number}/reply",
+            json={"text": "Hi Ana, I reset it for you.", "operator": "Bea"},
+            headers={"Authorization": "Bearer " + "a" * 40},
+        )
+        assert reply.status_code == 201
+        assert reply.json()["delivery_status"] == "queued"
+
+        async def human_sent() -> bool:
+            return any("I reset it for you" in b for b in twilio.bodies())
+
+        await until(human_sent)
+    human = await rows(
+        pg_pool,
+        "SELECT delivery_status, provider_message_id FROM messages WHERE author = 'human'",
+    )
+    assert human == [("sent", twilio.accepted[-1]["Sid"])]
+
+
+async def test_a_media_message_is_stored_and_told_only_text_is_read(
+    pg_url: str, pg_pool: AsyncConnectionPool[Any], tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    form = {
+        **message_form(4, ""),
+        "NumMedia": "1",
+        "MediaContentType0": "image/jpeg",
+        "MediaUrl0": "https://api.twilio.com/2010-04-01/Accounts/AC3/Messages/MM4/Media/ME4",
+    }
+    async with service(settings_for(pg_url, tmp_path, twilio)) as (client, _):
+        first = await client.post(PATH, **signed(PATH, form))
+        again = await client.post(PATH, **signed(PATH, form))
+    assert "only read text" in first.text
+    assert again.text.endswith("<Response/>")  # a redelivery is not told twice
+    stored = await rows(
+        pg_pool, "SELECT content, attachments::text FROM messages WHERE direction = 'inbound'"
+    )
+    assert len(stored) == 1
+    assert "image/jpeg" in stored[0][0]
+    assert "ME4" in stored[0][1]
