@@ -23,7 +23,7 @@ from service.handlers import TOPICS, event_handler
 from service.settings import Settings
 from service.state import ServiceState
 from service.worker import run_worker
-from tests.fake_twilio import FakeTwilio, fake_twilio
+from tests.fake_twilio import FakeTwilio, Scripted, fake_twilio
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,3 +312,46 @@ async def test_a_media_message_is_stored_and_told_only_text_is_read(
     assert len(stored) == 1
     assert "image/jpeg" in stored[0][0]
     assert "ME4" in stored[0][1]
+
+
+async def test_429_then_201_is_retried_by_the_bus_and_sent_once(
+    pg_url: str, pg_pool: AsyncConnectionPool[Any], tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    twilio.script.append(Scripted(429, 20429, "Too Many Requests"))
+    async with service(settings_for(pg_url, tmp_path, twilio)) as (client, _):
+        await client.post(PATH, **signed(PATH, message_form(5, "How do I reset my password?")))
+
+        async def sent() -> bool:
+            found = await rows(
+                pg_pool,
+                "SELECT 1 FROM messages WHERE direction = 'outbound' AND delivery_status = 'sent'",
+            )
+            return bool(found)
+
+        await until(sent)
+    assert len(twilio.requests) == len(twilio.accepted) + 1  # the refused try, then each part
+    assert len({a["Body"] for a in twilio.accepted}) == len(twilio.accepted)
+    assert await rows(pg_pool, "SELECT count(*) FROM dead_letters") == [(0,)]
+
+
+async def test_63016_hands_the_ticket_to_a_person(
+    pg_url: str, pg_pool: AsyncConnectionPool[Any], tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    twilio.script.append(Scripted(400, 63016, "Failed to send freeform message"))
+    async with service(settings_for(pg_url, tmp_path, twilio)) as (client, _):
+        await client.post(PATH, **signed(PATH, message_form(6, "How do I reset my password?")))
+
+        async def handed_over() -> bool:
+            found = await rows(pg_pool, "SELECT 1 FROM tickets WHERE status = 'escalated'")
+            return bool(found)
+
+        await until(handed_over)
+    ticket = await rows(pg_pool, "SELECT owner, escalation_reason FROM tickets")
+    assert ticket == [("human", "delivery_failed")]
+    reply = await rows(
+        pg_pool, "SELECT delivery_status, delivery_error FROM messages WHERE direction = 'outbound'"
+    )
+    assert reply[0][0] == "undelivered"
+    assert "63016" in reply[0][1]
+    assert twilio.accepted == []
+    assert len(twilio.requests) == 1  # never retried
