@@ -355,3 +355,56 @@ async def test_63016_hands_the_ticket_to_a_person(
     assert "63016" in reply[0][1]
     assert twilio.accepted == []
     assert len(twilio.requests) == 1  # never retried
+
+
+async def test_a_web_form_customer_continues_on_whatsapp(
+    pg_url: str, pg_pool: AsyncConnectionPool[Any], tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    async with service(settings_for(pg_url, tmp_path, twilio)) as (client, _):
+        form = await client.post(
+            "/api/v1/support/form",
+            json={
+                "name": "Ana Lima",
+                "email": "ana@example.com",
+                "phone": PHONE,
+                "subject": "Password",
+                "category": "general",
+                "message": "How do I reset my password?",
+            },
+        )
+        assert form.status_code == 201
+
+        def answered(count: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                found = await rows(
+                    pg_pool,
+                    "SELECT count(*) FROM messages WHERE direction = 'outbound'"
+                    " AND delivery_status IN ('sent', 'delivered')",
+                )
+                return bool(found[0][0] >= count)
+
+            return check
+
+        await until(answered(1), 90)
+        await client.post(PATH, **signed(PATH, message_form(8, "And how do I export to CSV?")))
+        await until(answered(2), 90)
+        conversation = (await rows(pg_pool, "SELECT id FROM conversations"))[0][0]
+        view = await client.get(
+            f"/api/v1/conversations/{conversation}",
+            headers={"Authorization": "Bearer " + "a" * 40},
+        )
+    assert await rows(pg_pool, "SELECT count(*) FROM customers") == [(1,)]
+    assert await rows(pg_pool, "SELECT count(*) FROM conversations") == [(1,)]
+    channels = [(m["direction"], m["channel"]) for m in view.json()["messages"]]
+    assert channels == [
+        ("inbound", "web_form"),
+        ("outbound", "web_form"),
+        ("inbound", "whatsapp"),
+        ("outbound", "whatsapp"),
+    ]
+    statuses = await rows(
+        pg_pool,
+        "SELECT channel, delivery_status FROM messages WHERE direction = 'outbound'"
+        " ORDER BY created_at",
+    )
+    assert statuses == [("web_form", "delivered"), ("whatsapp", "sent")]
