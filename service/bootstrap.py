@@ -6,7 +6,7 @@ Tests call the same `bootstrap()` with fakes for whatever they want to replace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,8 +21,10 @@ from fte_core import events
 from fte_core.access import ticket_token
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
+from fte_core.delivery import Outbound
 from fte_core.embedding import HashingEmbedder
 from fte_core.errors import ConfigError
+from fte_core.models import Channel
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy.engine import PolicyEngine
@@ -30,6 +32,7 @@ from fte_core.policy.loader import load_rules
 from fte_core.ports import (
     ChannelSender,
     CrmStore,
+    DeliveryLedger,
     Embedder,
     EventBus,
     EventConsumer,
@@ -67,6 +70,7 @@ class Runtime:
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
+    outbound: Outbound  # delivers queued replies through the channel senders
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -127,6 +131,57 @@ def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
         stack.push_async_callback(closer)
 
 
+WHATSAPP_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM")
+
+
+def whatsapp_missing(settings: Settings) -> tuple[str, ...]:
+    values = (
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_whatsapp_from,
+    )
+    return tuple(name for name, value in zip(WHATSAPP_SETTINGS, values, strict=True) if not value)
+
+
+def make_senders(settings: Settings) -> Mapping[Channel, ChannelSender]:
+    """The channel senders the configuration enables (one line per channel). The web form
+    has none: its replies are read on the ticket's status page."""
+    senders: dict[Channel, ChannelSender] = {}
+    if not whatsapp_missing(settings):
+        from adapters.channels.whatsapp.sender import TwilioSender
+        from service.settings import check_whatsapp_from
+
+        senders[Channel.WHATSAPP] = TwilioSender.connect(
+            settings.twilio_account_sid or "",
+            settings.twilio_auth_token or "",
+            check_whatsapp_from(settings.twilio_whatsapp_from or ""),
+            status_callback=f"{settings.base_url}/api/v1/webhooks/whatsapp/status",
+            api_base=settings.twilio_api_base,
+        )
+    return senders
+
+
+def channel_readiness(settings: Settings) -> dict[str, str]:
+    """Each channel configured or not, for `/api/v1/ready` (one line per channel)."""
+    missing = whatsapp_missing(settings)
+    return {
+        Channel.WEB_FORM.value: "configured",
+        Channel.WHATSAPP.value: (
+            "configured" if not missing else f"not configured (set {', '.join(missing)})"
+        ),
+    }
+
+
+def _deliveries(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> DeliveryLedger:
+    if pool is None:  # in-memory storage or injected fakes
+        from fte_core.testing.deliveries import InMemoryDeliveries
+
+        return InMemoryDeliveries(store)
+    from adapters.storage.postgres.deliveries import PostgresDeliveries
+
+    return PostgresDeliveries(pool)
+
+
 # `fte eval`'s scope: a PostgreSQL schema of its own, emptied at each run, so sample
 # tickets never mix with real conversations.
 EVAL_SCOPE = "fte_eval"
@@ -178,9 +233,13 @@ async def bootstrap(
     scope: str | None = None,
     consume: Sequence[str] = (),
     reports: ReportStore | None = None,
+    senders: Mapping[Channel, ChannelSender] | None = None,
+    queue_replies: bool = False,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
-    `consume` the topics a worker in this process will consume (none: publish only)."""
+    `consume` the topics a worker in this process will consume (none: publish only);
+    `queue_replies` (the service) stores every reply with an `fte.outbound` event for the
+    channel senders (`senders`, default `make_senders`) instead of sending inline."""
     stack = AsyncExitStack()
     pool: AsyncConnectionPool[Any] | None = None
     memory_store: InMemoryStore | None = None
@@ -240,7 +299,14 @@ async def bootstrap(
                 thread_window=timedelta(hours=settings.thread_window_hours),
                 acknowledge_every=timedelta(hours=settings.acknowledge_hours),
                 status_link=status_link,
+                queue_replies=queue_replies,
             ),
+        )
+        outbound = Outbound(
+            store=store,
+            ledger=_deliveries(pool, store),
+            senders=make_senders(settings) if senders is None else senders,
+            bus=bus,
         )
     except BaseException:
         await stack.aclose()
@@ -258,6 +324,7 @@ async def bootstrap(
         token_secret=secret,
         buses=buses,
         reports=reports,
+        outbound=outbound,
         _stack=stack,
     )
 

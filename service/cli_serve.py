@@ -60,7 +60,9 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     token, made = admin_token(settings)
     stop = asyncio.Event()
     child = api and worker and settings.storage != "memory"
-    runtime = await bootstrap(settings, consume=TOPICS if worker and not child else ())
+    runtime = await bootstrap(
+        settings, consume=TOPICS if worker and not child else (), queue_replies=True
+    )
     try:
         health = WorkerHealth()
         tasks = _background(runtime, stop, health) if worker and not child else []
@@ -169,7 +171,11 @@ def _background(
         asyncio.create_task(
             run_worker(
                 consumer,
-                event_handler(runtime.agent),
+                event_handler(
+                    runtime.agent,
+                    runtime.outbound,
+                    max_attempts=runtime.settings.bus_max_attempts,
+                ),
                 stop=stop,
                 concurrency=runtime.settings.worker_concurrency,
                 health=health,
