@@ -23,6 +23,7 @@ from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.embedding import HashingEmbedder
 from fte_core.errors import ConfigError
+from fte_core.models import Channel
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy.engine import PolicyEngine
@@ -35,10 +36,12 @@ from fte_core.ports import (
     EventConsumer,
     IngestReport,
     KnowledgeBase,
+    MailboxState,
     ReportStore,
     Responder,
 )
 from fte_core.ranking import with_cut
+from service.gmail_channel import GmailChannel, make_gmail, make_gmail_sender
 from service.local_secrets import load_or_create
 from service.settings import Settings
 
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from adapters.bus.relay import OutboxRelay
+    from adapters.channels.gmail.api import GmailClient
     from fte_core.testing.store import InMemoryStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,8 @@ class Runtime:
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
+    mailboxes: MailboxState  # the Gmail sync's history id per mailbox
+    gmail: GmailChannel  # push verifier, API client and sync, as far as configured
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -178,6 +184,7 @@ async def bootstrap(
     scope: str | None = None,
     consume: Sequence[str] = (),
     reports: ReportStore | None = None,
+    gmail_client: GmailClient | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
     `consume` the topics a worker in this process will consume (none: publish only)."""
@@ -242,6 +249,8 @@ async def bootstrap(
                 status_link=status_link,
             ),
         )
+        mailboxes = _mailbox_state(pool)
+        gmail = make_gmail(settings.gmail, mailboxes, agent.submit, client=gmail_client)
     except BaseException:
         await stack.aclose()
         raise
@@ -258,8 +267,32 @@ async def bootstrap(
         token_secret=secret,
         buses=buses,
         reports=reports,
+        mailboxes=mailboxes,
+        gmail=gmail,
         _stack=stack,
     )
+
+
+def make_senders(
+    settings: Settings, *, gmail_client: GmailClient | None = None
+) -> dict[Channel, ChannelSender]:
+    """The channels' senders, by channel, as far as configured (none: replies are kept
+    for the status page and operators)."""
+    senders: dict[Channel, ChannelSender] = {}
+    gmail = make_gmail_sender(settings.gmail, gmail_client)
+    if gmail is not None:
+        senders[Channel.EMAIL] = gmail
+    return senders
+
+
+def _mailbox_state(pool: AsyncConnectionPool[Any] | None) -> MailboxState:
+    if pool is None:  # in-memory storage: the watermark lives as long as the store does
+        from fte_core.testing.mailboxes import InMemoryMailboxes
+
+        return InMemoryMailboxes()
+    from adapters.storage.postgres.mailboxes import PostgresMailboxes
+
+    return PostgresMailboxes(pool)
 
 
 def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from fte_core.errors import ConfigError
+from service.settings_gmail import GMAIL_HELP, GmailSettings, load_gmail_settings
 
 Storage = Literal["auto", "memory", "postgres"]
 BusKind = Literal["postgres", "kafka", "memory"]
@@ -55,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
     kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+    gmail: GmailSettings = GmailSettings()  # GMAIL_* (service.settings_gmail)
 
     @property
     def models_path(self) -> str:
@@ -142,6 +144,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         field = str(exc).rsplit("`$.", 1)[-1].rstrip("`")
         var = next((v for v, n in _ENV.items() if n == field), field)
         raise ConfigError(f"{var}: {exc}") from exc
+    settings = msgspec.structs.replace(settings, gmail=load_gmail_settings(env))
     if settings.database_url is not None:
         check_database_url(settings.database_url)
     if settings.admin_token is not None and len(settings.admin_token) < MIN_ADMIN_TOKEN:
@@ -206,6 +209,7 @@ _HELP = {
     "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
     "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
     "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
+    **GMAIL_HELP,
 }
 
 

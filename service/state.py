@@ -49,7 +49,7 @@ class ServiceState:
                 if self.runtime.ingest_report
                 else "not ingested by this process"
             ),
-            channels=self.channels,
+            channels={"email": self.runtime.gmail.status, **self.channels},
         )
 
     async def _database(self) -> str:
