@@ -63,7 +63,8 @@ async def test_reply_goes_into_the_customers_thread() -> None:
     query = parse_qs(urlparse(lookup).query)
     assert query["format"] == ["metadata"]
     assert set(query["metadataHeaders"]) == {"Message-ID", "References", "Subject"}
-    assert method == "POST" and send_uri.endswith("/users/me/messages/send?alt=json")
+    assert method == "POST"
+    assert send_uri.endswith("/users/me/messages/send?alt=json")
     message, request = sent_message(body)
     assert request["threadId"] == "18c2f0a1b2c3d4e0"
     assert message["Subject"] == "Re: How do I export my projects to CSV?"
@@ -155,7 +156,8 @@ async def test_a_deleted_message_is_none_and_other_errors_raise() -> None:
     assert await client.message("gone") is None
     with pytest.raises(GmailError) as caught:
         await client.message("m1")
-    assert caught.value.retryable and caught.value.status == 500
+    assert caught.value.retryable
+    assert caught.value.status == 500
 
 
 async def test_an_unexpected_response_is_a_permanent_error() -> None:

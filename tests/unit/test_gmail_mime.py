@@ -55,7 +55,8 @@ def test_html_only_is_converted_to_text() -> None:
         'Hello team,\nWhen I open Billing I get "Error 500" & nothing loads.\n'
         "- Chrome 120\n- Windows 11\nRegards,\nLi"
     )
-    assert "track()" not in message.text and "margin" not in message.text
+    assert "track()" not in message.text
+    assert "margin" not in message.text
 
 
 def test_reply_keeps_quoted_history_for_the_rules_and_strips_it_for_the_model() -> None:
