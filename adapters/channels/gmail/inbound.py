@@ -58,9 +58,9 @@ def to_inbound(
 
 def raw_bytes(raw: str) -> bytes:
     """Gmail's `raw` field: base64url, padding optional."""
-    text = raw.strip()
+    text = raw.strip().replace("-", "+").replace("_", "/")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValidationError("raw", "not base64url") from exc
 

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from adapters.channels.gmail.api import GmailClient
+from adapters.channels.gmail.envelope import PushNotification
 from adapters.channels.gmail.errors import GmailError
 from adapters.channels.gmail.inbound import Skipped, to_inbound
 from adapters.channels.gmail.mime import TRUSTED_AUTHSERV_ID
-from adapters.channels.gmail.push import PushNotification
 from fte_core.errors import ValidationError
 from fte_core.models import InboundMessage
 from fte_core.ports import MailboxState

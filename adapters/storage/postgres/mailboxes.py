@@ -1,4 +1,4 @@
-"""PostgresMailboxes: the Gmail sync's history-id watermark per mailbox (migration 0011)."""
+"""PostgresMailboxes: the Gmail sync's history-id watermark per mailbox (migrations 0003, 0011)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class PostgresMailboxes:
     async def watermark(self, mailbox: str) -> int | None:
         async with connection(self._pool, "read mailbox watermark") as conn:
             cursor = await conn.execute(
-                "SELECT history_id FROM mailbox_state WHERE mailbox = %s", (mailbox,)
+                "SELECT history_id FROM mailbox_watermarks WHERE mailbox = %s", (mailbox,)
             )
             row = await cursor.fetchone()
         return int(row[0]) if row else None
@@ -26,9 +26,9 @@ class PostgresMailboxes:
     async def advance(self, mailbox: str, history_id: int) -> None:
         async with connection(self._pool, "advance mailbox watermark") as conn:
             await conn.execute(
-                """INSERT INTO mailbox_state (mailbox, history_id) VALUES (%s, %s)
+                """INSERT INTO mailbox_watermarks (mailbox, history_id) VALUES (%s, %s)
                    ON CONFLICT (mailbox) DO UPDATE
-                   SET history_id = GREATEST(mailbox_state.history_id, EXCLUDED.history_id),
+                   SET history_id = GREATEST(mailbox_watermarks.history_id, EXCLUDED.history_id),
                        updated_at = now()""",
                 (mailbox, history_id),
             )
@@ -36,7 +36,7 @@ class PostgresMailboxes:
     async def record_watch(self, mailbox: str, history_id: int, expires_at: datetime) -> int:
         async with connection(self._pool, "record mailbox watch") as conn:
             cursor = await conn.execute(
-                """INSERT INTO mailbox_state (mailbox, history_id, watch_expires_at)
+                """INSERT INTO mailbox_watermarks (mailbox, history_id, watch_expires_at)
                    VALUES (%s, %s, %s)
                    ON CONFLICT (mailbox) DO UPDATE
                    SET watch_expires_at = EXCLUDED.watch_expires_at, updated_at = now()
@@ -51,7 +51,7 @@ class PostgresMailboxes:
     async def watch_expiry(self, mailbox: str) -> datetime | None:
         async with connection(self._pool, "read mailbox watch") as conn:
             cursor = await conn.execute(
-                "SELECT watch_expires_at FROM mailbox_state WHERE mailbox = %s", (mailbox,)
+                "SELECT watch_expires_at FROM mailbox_watermarks WHERE mailbox = %s", (mailbox,)
             )
             row = await cursor.fetchone()
         return row[0] if row else None

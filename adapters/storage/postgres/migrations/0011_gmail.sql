@@ -1,8 +1,4 @@
--- The Gmail channel: per mailbox, the history id its sync has stored everything up to
--- (advanced only after the new messages are stored), and when its push watch expires.
-CREATE TABLE IF NOT EXISTS mailbox_state (
-    mailbox           text PRIMARY KEY,
-    history_id        bigint NOT NULL CHECK (history_id > 0),
-    watch_expires_at  timestamptz,
-    updated_at        timestamptz NOT NULL DEFAULT now()
-);
+-- The Gmail channel: mailbox_watermarks (0003) holds, per mailbox, the history id the sync
+-- has stored everything up to (advanced only after the new messages are stored); this adds
+-- when the mailbox's push watch expires (`fte gmail watch` renews it).
+ALTER TABLE mailbox_watermarks ADD COLUMN IF NOT EXISTS watch_expires_at timestamptz;
