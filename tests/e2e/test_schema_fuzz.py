@@ -33,6 +33,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         FTE_ADMIN_TOKEN=ADMIN,
         FTE_DATA_DIR=str(tmp_path_factory.mktemp("fuzz")),
         FTE_MAX_BODY_BYTES="65536",
+        # the Gmail webhook then checks its token (401) instead of answering 503 unconfigured
+        GMAIL_PUSH_AUDIENCE="https://fuzz.example/api/v1/webhooks/gmail",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve"],
