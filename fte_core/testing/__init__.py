@@ -2,6 +2,7 @@
 
 from fte_core.testing.bus import InMemoryBus, PublishedEvent, RecordingSender, SentReply
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
+from fte_core.testing.mailboxes import InMemoryMailboxes
 from fte_core.testing.responder import FunctionResponder, ScriptedResponder
 from fte_core.testing.store import InMemoryStore
 
@@ -9,6 +10,7 @@ __all__ = [
     "FunctionResponder",
     "InMemoryBus",
     "InMemoryKnowledgeBase",
+    "InMemoryMailboxes",
     "InMemoryStore",
     "PublishedEvent",
     "RecordingSender",
