@@ -247,3 +247,33 @@ async def test_mailbox_watermark_only_moves_forward(pg_pool: AsyncConnectionPool
     assert await state.watermark(p.MAILBOX) == 900
     assert await state.record_watch(p.MAILBOX, 950, expires) == 900  # a renewal keeps it
     assert await state.watch_expiry(p.MAILBOX) == expires
+
+
+async def test_an_email_continues_the_customers_web_form_conversation(
+    pg_url: str, tmp_path: Path, certs: CertsServer, key: SigningKey
+) -> None:
+    reads, _ = p.mock_client(
+        [
+            p.ok(p.history_json([("m1", "t1")], 1010)),
+            p.ok(p.message_json("m1", p.REPLY_WITH_HISTORY, thread_id="t1")),
+        ]
+    )
+    form = {
+        "name": "Ana Ruiz",
+        "email": "ana@example.com",
+        "subject": "CSV export",
+        "category": "general",
+        "message": "How do I export my projects to CSV?",
+    }
+    async with serving(settings_for(pg_url, tmp_path, certs), key, reads) as service:
+        receipt = await service.client.post("/api/v1/support/form", json=form)
+        assert receipt.status_code == 201, receipt.text
+        assert (await service.push(1010)).status_code == 200
+        web, email = sorted(await service.inbound(), key=lambda m: m.channel != Channel.WEB_FORM)
+        assert (web.channel, email.channel) == (Channel.WEB_FORM, Channel.EMAIL)
+        assert email.conversation_id == web.conversation_id  # one customer, one conversation
+        view = await service.client.get(
+            f"/api/v1/conversations/{web.conversation_id}",
+            headers={"Authorization": "Bearer " + "a" * 40},
+        )
+        assert sorted(m["channel"] for m in view.json()["messages"]) == ["email", "web_form"]
