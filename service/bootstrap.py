@@ -35,6 +35,7 @@ from fte_core.ports import (
     EventConsumer,
     IngestReport,
     KnowledgeBase,
+    ReportQueries,
     ReportStore,
     Responder,
 )
@@ -67,6 +68,7 @@ class Runtime:
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
+    queries: ReportQueries  # what those reports read
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -178,6 +180,7 @@ async def bootstrap(
     scope: str | None = None,
     consume: Sequence[str] = (),
     reports: ReportStore | None = None,
+    queries: ReportQueries | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
     `consume` the topics a worker in this process will consume (none: publish only)."""
@@ -221,6 +224,8 @@ async def bootstrap(
         bus = bus or buses.bus
         if reports is None:
             reports = _report_store(pool)
+        if queries is None:
+            queries = _report_queries(pool, store, settings)
         secret = token_secret(settings)
         base = settings.base_url
 
@@ -258,6 +263,7 @@ async def bootstrap(
         token_secret=secret,
         buses=buses,
         reports=reports,
+        queries=queries,
         _stack=stack,
     )
 
@@ -270,6 +276,18 @@ def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:
     from adapters.storage.postgres.reports import PostgresReports
 
     return PostgresReports(pool)
+
+
+def _report_queries(
+    pool: AsyncConnectionPool[Any] | None, store: CrmStore, settings: Settings
+) -> ReportQueries:
+    if pool is None:
+        from fte_core.testing.report_queries import StoreReportQueries
+
+        return StoreReportQueries(store)
+    from adapters.storage.postgres.report_queries import PostgresReportQueries
+
+    return PostgresReportQueries(pool, dead_letters_table=settings.bus != "kafka")
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ Storage = Literal["auto", "memory", "postgres"]
 BusKind = Literal["postgres", "kafka", "memory"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 EmbedderKind = Literal["minilm", "hashing"]
+DigestHour = Annotated[int, msgspec.Meta(ge=-1, le=23)]  # -1: no scheduled digest
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
     kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+    digest_hour: DigestHour = 6  # UTC hour the service makes yesterday's digest
+    digest_email: tuple[str, ...] = ()  # operators who get the digest by email
 
     @property
     def models_path(self) -> str:
@@ -107,7 +110,10 @@ _ENV = {
     "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
     "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
     "FTE_WORKER_CONCURRENCY": "worker_concurrency",
+    "FTE_DIGEST_HOUR": "digest_hour",
+    "FTE_DIGEST_EMAIL": "digest_email",
 }
+_LISTS = frozenset({"llm_fallbacks", "digest_email"})
 _SECRET_FILES = {
     "FTE_DATABASE_URL_FILE": "database_url",
     "FTE_LLM_API_KEY_FILE": "llm_api_key",
@@ -125,9 +131,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if value is None or value == "":
             continue
         raw[name] = (
-            tuple(v.strip() for v in value.split(",") if v.strip())
-            if (name == "llm_fallbacks")
-            else value
+            tuple(v.strip() for v in value.split(",") if v.strip()) if name in _LISTS else value
         )
     for var, name in _SECRET_FILES.items():
         path = env.get(var)
@@ -206,6 +210,8 @@ _HELP = {
     "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
     "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
     "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
+    "FTE_DIGEST_HOUR": "UTC hour of the daily digest of the day before (-1: none)",
+    "FTE_DIGEST_EMAIL": "comma-separated operator addresses the digest is emailed to",
 }
 
 
