@@ -19,6 +19,7 @@ from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.models import Channel, InboundMessage, Outcome, Verification
 from fte_core.offline import OfflineResponder
+from fte_core.policy import PolicyEngine, load_rules
 from fte_core.testing.bus import InMemoryBus, RecordingSender
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from service.bootstrap import Runtime, bootstrap
@@ -70,7 +71,12 @@ class World:
 
 @asynccontextmanager
 async def world(
-    pool: AsyncConnectionPool[Any], start: datetime, tmp: Path, *, knowledge: bool = True
+    pool: AsyncConnectionPool[Any],
+    start: datetime,
+    tmp: Path,
+    *,
+    knowledge: bool = True,
+    policy: PolicyEngine | None = None,
 ) -> AsyncIterator[World]:
     """`knowledge=False`: an empty knowledge base, so every question is a no-match."""
     clock = Clock(start)
@@ -98,6 +104,7 @@ async def world(
         sender=sender,
         ingest=False,
         reports=PostgresReports(pool),
+        policy=policy,
         queries=PostgresReportQueries(pool),
     )
     runtime.agent.clock = clock
@@ -105,3 +112,8 @@ async def world(
         yield World(runtime, clock, sender)
     finally:
         await runtime.aclose()
+
+
+def shared_policy() -> PolicyEngine:
+    """The shipped rules, compiled once per test module (a module-scoped fixture)."""
+    return PolicyEngine(load_rules(ROOT / "rules"))

@@ -4,7 +4,7 @@ real agent, real store, real report store; the clock is the test's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,12 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from fte_core.models import Channel
+from fte_core.policy import PolicyEngine
 from service import digest_render
 from service.digest import Digest, encode
 from service.digest_job import digest_schedule, make_digest, publish_digest
 from service.reports import channel_report
-from tests.integration.report_world import World, world
+from tests.integration.report_world import World, shared_policy, world
 
 pytestmark = pytest.mark.postgres
 
@@ -73,9 +74,18 @@ async def _seed(w: World) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def policy() -> Iterator[PolicyEngine]:
+    engine = shared_policy()
+    yield engine
+    engine.close()
+
+
 @pytest.fixture
-async def seeded(pg_pool: AsyncConnectionPool[Any], tmp_path: Path) -> AsyncIterator[World]:
-    async with world(pg_pool, at(-12), tmp_path) as w:
+async def seeded(
+    pg_pool: AsyncConnectionPool[Any], tmp_path: Path, policy: PolicyEngine
+) -> AsyncIterator[World]:
+    async with world(pg_pool, at(-12), tmp_path, policy=policy) as w:
         await _seed(w)
         yield w
 
@@ -101,7 +111,8 @@ async def test_digest_figures_per_channel(seeded: World) -> None:
     assert email.sentiment_trend[-2].messages_in == 1
     assert email.sentiment_change is not None
     assert web.traffic.reply_latency_ms_p95 is not None
-    assert digest.queue.queued_by_topic is not None and digest.queue.dead_letters == 0
+    assert digest.queue.queued_by_topic is not None
+    assert digest.queue.dead_letters == 0
 
 
 async def test_honest_resolution_beside_the_naive_rate(seeded: World) -> None:
@@ -138,10 +149,12 @@ async def test_json_and_html_outputs(seeded: World) -> None:
     assert (web["naive_resolution_rate"], web["honest_resolution_rate"]) == (1.0, 0.5)
     page = digest_render.html(digest)
     assert page.count("<svg") == 4
-    assert "<script" not in page.lower() and " on" + "load=" not in page.lower()
+    assert "<script" not in page.lower()
+    assert " on" + "load=" not in page.lower()
     assert "honest resolution" in page
     text = digest_render.text(digest)
-    assert "web_form:" in text and "honest 50.0%" in text
+    assert "web_form:" in text
+    assert "honest 50.0%" in text
 
 
 async def test_stored_once_per_day_even_when_racing(seeded: World) -> None:
@@ -149,7 +162,8 @@ async def test_stored_once_per_day_even_when_racing(seeded: World) -> None:
     made = await asyncio.gather(*(publish_digest(seeded.runtime, DAY, now) for _ in range(3)))
     assert sorted(new for _, new in made) == [False, False, True]
     again, new = await publish_digest(seeded.runtime, DAY, now)
-    assert not new and again.id == made[0][0].id
+    assert not new
+    assert again.id == made[0][0].id
     stored = await seeded.runtime.reports.reports("digest")
     assert [r.title for r in stored] == ["Daily digest 2026-11-20"]
     assert "<svg" in stored[0].html
@@ -180,10 +194,10 @@ async def test_the_schedule_makes_yesterdays_digest_once_and_emails_it(seeded: W
 
 
 async def test_metrics_endpoint_figures_carry_both_rates(
-    pg_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pg_pool: AsyncConnectionPool[Any], tmp_path: Path, policy: PolicyEngine
 ) -> None:
     now = datetime.now(UTC)
-    async with world(pg_pool, now - timedelta(hours=10), tmp_path) as w:
+    async with world(pg_pool, now - timedelta(hours=10), tmp_path, policy=policy) as w:
         web = {"channel": Channel.WEB_FORM}
         await w.send(
             now - timedelta(hours=10), "How do I export tasks to CSV?", email="a@x.io", **web
