@@ -142,7 +142,7 @@ def _group(cases: Sequence[Case], members: Sequence[int]) -> Group:
     answers = list(dict.fromkeys(a for c in mine for a in c.answers))
     return Group(
         size=len(mine),
-        suggested_title=suggest_title(mine[0].question),
+        suggested_title=suggest_title([c.question for c in mine]),
         examples=tuple(c.question for c in mine[:EXAMPLES]),
         answers=tuple(answers[:ANSWERS]),
         tickets=tuple(c.ticket for c in mine),
