@@ -4,6 +4,10 @@ real agent, real store, real report store; the clock is the test's."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +27,7 @@ from tests.integration.report_world import World, shared_policy, world
 
 pytestmark = pytest.mark.postgres
 
+ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 20)
 D0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -211,3 +216,53 @@ async def test_metrics_endpoint_figures_carry_both_rates(
     assert figures.resolution is not None
     assert (figures.resolution.confirmed, figures.resolution.pending) == (1, 1)
     assert (figures.naive_resolution_rate, figures.honest_resolution_rate) == (1.0, 1.0)
+
+
+async def test_the_command_prints_json_and_stores_a_finished_day(
+    seeded: World, pg_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "FTE_DATABASE_URL": pg_url,
+        "FTE_DATA_DIR": str(tmp_path / "cli"),
+        "FTE_EMBEDDER": "hashing",
+    }
+    root = ROOT
+    runs = []
+    for args in (["--date", "2026-11-20", "--format", "json"], ["--date", "2026-11-20"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.cli",
+            "digest",
+            *args,
+            cwd=root,
+            env=env,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        runs.append((out.decode(), err.decode()))
+    body = json.loads(runs[0][0])
+    assert [c["channel"] for c in body["channels"]] == ["email", "whatsapp", "web_form"]
+    assert body["channels"][2]["traffic"]["honest_resolution_rate"] == 0.5
+    assert "stored as 'Daily digest 2026-11-20'" in runs[0][1]
+    assert "already stored" in runs[1][1]
+    assert "web_form:" in runs[1][0]
+    assert len(await seeded.runtime.reports.reports("digest")) == 1
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.cli",
+        "digest",
+        "--date",
+        "2026-13-01",
+        cwd=root,
+        env=env,
+        stdout=PIPE,
+        stderr=PIPE,
+    )
+    _, err = await bad.communicate()
+    assert bad.returncode == 2
+    assert "--date" in err.decode()
