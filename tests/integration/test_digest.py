@@ -218,6 +218,7 @@ async def test_metrics_endpoint_figures_carry_both_rates(
     assert (figures.naive_resolution_rate, figures.honest_resolution_rate) == (1.0, 1.0)
 
 
+@pytest.mark.slow
 async def test_the_command_prints_json_and_stores_a_finished_day(
     seeded: World, pg_url: str, tmp_path: Path
 ) -> None:
