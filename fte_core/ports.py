@@ -506,3 +506,29 @@ class MailboxState(Protocol):
         ...
 
     async def watch_expiry(self, mailbox: str) -> datetime | None: ...
+
+
+class CustomerMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored message with the customer it belongs to (reports follow a customer across
+    channels and conversations)."""
+
+    customer_id: str
+    message: StoredMessage
+
+
+class QueueFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """The event queue as a report sees it; None: this bus cannot tell."""
+
+    queued_by_topic: dict[str, int] | None = None  # events not yet handed out or relayed
+    dead_letters: int | None = None  # dead-lettered within the report's period
+    dead_letters_total: int | None = None
+
+
+class ReportQueries(Protocol):
+    """Read-only queries for the operators' reports (the digest, the resolution rate)."""
+
+    async def customer_messages(self, since: datetime, until: datetime) -> list[CustomerMessage]:
+        """Every message stored in [since, until), oldest first, with its customer."""
+        ...
+
+    async def queue_figures(self, since: datetime, until: datetime) -> QueueFigures: ...

@@ -39,6 +39,7 @@ from fte_core.ports import (
     IngestReport,
     KnowledgeBase,
     MailboxState,
+    ReportQueries,
     ReportStore,
     Responder,
 )
@@ -76,6 +77,7 @@ class Runtime:
     outbound: Outbound  # delivers queued replies through the channel senders
     mailboxes: MailboxState  # the Gmail sync's history id per mailbox
     gmail: GmailChannel  # push verifier, API client and sync, as far as configured
+    queries: ReportQueries  # what those reports read
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -246,6 +248,7 @@ async def bootstrap(
     senders: Mapping[Channel, ChannelSender] | None = None,
     queue_replies: bool = False,
     gmail_client: GmailClient | None = None,
+    queries: ReportQueries | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
     `consume` the topics a worker in this process will consume (none: publish only);
@@ -291,6 +294,8 @@ async def bootstrap(
         bus = bus or buses.bus
         if reports is None:
             reports = _report_store(pool)
+        if queries is None:
+            queries = _report_queries(pool, store, settings)
         secret = token_secret(settings)
         base = settings.base_url
 
@@ -337,6 +342,7 @@ async def bootstrap(
         outbound=outbound,
         mailboxes=mailboxes,
         gmail=gmail,
+        queries=queries,
         _stack=stack,
     )
 
@@ -359,6 +365,18 @@ def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:
     from adapters.storage.postgres.reports import PostgresReports
 
     return PostgresReports(pool)
+
+
+def _report_queries(
+    pool: AsyncConnectionPool[Any] | None, store: CrmStore, settings: Settings
+) -> ReportQueries:
+    if pool is None:
+        from fte_core.testing.report_queries import StoreReportQueries
+
+        return StoreReportQueries(store)
+    from adapters.storage.postgres.report_queries import PostgresReportQueries
+
+    return PostgresReportQueries(pool, dead_letters_table=settings.bus != "kafka")
 
 
 @dataclass(slots=True)

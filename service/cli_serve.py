@@ -24,6 +24,7 @@ import uvicorn
 from fte_core.errors import FteError
 from service.app import create_app
 from service.bootstrap import Runtime, bootstrap
+from service.digest_job import digest_schedule
 from service.handlers import TOPICS, event_handler
 from service.local_secrets import load_or_create
 from service.logs import configure_logging
@@ -68,6 +69,10 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         tasks = _background(runtime, stop, health) if worker and not child else []
         rules = Path(settings.rules_dir)
         tasks.append(asyncio.create_task(watch_rules(runtime.policy, rules, stop)))
+        if api:  # the API pods make the daily digest (stored once per day, see digest_job)
+            tasks.append(
+                asyncio.create_task(digest_schedule(runtime, stop, sender=runtime.agent.sender))
+            )
         supervisor = WorkerProcess() if child else None
         if supervisor is not None:
             tasks.append(asyncio.create_task(supervisor.run(stop)))

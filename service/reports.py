@@ -9,8 +9,10 @@ from datetime import timedelta
 
 import msgspec
 
+from fte_core import resolution
 from fte_core.clock import utc_now
 from fte_core.models import Author, Channel, Direction, StoredMessage
+from fte_core.resolution import ResolutionFigures
 from service.bootstrap import Runtime
 
 
@@ -29,6 +31,11 @@ class ChannelFigures(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    # conversations answered without hand-over / all (naive), and answered ones the
+    # customer confirmed or did not come back about within 72 h (honest; fte_core.resolution)
+    naive_resolution_rate: float | None = None
+    honest_resolution_rate: float | None = None
+    resolution: ResolutionFigures | None = None
 
 
 class ChannelReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +51,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[index], 3)
 
 
-def figures(channel: Channel, messages: list[StoredMessage]) -> ChannelFigures:
+def figures(
+    channel: Channel, messages: list[StoredMessage], outcome: ResolutionFigures | None = None
+) -> ChannelFigures:
     mine = [m for m in messages if m.channel is channel]
     inbound = [m for m in mine if m.direction is Direction.INBOUND]
     replies = [m for m in mine if m.author is Author.AGENT and m.record is not None]
@@ -69,12 +78,22 @@ def figures(channel: Channel, messages: list[StoredMessage]) -> ChannelFigures:
         prompt_tokens=sum(r.usage.prompt_tokens for r in records),
         completion_tokens=sum(r.usage.completion_tokens for r in records),
         cost_usd=round(sum(r.usage.cost_usd for r in records), 6),
+        naive_resolution_rate=outcome.naive_rate if outcome else None,
+        honest_resolution_rate=outcome.honest_rate if outcome else None,
+        resolution=outcome,
     )
 
 
 async def channel_report(runtime: Runtime, period: timedelta) -> ChannelReport:
-    messages = await runtime.store.messages_since(utc_now() - period)
+    now = utc_now()
+    since = now - period
+    loaded = await runtime.queries.customer_messages(since, now + _LATER)
+    messages = [i.message for i in loaded]
+    outcomes = resolution.by_channel(resolution.outcomes(loaded, since, now, now))
     return ChannelReport(
         hours=period.total_seconds() / 3600,
-        channels=tuple(figures(channel, messages) for channel in Channel),
+        channels=tuple(figures(c, messages, outcomes[c]) for c in Channel),
     )
+
+
+_LATER = timedelta(minutes=1)  # the period includes messages stored as it is computed

@@ -17,6 +17,7 @@ Storage = Literal["auto", "memory", "postgres"]
 BusKind = Literal["postgres", "kafka", "memory"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 EmbedderKind = Literal["minilm", "hashing"]
+DigestHour = Annotated[int, msgspec.Meta(ge=-1, le=23)]  # -1: no scheduled digest
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -63,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     twilio_whatsapp_from: str | None = None  # the sender number, +E164 or whatsapp:+E164
     twilio_api_base: str | None = None  # another Twilio API server (a proxy, a test fake)
     gmail: GmailSettings = GmailSettings()  # GMAIL_* (service.settings_gmail)
+    digest_hour: DigestHour = 6  # UTC hour the service makes yesterday's digest
+    digest_email: tuple[str, ...] = ()  # operators who get the digest by email
 
     @property
     def models_path(self) -> str:
@@ -119,7 +122,10 @@ _ENV = {
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "TWILIO_WHATSAPP_FROM": "twilio_whatsapp_from",
     "FTE_TWILIO_API_BASE": "twilio_api_base",
+    "FTE_DIGEST_HOUR": "digest_hour",
+    "FTE_DIGEST_EMAIL": "digest_email",
 }
+_LISTS = frozenset({"llm_fallbacks", "digest_email"})
 _SECRET_FILES = {
     "FTE_DATABASE_URL_FILE": "database_url",
     "FTE_LLM_API_KEY_FILE": "llm_api_key",
@@ -138,9 +144,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if value is None or value == "":
             continue
         raw[name] = (
-            tuple(v.strip() for v in value.split(",") if v.strip())
-            if (name == "llm_fallbacks")
-            else value
+            tuple(v.strip() for v in value.split(",") if v.strip()) if name in _LISTS else value
         )
     for var, name in _SECRET_FILES.items():
         path = env.get(var)
@@ -235,6 +239,8 @@ _HELP = {
     "TWILIO_WHATSAPP_FROM": "WhatsApp: the sender number, +E164",
     "FTE_TWILIO_API_BASE": "WhatsApp: another Twilio API server (a proxy, a test fake)",
     **GMAIL_HELP,
+    "FTE_DIGEST_HOUR": "UTC hour of the daily digest of the day before (-1: none)",
+    "FTE_DIGEST_EMAIL": "comma-separated operator addresses the digest is emailed to",
 }
 
 
