@@ -484,3 +484,25 @@ class ReportStore(Protocol):
     async def reports(self, kind: ReportKind, limit: int = 20) -> list[StoredReport]:
         """Newest first."""
         ...
+
+
+class MailboxState(Protocol):
+    """How far each mailbox's sync got (Gmail's history id), per mailbox address.
+
+    Read before fetching new mail and advanced only after what was fetched is stored, so a
+    crash in between re-reads and never skips; it never moves backwards.
+    """
+
+    async def watermark(self, mailbox: str) -> int | None: ...
+
+    async def advance(self, mailbox: str, history_id: int) -> None:
+        """Record `history_id` unless a later one is already recorded."""
+        ...
+
+    async def record_watch(self, mailbox: str, history_id: int, expires_at: datetime) -> int:
+        """A (renewed) push watch: its expiry kept, and `history_id` as the starting point
+        only when the mailbox has none yet (a renewal never jumps over unread mail).
+        Returns the watermark in force."""
+        ...
+
+    async def watch_expiry(self, mailbox: str) -> datetime | None: ...

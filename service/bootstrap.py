@@ -38,10 +38,12 @@ from fte_core.ports import (
     EventConsumer,
     IngestReport,
     KnowledgeBase,
+    MailboxState,
     ReportStore,
     Responder,
 )
 from fte_core.ranking import with_cut
+from service.gmail_channel import GmailChannel, make_gmail, make_gmail_sender
 from service.local_secrets import load_or_create
 from service.settings import Settings
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from adapters.bus.relay import OutboxRelay
+    from adapters.channels.gmail.api import GmailClient
     from fte_core.testing.store import InMemoryStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ class Runtime:
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
     outbound: Outbound  # delivers queued replies through the channel senders
+    mailboxes: MailboxState  # the Gmail sync's history id per mailbox
+    gmail: GmailChannel  # push verifier, API client and sync, as far as configured
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -143,10 +148,15 @@ def whatsapp_missing(settings: Settings) -> tuple[str, ...]:
     return tuple(name for name, value in zip(WHATSAPP_SETTINGS, values, strict=True) if not value)
 
 
-def make_senders(settings: Settings) -> Mapping[Channel, ChannelSender]:
+def make_senders(
+    settings: Settings, *, gmail_client: GmailClient | None = None
+) -> dict[Channel, ChannelSender]:
     """The channel senders the configuration enables (one line per channel). The web form
     has none: its replies are read on the ticket's status page."""
     senders: dict[Channel, ChannelSender] = {}
+    gmail = make_gmail_sender(settings.gmail, gmail_client)
+    if gmail is not None:
+        senders[Channel.EMAIL] = gmail
     if not whatsapp_missing(settings):
         from adapters.channels.whatsapp.sender import TwilioSender
         from service.settings import check_whatsapp_from
@@ -233,6 +243,7 @@ async def bootstrap(
     reports: ReportStore | None = None,
     senders: Mapping[Channel, ChannelSender] | None = None,
     queue_replies: bool = False,
+    gmail_client: GmailClient | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
     `consume` the topics a worker in this process will consume (none: publish only);
@@ -300,12 +311,11 @@ async def bootstrap(
                 queue_replies=queue_replies,
             ),
         )
-        outbound = Outbound(
-            store=store,
-            ledger=_deliveries(pool, store),
-            senders=make_senders(settings) if senders is None else senders,
-            bus=bus,
-        )
+        mailboxes = _mailbox_state(pool)
+        gmail = make_gmail(settings.gmail, mailboxes, agent.submit, client=gmail_client)
+        if senders is None:
+            senders = make_senders(settings, gmail_client=gmail.client)
+        outbound = Outbound(store=store, ledger=_deliveries(pool, store), senders=senders, bus=bus)
     except BaseException:
         await stack.aclose()
         raise
@@ -323,8 +333,20 @@ async def bootstrap(
         buses=buses,
         reports=reports,
         outbound=outbound,
+        mailboxes=mailboxes,
+        gmail=gmail,
         _stack=stack,
     )
+
+
+def _mailbox_state(pool: AsyncConnectionPool[Any] | None) -> MailboxState:
+    if pool is None:  # in-memory storage: the watermark lives as long as the store does
+        from fte_core.testing.mailboxes import InMemoryMailboxes
+
+        return InMemoryMailboxes()
+    from adapters.storage.postgres.mailboxes import PostgresMailboxes
+
+    return PostgresMailboxes(pool)
 
 
 def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:

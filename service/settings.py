@@ -11,6 +11,7 @@ import msgspec
 
 from fte_core.errors import ConfigError, ValidationError
 from fte_core.identity import normalize_phone
+from service.settings_gmail import GMAIL_HELP, GmailSettings, load_gmail_settings
 
 Storage = Literal["auto", "memory", "postgres"]
 BusKind = Literal["postgres", "kafka", "memory"]
@@ -61,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     twilio_auth_token: str | None = None
     twilio_whatsapp_from: str | None = None  # the sender number, +E164 or whatsapp:+E164
     twilio_api_base: str | None = None  # another Twilio API server (a proxy, a test fake)
+    gmail: GmailSettings = GmailSettings()  # GMAIL_* (service.settings_gmail)
 
     @property
     def models_path(self) -> str:
@@ -153,6 +155,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         field = str(exc).rsplit("`$.", 1)[-1].rstrip("`")
         var = next((v for v, n in _ENV.items() if n == field), field)
         raise ConfigError(f"{var}: {exc}") from exc
+    settings = msgspec.structs.replace(settings, gmail=load_gmail_settings(env))
     if settings.database_url is not None:
         check_database_url(settings.database_url)
     if settings.admin_token is not None and len(settings.admin_token) < MIN_ADMIN_TOKEN:
@@ -231,6 +234,7 @@ _HELP = {
     "TWILIO_AUTH_TOKEN": "WhatsApp: its auth token (or TWILIO_AUTH_TOKEN_FILE)",
     "TWILIO_WHATSAPP_FROM": "WhatsApp: the sender number, +E164",
     "FTE_TWILIO_API_BASE": "WhatsApp: another Twilio API server (a proxy, a test fake)",
+    **GMAIL_HELP,
 }
 
 

@@ -49,7 +49,11 @@ class ServiceState:
                 if self.runtime.ingest_report
                 else "not ingested by this process"
             ),
-            channels={**channel_readiness(settings), **self.channels},
+            channels={
+                **channel_readiness(settings),
+                "email": self.runtime.gmail.status,
+                **self.channels,
+            },
         )
 
     async def _database(self) -> str:

@@ -3,6 +3,7 @@
 from fte_core.testing.bus import InMemoryBus, PublishedEvent, RecordingSender, SentReply
 from fte_core.testing.deliveries import InMemoryDeliveries
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
+from fte_core.testing.mailboxes import InMemoryMailboxes
 from fte_core.testing.responder import FunctionResponder, ScriptedResponder
 from fte_core.testing.store import InMemoryStore
 
@@ -11,6 +12,7 @@ __all__ = [
     "InMemoryBus",
     "InMemoryDeliveries",
     "InMemoryKnowledgeBase",
+    "InMemoryMailboxes",
     "InMemoryStore",
     "PublishedEvent",
     "RecordingSender",

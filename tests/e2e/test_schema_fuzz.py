@@ -38,6 +38,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         TWILIO_ACCOUNT_SID="AC" + "0" * 32,
         TWILIO_AUTH_TOKEN="t" * 32,
         TWILIO_WHATSAPP_FROM="+14155238886",
+        # the Gmail webhook then checks its token (401) instead of answering 503 unconfigured
+        GMAIL_PUSH_AUDIENCE="https://fuzz.example/api/v1/webhooks/gmail",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve"],
