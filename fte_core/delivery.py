@@ -36,6 +36,7 @@ from fte_core.ports import (
     ChannelSender,
     CrmStore,
     DeliveryLedger,
+    DeliveryPart,
     DeliveryTarget,
     EventBus,
 )
@@ -79,6 +80,16 @@ def aggregate(statuses: Iterable[DeliveryStatus]) -> DeliveryStatus:
         ranks.append(_RANK.get(status, 0))
     least = min(ranks, default=_RANK[DeliveryStatus.SENT])
     return next(s for s, r in _RANK.items() if r == max(least, _RANK[DeliveryStatus.SENT]))
+
+
+def failure_of(parts: Iterable[DeliveryPart]) -> str | None:
+    """What the provider reported on the parts it failed, for the reply's error."""
+    failed = [
+        f"part {p.index + 1}: {p.status.value}" + (f" {p.error}" if p.error else "")
+        for p in parts
+        if p.status in _GAVE_UP
+    ]
+    return "; ".join(failed) or None
 
 
 async def send_parts(

@@ -176,12 +176,10 @@ def make_senders(
 def channel_readiness(settings: Settings) -> dict[str, str]:
     """Each channel configured or not, for `/api/v1/ready` (one line per channel)."""
     missing = whatsapp_missing(settings)
-    return {
-        Channel.WEB_FORM.value: "configured",
-        Channel.WHATSAPP.value: (
-            "configured" if not missing else f"not configured (set {', '.join(missing)})"
-        ),
-    }
+    whatsapp = "configured" if not missing else f"not configured (set {', '.join(missing)})"
+    if not missing and not settings.public_base_url:
+        whatsapp += " (FTE_PUBLIC_BASE_URL unset: signatures are checked against it)"
+    return {Channel.WEB_FORM.value: "configured", Channel.WHATSAPP.value: whatsapp}
 
 
 def _deliveries(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> DeliveryLedger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from fte_core.delivery import WENT_OUT, advance, aggregate
+from fte_core.delivery import WENT_OUT, advance, aggregate, failure_of
 from fte_core.errors import NotFound
 from fte_core.models import Channel, DeliveryStatus, Direction
 from fte_core.ports import CrmStore, DeliveryPart, DeliveryState
@@ -43,8 +43,14 @@ class InMemoryDeliveries:
         status = aggregate(p.status for p in parts.values())
         first = parts[min(parts)].provider_message_id if parts else None
         await self._store.set_delivery_status(message_id, status, first)
-        self._errors.pop(message_id, None)
+        self._set_error(message_id, failure_of(parts.values()))
         return status
+
+    def _set_error(self, message_id: str, error: str | None) -> None:
+        if error is None:
+            self._errors.pop(message_id, None)
+        else:
+            self._errors[message_id] = error
 
     async def record_failure(self, message_id: str, status: DeliveryStatus, error: str) -> None:
         if await self._store.get_message(message_id) is None:
@@ -70,8 +76,8 @@ class InMemoryDeliveries:
         )
         message = await self._store.get_message(message_id)
         if message is not None and message.delivery_status in WENT_OUT:
-            settled = aggregate(p.status for p in parts.values())
-            await self._store.set_delivery_status(message_id, settled)
-            if settled is DeliveryStatus.UNDELIVERED:
-                self._errors[message_id] = f"part {index + 1}: {status.value} {error or ''}".strip()
+            await self._store.set_delivery_status(
+                message_id, aggregate(p.status for p in parts.values())
+            )
+            self._set_error(message_id, failure_of(parts.values()))
         return await self.state(message_id)

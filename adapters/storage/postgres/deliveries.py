@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.storage.postgres.pool import connection
 from adapters.storage.postgres.rows import Conn, as_uuid
-from fte_core.delivery import WENT_OUT, advance, aggregate
+from fte_core.delivery import WENT_OUT, advance, aggregate, failure_of
 from fte_core.errors import NotFound
 from fte_core.models import Channel, DeliveryStatus
 from fte_core.ports import DeliveryPart, DeliveryState
@@ -55,10 +56,10 @@ class PostgresDeliveries:
             status = aggregate(p.status for p in state.parts)
             first = state.parts[0].provider_message_id if state.parts else None
             await conn.execute(
-                """UPDATE messages SET delivery_status = %s, delivery_error = NULL,
+                """UPDATE messages SET delivery_status = %s, delivery_error = %s,
                        provider_message_id = coalesce(%s, provider_message_id)
                    WHERE id = %s""",
-                (status.value, first, key),
+                (status.value, failure_of(state.parts), first, key),
             )
         return status
 
@@ -100,19 +101,15 @@ class PostgresDeliveries:
                 (moved.value, error, key, index),
             )
             if state.status in WENT_OUT:
-                statuses = [moved if p.index == index else p.status for p in state.parts]
-                settled = aggregate(statuses)
-                failure = f"part {index + 1}: {moved.value} {error or ''}".strip()
+                parts = [
+                    msgspec.structs.replace(p, status=moved, error=error or p.error)
+                    if p.index == index
+                    else p
+                    for p in state.parts
+                ]
                 await conn.execute(
-                    """UPDATE messages SET delivery_status = %s,
-                           delivery_error = CASE WHEN %s THEN %s ELSE delivery_error END
-                       WHERE id = %s""",
-                    (
-                        settled.value,
-                        settled is DeliveryStatus.UNDELIVERED,
-                        failure,
-                        key,
-                    ),
+                    "UPDATE messages SET delivery_status = %s, delivery_error = %s WHERE id = %s",
+                    (aggregate(p.status for p in parts).value, failure_of(parts), key),
                 )
             return await _state(conn, key, lock=False)
 
