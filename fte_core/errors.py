@@ -12,7 +12,8 @@ FteError
 ├── StorageError           the store failed (vendor error chained)
 ├── BusError               the event bus failed
 ├── ResponderError         the LLM failed after retries and fallbacks
-└── DeliveryError          a channel sender failed
+└── DeliveryError          a channel sender failed (retried with backoff)
+    └── DeliveryRejected   the provider refused for good (`code`): never retried
 """
 
 from __future__ import annotations
@@ -88,7 +89,17 @@ class ResponderError(FteError):
 
 
 class DeliveryError(FteError):
-    pass
+    """A send that did not go through: rate limits, provider outages and network errors.
+    Retried with backoff; what the provider already accepted is never sent again."""
+
+
+class DeliveryRejected(DeliveryError):
+    """The provider refused the message for good (e.g. Twilio 63016: outside WhatsApp's
+    24-hour window). Recorded on the reply, never retried; a person takes the ticket."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)

@@ -32,12 +32,14 @@ async def reply_as_human(
     operator: str,
     *,
     sender: ChannelSender | None = None,
+    queue: bool = False,
 ) -> StoredMessage:
     """Store the person's reply under their name and deliver it on the customer's channel.
 
     The ticket stays theirs (the agent keeps holding new messages) and waits for the
-    customer. Without a sender the reply stays queued for the outbound relay; a delivery
-    failure is recorded on the message and raised.
+    customer. With `queue` (the service) the reply is stored with its `fte.outbound` event
+    and the channel senders deliver it; else `sender` delivers it here (none: it stays
+    queued); a delivery failure is recorded on the message and raised.
     """
     body = text.strip()
     if not body:
@@ -45,9 +47,11 @@ async def reply_as_human(
     if len(body) > MAX_REPLY_CHARS:
         raise ValidationError("text", f"the reply is longer than {MAX_REPLY_CHARS} characters")
     ticket = await _ticket(store, number)
-    stored = await store.save_human_reply(ticket.number, body, _operator(operator))
+    stored = await store.save_human_reply(ticket.number, body, _operator(operator), announce=queue)
     if ticket.owner is not Owner.HUMAN:
         await store.update_ticket(ticket.number, owner=Owner.HUMAN)
+    if queue:
+        return stored
     target = await store.reply_target(stored.id)
     return await tools.deliver(store, stored, sender=sender, target=target)
 

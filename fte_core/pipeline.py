@@ -76,6 +76,9 @@ class AgentConfig:
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
+    # the service: a reply is stored with an `fte.outbound` event in one transaction and
+    # the channel senders deliver it (fte_core.delivery); off: `sender` delivers inline
+    queue_replies: bool = False
 
 
 @dataclass(slots=True)
@@ -389,9 +392,10 @@ class Agent:
             latency_ms=total,
             usage=usage,
             ticket_status=ticket_status,
+            announce=self.config.queue_replies,
         )
         stored = await tools.send_response(
-            self.store, draft, sender=self.sender, target=self._target(run.message)
+            self.store, draft, sender=self._inline_sender(), target=self._target(run.message)
         )
         await self._publish_metrics(run, record, total)
         record = stored.record or record  # a reply stored meanwhile is the one that counts
@@ -413,6 +417,9 @@ class Agent:
             _metrics(run, record, total, self.clock()),
         )
 
+    def _inline_sender(self) -> ChannelSender | None:
+        return None if self.config.queue_replies else self.sender
+
     @staticmethod
     def _target(m: InboundMessage) -> DeliveryTarget | None:
         return delivery_target(
@@ -427,9 +434,9 @@ class Agent:
         """A redelivered message: nothing is decided twice; a reply not yet delivered is
         sent; a hold that sent nothing stays silent."""
         reply = await self.store.reply_to(inbound.id)
-        if reply is not None:
+        if reply is not None:  # queued replies: their event was stored with them
             reply = await tools.deliver(
-                self.store, reply, sender=self.sender, target=self._target(message)
+                self.store, reply, sender=self._inline_sender(), target=self._target(message)
             )
         record = reply.record if reply is not None else inbound.record
         thread = await self._thread_of(inbound)

@@ -50,6 +50,9 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     # and only when the reply is new and the ticket lifecycle allows the move: a ticket a
     # human changed meanwhile keeps its status, and the reply still goes out.
     ticket_status: TicketStatus | None = None
+    # queue the stored reply for the channel senders (an `fte.outbound` event in the
+    # store's outbox) in the same transaction: never stored without being queued
+    announce: bool = False
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,9 +212,12 @@ class CrmStore(Protocol):
         processed so a redelivery does not decide again."""
         ...
 
-    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+    async def save_human_reply(
+        self, number: str, text: str, author_name: str, *, announce: bool = False
+    ) -> StoredMessage:
         """A person's answer on the ticket (to its latest customer message), queued for
-        delivery; the ticket then waits for the customer and stays theirs."""
+        delivery; the ticket then waits for the customer and stays theirs. With `announce`
+        an `fte.outbound` event is queued in the same transaction."""
         ...
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:
@@ -390,7 +396,63 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChannelSender(Protocol):
-    async def send(self, reply: Reply, target: DeliveryTarget) -> DeliveryResult: ...
+    async def send(self, reply: Reply, target: DeliveryTarget) -> DeliveryResult:
+        """Send the reply's parts in order. Raises DeliveryRejected when the provider
+        refuses for good, DeliveryError for anything worth retrying."""
+        ...
+
+
+class DeliveryPart(msgspec.Struct, frozen=True, kw_only=True):
+    """One part of a reply the provider accepted, under the provider's message id."""
+
+    index: int  # 0-based position in the reply
+    provider_message_id: str
+    status: DeliveryStatus = DeliveryStatus.SENT
+    error: str | None = None  # the provider's error code on a failed part
+
+
+class DeliveryState(msgspec.Struct, frozen=True, kw_only=True):
+    message_id: str
+    status: DeliveryStatus
+    error: str | None  # why the last send failed, or why the provider gave up
+    parts: tuple[DeliveryPart, ...]
+
+
+class DeliveryLedger(Protocol):
+    """What went out for each reply, part by part: a retry skips every part recorded
+    here, so nothing the provider accepted is sent twice (fte_core.delivery)."""
+
+    async def record_part(
+        self, message_id: str, channel: Channel, index: int, provider_message_id: str
+    ) -> None:
+        """Record an accepted part at once, before the next part is sent and before the
+        reply is marked sent. Recording the same part again changes nothing."""
+        ...
+
+    async def state(self, message_id: str) -> DeliveryState | None:
+        """The reply's status, error and accepted parts (None: no such outbound message)."""
+        ...
+
+    async def settle(self, message_id: str) -> DeliveryStatus:
+        """Every part is out: the reply takes the status of its least advanced part (a
+        failed part makes it undelivered) and the first part's provider id."""
+        ...
+
+    async def record_failure(self, message_id: str, status: DeliveryStatus, error: str) -> None:
+        """A send failed: FAILED (to be retried) or UNDELIVERED (given up), with why."""
+        ...
+
+    async def part_status(
+        self,
+        channel: Channel,
+        provider_message_id: str,
+        status: DeliveryStatus,
+        error: str | None = None,
+    ) -> DeliveryState | None:
+        """A provider's status report for one part. A part only moves forward (a late
+        'sent' never undoes 'delivered'); once the reply went out it follows its parts.
+        None: the id is not one of ours."""
+        ...
 
 
 ReportKind = Literal["digest", "learning", "shadow"]

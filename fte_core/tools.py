@@ -160,7 +160,7 @@ async def deliver(
         return stored
     if not await store.claim_delivery(stored.id, datetime.now(UTC), DELIVERY_LEASE):
         return stored  # another deliverer holds it, or it went out meanwhile
-    reply = Reply(channel=stored.channel, parts=_parts(stored))
+    reply = Reply(channel=stored.channel, parts=reply_parts(stored))
     try:
         result = await sender.send(reply, target)
     except DeliveryError:
@@ -171,7 +171,7 @@ async def deliver(
     return msgspec.structs.replace(stored, delivery_status=result.status)
 
 
-def _parts(stored: StoredMessage) -> tuple[str, ...]:
+def reply_parts(stored: StoredMessage) -> tuple[str, ...]:
     """The agent's reply as formatted; a person's reply as written, split only where the
     channel's message size demands it."""
     if stored.record is not None:

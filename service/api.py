@@ -220,7 +220,12 @@ class OperatorController(Controller):
         channel (queued for delivery when no sender is configured)."""
         runtime = runtime_of(request)
         stored = await operators.reply_as_human(
-            runtime.store, ticket_id, data.text, data.operator, sender=runtime.agent.sender
+            runtime.store,
+            ticket_id,
+            data.text,
+            data.operator,
+            sender=runtime.agent.sender,
+            queue=runtime.agent.config.queue_replies,
         )
         return message_out(stored)
 

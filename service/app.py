@@ -35,7 +35,7 @@ from fte_core.errors import (
     StorageError,
     ValidationError,
 )
-from service import api, web, webhooks_gmail
+from service import api, web, webhooks_gmail, webhooks_whatsapp
 from service.forms import FormErrors
 from service.state import ServiceState
 
@@ -210,6 +210,7 @@ def create_app(
             prometheus,
             *web.WEB_ROUTES,
             web.STATIC_ROUTER,
+            *webhooks_whatsapp.ROUTES,
             webhooks_gmail.gmail_push,
             *extra_routes,
         ],

@@ -6,7 +6,7 @@ Tests call the same `bootstrap()` with fakes for whatever they want to replace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +21,7 @@ from fte_core import events
 from fte_core.access import ticket_token
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, Context, load_context
+from fte_core.delivery import Outbound
 from fte_core.embedding import HashingEmbedder
 from fte_core.errors import ConfigError
 from fte_core.models import Channel
@@ -31,6 +32,7 @@ from fte_core.policy.loader import load_rules
 from fte_core.ports import (
     ChannelSender,
     CrmStore,
+    DeliveryLedger,
     Embedder,
     EventBus,
     EventConsumer,
@@ -71,6 +73,7 @@ class Runtime:
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
+    outbound: Outbound  # delivers queued replies through the channel senders
     mailboxes: MailboxState  # the Gmail sync's history id per mailbox
     gmail: GmailChannel  # push verifier, API client and sync, as far as configured
     _stack: AsyncExitStack
@@ -133,6 +136,61 @@ def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
         stack.push_async_callback(closer)
 
 
+WHATSAPP_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM")
+
+
+def whatsapp_missing(settings: Settings) -> tuple[str, ...]:
+    values = (
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_whatsapp_from,
+    )
+    return tuple(name for name, value in zip(WHATSAPP_SETTINGS, values, strict=True) if not value)
+
+
+def make_senders(settings: Settings) -> Mapping[Channel, ChannelSender]:
+    """The channel senders the configuration enables (one line per channel). The web form
+    has none: its replies are read on the ticket's status page."""
+    senders: dict[Channel, ChannelSender] = {}
+    if not whatsapp_missing(settings):
+        from adapters.channels.whatsapp.sender import TwilioSender
+        from service.settings import check_whatsapp_from
+
+        senders[Channel.WHATSAPP] = TwilioSender.connect(
+            settings.twilio_account_sid or "",
+            settings.twilio_auth_token or "",
+            check_whatsapp_from(settings.twilio_whatsapp_from or ""),
+            status_callback=f"{settings.base_url}/api/v1/webhooks/whatsapp/status",
+            api_base=settings.twilio_api_base,
+        )
+    gmail = make_gmail_sender(settings.gmail)
+    if gmail is not None:
+        senders[Channel.EMAIL] = gmail
+    return senders
+
+
+def channel_readiness(settings: Settings) -> dict[str, str]:
+    """Each channel configured or not, for `/api/v1/ready` (one line per channel)."""
+    missing = whatsapp_missing(settings)
+    return {
+        Channel.WEB_FORM.value: "configured",
+        Channel.WHATSAPP.value: (
+            "configured" if not missing else f"not configured (set {', '.join(missing)})"
+        ),
+        Channel.EMAIL.value: settings.gmail.status(),
+    }
+
+
+def _deliveries(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> DeliveryLedger:
+    if pool is None:  # in-memory storage or injected fakes
+        from fte_core.testing.deliveries import InMemoryDeliveries
+
+        return InMemoryDeliveries(store)
+    from adapters.storage.postgres.deliveries import PostgresDeliveries
+
+    return PostgresDeliveries(pool)
+
+
 # `fte eval`'s scope: a PostgreSQL schema of its own, emptied at each run, so sample
 # tickets never mix with real conversations.
 EVAL_SCOPE = "fte_eval"
@@ -184,10 +242,14 @@ async def bootstrap(
     scope: str | None = None,
     consume: Sequence[str] = (),
     reports: ReportStore | None = None,
+    senders: Mapping[Channel, ChannelSender] | None = None,
+    queue_replies: bool = False,
     gmail_client: GmailClient | None = None,
 ) -> Runtime:
     """`scope` names an isolated PostgreSQL schema, emptied first (see EVAL_SCOPE);
-    `consume` the topics a worker in this process will consume (none: publish only)."""
+    `consume` the topics a worker in this process will consume (none: publish only);
+    `queue_replies` (the service) stores every reply with an `fte.outbound` event for the
+    channel senders (`senders`, default `make_senders`) instead of sending inline."""
     stack = AsyncExitStack()
     pool: AsyncConnectionPool[Any] | None = None
     memory_store: InMemoryStore | None = None
@@ -247,7 +309,14 @@ async def bootstrap(
                 thread_window=timedelta(hours=settings.thread_window_hours),
                 acknowledge_every=timedelta(hours=settings.acknowledge_hours),
                 status_link=status_link,
+                queue_replies=queue_replies,
             ),
+        )
+        outbound = Outbound(
+            store=store,
+            ledger=_deliveries(pool, store),
+            senders=make_senders(settings) if senders is None else senders,
+            bus=bus,
         )
         mailboxes = _mailbox_state(pool)
         gmail = make_gmail(settings.gmail, mailboxes, agent.submit, client=gmail_client)
@@ -267,22 +336,11 @@ async def bootstrap(
         token_secret=secret,
         buses=buses,
         reports=reports,
+        outbound=outbound,
         mailboxes=mailboxes,
         gmail=gmail,
         _stack=stack,
     )
-
-
-def make_senders(
-    settings: Settings, *, gmail_client: GmailClient | None = None
-) -> dict[Channel, ChannelSender]:
-    """The channels' senders, by channel, as far as configured (none: replies are kept
-    for the status page and operators)."""
-    senders: dict[Channel, ChannelSender] = {}
-    gmail = make_gmail_sender(settings.gmail, gmail_client)
-    if gmail is not None:
-        senders[Channel.EMAIL] = gmail
-    return senders
 
 
 def _mailbox_state(pool: AsyncConnectionPool[Any] | None) -> MailboxState:

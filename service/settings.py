@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fte_core.errors import ConfigError
+from fte_core.errors import ConfigError, ValidationError
+from fte_core.identity import normalize_phone
 from service.settings_gmail import GMAIL_HELP, GmailSettings, load_gmail_settings
 
 Storage = Literal["auto", "memory", "postgres"]
@@ -56,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
     kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+    # WhatsApp through Twilio (bootstrap.make_senders): all three, or the channel is off
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_whatsapp_from: str | None = None  # the sender number, +E164 or whatsapp:+E164
+    twilio_api_base: str | None = None  # another Twilio API server (a proxy, a test fake)
     gmail: GmailSettings = GmailSettings()  # GMAIL_* (service.settings_gmail)
 
     @property
@@ -109,12 +115,17 @@ _ENV = {
     "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
     "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
     "FTE_WORKER_CONCURRENCY": "worker_concurrency",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_WHATSAPP_FROM": "twilio_whatsapp_from",
+    "FTE_TWILIO_API_BASE": "twilio_api_base",
 }
 _SECRET_FILES = {
     "FTE_DATABASE_URL_FILE": "database_url",
     "FTE_LLM_API_KEY_FILE": "llm_api_key",
     "FTE_ADMIN_TOKEN_FILE": "admin_token",
     "FTE_TOKEN_SECRET_FILE": "token_secret",
+    "TWILIO_AUTH_TOKEN_FILE": "twilio_auth_token",
 }
 
 
@@ -153,9 +164,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("FTE_PUBLIC_BASE_URL: must start with http:// or https://")
     if settings.max_body_bytes < 1024:
         raise ConfigError("FTE_MAX_BODY_BYTES: must be at least 1024")
+    if settings.twilio_whatsapp_from is not None:
+        check_whatsapp_from(settings.twilio_whatsapp_from)
     if settings.database_connect_timeout <= 0:
         raise ConfigError("FTE_DATABASE_CONNECT_TIMEOUT: must be a positive number of seconds")
     return settings
+
+
+def check_whatsapp_from(value: str) -> str:
+    """The WhatsApp sender number in E.164 (a `whatsapp:` prefix is accepted)."""
+    try:
+        return normalize_phone(value)
+    except ValidationError as exc:
+        raise ConfigError(f"TWILIO_WHATSAPP_FROM: {exc.detail}") from exc
 
 
 _SCHEMES = ("postgresql://", "postgres://")
@@ -209,6 +230,10 @@ _HELP = {
     "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
     "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
     "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
+    "TWILIO_ACCOUNT_SID": "WhatsApp: the Twilio account (AC...)",
+    "TWILIO_AUTH_TOKEN": "WhatsApp: its auth token (or TWILIO_AUTH_TOKEN_FILE)",
+    "TWILIO_WHATSAPP_FROM": "WhatsApp: the sender number, +E164",
+    "FTE_TWILIO_API_BASE": "WhatsApp: another Twilio API server (a proxy, a test fake)",
     **GMAIL_HELP,
 }
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from fte_core.errors import FteError
-from service.bootstrap import Runtime
+from service.bootstrap import Runtime, channel_readiness
 
 Probe = Callable[[], Awaitable[str]]  # "ok", or what is wrong
 
@@ -49,7 +49,7 @@ class ServiceState:
                 if self.runtime.ingest_report
                 else "not ingested by this process"
             ),
-            channels={"email": self.runtime.gmail.status, **self.channels},
+            channels={**channel_readiness(settings), **self.channels},
         )
 
     async def _database(self) -> str:

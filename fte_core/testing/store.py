@@ -464,7 +464,16 @@ class InMemoryStore:
         self._messages[inbound.id] = msgspec.structs.replace(inbound, processed_at=self._clock())
         if draft.ticket_status is not None:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
+        if draft.announce:
+            await self._announce_outbound(stored)
         return stored, True
+
+    async def _announce_outbound(self, stored: StoredMessage) -> None:
+        customer_id = self._conversations[stored.conversation_id].customer_id
+        event = events.OutboundEvent(message_id=stored.id, channel=stored.channel)
+        self.outbox.append((events.OUTBOUND, customer_id, events.encode(event)))
+        if self.on_announce is not None:
+            await self.on_announce(events.OUTBOUND, customer_id, event)
 
     def _move_ticket(self, conversation_id: str, status: TicketStatus) -> None:
         conversation = self._conversations[conversation_id]
@@ -619,7 +628,9 @@ class InMemoryStore:
             message, record=record, processed_at=self._clock()
         )
 
-    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+    async def save_human_reply(
+        self, number: str, text: str, author_name: str, *, announce: bool = False
+    ) -> StoredMessage:
         ticket = self._tickets.get(number)
         if ticket is None:
             raise NotFound(f"ticket {number}")
@@ -652,6 +663,8 @@ class InMemoryStore:
             else ticket.status
         )
         await self.update_ticket(number, status=waiting, assignee=author_name)
+        if announce:
+            await self._announce_outbound(stored)
         return stored
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:

@@ -33,6 +33,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         FTE_ADMIN_TOKEN=ADMIN,
         FTE_DATA_DIR=str(tmp_path_factory.mktemp("fuzz")),
         FTE_MAX_BODY_BYTES="65536",
+        # WhatsApp configured with test values: its webhooks answer 4xx to unsigned input
+        # (unconfigured they answer 503 by design, which this check would count as a 5xx)
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="t" * 32,
+        TWILIO_WHATSAPP_FROM="+14155238886",
         # the Gmail webhook then checks its token (401) instead of answering 503 unconfigured
         GMAIL_PUSH_AUDIENCE="https://fuzz.example/api/v1/webhooks/gmail",
     )

@@ -167,7 +167,7 @@ async def measure(
         assert runtime.buses.consumer is not None
         worker = run_worker(
             runtime.buses.consumer,
-            event_handler(runtime.agent),
+            event_handler(runtime.agent, runtime.outbound),
             stop=stop,
             concurrency=concurrency,
             health=health,

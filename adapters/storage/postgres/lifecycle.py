@@ -11,6 +11,7 @@ import msgspec
 
 from adapters.storage.postgres import rows
 from adapters.storage.postgres.rows import Conn
+from fte_core import events
 from fte_core.errors import InvalidTransition, NotFound
 from fte_core.identity import delivery_target
 from fte_core.models import (
@@ -89,10 +90,11 @@ async def record_decision(
 
 
 async def save_human_reply(
-    conn: Conn, number: str, text: str, author_name: str, at: datetime
+    conn: Conn, number: str, text: str, author_name: str, at: datetime, *, announce: bool = False
 ) -> StoredMessage:
     """Stored as an answer to the ticket's latest customer message; the ticket then waits
-    for the customer (pending), still owned by a person."""
+    for the customer (pending), still owned by a person. With `announce` its fte.outbound
+    event is queued in the caller's transaction."""
     cursor = await conn.execute(
         "SELECT status, conversation_id FROM tickets WHERE number = %s FOR UPDATE", (number,)
     )
@@ -129,7 +131,15 @@ async def save_human_reply(
            UPDATE conversations c SET status = t.status FROM t WHERE c.id = t.conversation_id""",
         (waiting, author_name, at, number),
     )
-    return rows.message(row)
+    stored = rows.message(row)
+    if announce:
+        event = events.OutboundEvent(message_id=stored.id, channel=stored.channel)
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) SELECT %s, customer_id::text, %s"
+            " FROM conversations WHERE id = %s",
+            (events.OUTBOUND, events.encode(event), found[1]),
+        )
+    return stored
 
 
 async def reply_target(conn: Conn, message_id: str) -> DeliveryTarget | None:

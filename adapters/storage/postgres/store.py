@@ -96,6 +96,10 @@ WITH reply AS (
 ), mirrored AS (
     UPDATE conversations SET status = %(status)s::text
     WHERE id = (SELECT conversation_id FROM moved)
+), queued AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT %(topic)s, c.customer_id::text, %(event)s
+    FROM reply JOIN conversations c ON c.id = reply.conversation_id WHERE %(announce)s
 )
 SELECT * FROM reply
 """
@@ -764,11 +768,17 @@ class PostgresStore:
         """One statement, one commit: the reply, and the ticket move it carries."""
         status = draft.ticket_status
         moves_from = [s.value for s in TicketStatus if status and can_transition(s, status)]
+        reply_id = uuid.uuid4()
+        # the fte.outbound event names the reply; it is queued only if the reply is new
+        event = events.OutboundEvent(message_id=str(reply_id), channel=draft.channel)
         async with self._conn() as conn:
             cursor = await conn.execute(
                 _SAVE_OUTBOUND_SQL,
                 {
-                    "id": uuid.uuid4(),
+                    "id": reply_id,
+                    "topic": events.OUTBOUND,
+                    "event": events.encode(event),
+                    "announce": draft.announce,
                     "channel": draft.channel.value,
                     "inbound": rows.as_uuid(draft.in_reply_to),
                     "content": draft.reply.text,
@@ -885,9 +895,13 @@ class PostgresStore:
         async with self._conn() as conn:
             await lifecycle.record_decision(conn, inbound_id, record, self._clock())
 
-    async def save_human_reply(self, number: str, text: str, author_name: str) -> StoredMessage:
+    async def save_human_reply(
+        self, number: str, text: str, author_name: str, *, announce: bool = False
+    ) -> StoredMessage:
         async with self._conn() as conn, conn.transaction():
-            return await lifecycle.save_human_reply(conn, number, text, author_name, self._clock())
+            return await lifecycle.save_human_reply(
+                conn, number, text, author_name, self._clock(), announce=announce
+            )
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:
         async with self._conn() as conn:

@@ -1,0 +1,1 @@
+"""WhatsApp through Twilio: webhook signature check, form parsing, and the sender."""
