@@ -170,6 +170,9 @@ def make_senders(
             status_callback=f"{settings.base_url}/api/v1/webhooks/whatsapp/status",
             api_base=settings.twilio_api_base,
         )
+    gmail = make_gmail_sender(settings.gmail)
+    if gmail is not None:
+        senders[Channel.EMAIL] = gmail
     return senders
 
 
@@ -179,7 +182,11 @@ def channel_readiness(settings: Settings) -> dict[str, str]:
     whatsapp = "configured" if not missing else f"not configured (set {', '.join(missing)})"
     if not missing and not settings.public_base_url:
         whatsapp += " (FTE_PUBLIC_BASE_URL unset: signatures are checked against it)"
-    return {Channel.WEB_FORM.value: "configured", Channel.WHATSAPP.value: whatsapp}
+    return {
+        Channel.WEB_FORM.value: "configured",
+        Channel.WHATSAPP.value: whatsapp,
+        Channel.EMAIL.value: settings.gmail.status(),
+    }
 
 
 def _deliveries(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> DeliveryLedger:

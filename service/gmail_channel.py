@@ -27,10 +27,6 @@ class GmailChannel:
     client: GmailClient | None = None  # None: no mailbox or no credentials
     sync: MailboxSync | None = None  # with a client
 
-    @property
-    def status(self) -> str:
-        return self.settings.status()
-
 
 def make_gmail_client(settings: GmailSettings) -> GmailClient | None:
     """The mailbox's API client, or None when GMAIL_MAILBOX or credentials are unset."""

@@ -49,11 +49,7 @@ class ServiceState:
                 if self.runtime.ingest_report
                 else "not ingested by this process"
             ),
-            channels={
-                **channel_readiness(settings),
-                "email": self.runtime.gmail.status,
-                **self.channels,
-            },
+            channels={**channel_readiness(settings), **self.channels},
         )
 
     async def _database(self) -> str:

@@ -96,8 +96,9 @@ class Service:
 async def serving(
     settings: Settings, key: SigningKey, reads: GmailClient, replies: GmailClient | None = None
 ) -> AsyncIterator[Service]:
-    sender = GmailSender(replies) if replies is not None else None
-    runtime = await bootstrap(settings, gmail_client=reads, sender=sender)
+    # as the service runs: replies stored with an fte.outbound event, delivered by Outbound
+    senders = {Channel.EMAIL: GmailSender(replies)} if replies is not None else {}
+    runtime = await bootstrap(settings, gmail_client=reads, senders=senders, queue_replies=True)
     await runtime.mailboxes.advance(p.MAILBOX, 1000)
 
     @asynccontextmanager
@@ -156,11 +157,15 @@ async def test_an_email_becomes_one_ticket_and_is_answered_in_its_thread(
         assert await outbox_events(pg_pool) == 1
         assert await service.runtime.mailboxes.watermark(p.MAILBOX) == 1010
 
-        outcome = await service.runtime.agent.handle_stored(stored.id)  # what a worker does
+        # what a worker does with the fte.inbound event, then with the fte.outbound one
+        outcome = await service.runtime.agent.handle_stored(stored.id)
         assert outcome.ticket.number == "TKT-000001"
-        reply = await service.runtime.store.reply_to(stored.id)
-        assert reply is not None
-        assert reply.delivery_status is DeliveryStatus.SENT
+        assert outcome.outbound_id is not None
+        status = await service.runtime.outbound.deliver(outcome.outbound_id)
+        assert status is DeliveryStatus.SENT
+        again = await service.runtime.outbound.deliver(outcome.outbound_id)  # redelivered event
+        assert again is DeliveryStatus.SENT
+        assert len(sent.request_sequence) == 2  # one lookup, one send: never sent twice
         ready = await service.client.get("/api/v1/ready")
         assert ready.json()["channels"]["email"] == f"configured ({p.MAILBOX})"
 

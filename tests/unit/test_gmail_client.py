@@ -13,7 +13,7 @@ import pytest
 
 from adapters.channels.gmail.errors import GmailError, GmailSendError
 from adapters.channels.gmail.sender import GmailSender, reply_subject
-from fte_core.errors import DeliveryError
+from fte_core.errors import DeliveryError, DeliveryRejected
 from fte_core.models import Channel, DeliveryStatus, Reply
 from fte_core.ports import DeliveryTarget
 from tests import gmail_payloads as p
@@ -108,14 +108,16 @@ async def test_send_errors_are_delivery_errors_retryable_or_permanent(
         await GmailSender(client).send(REPLY, TARGET)
     assert isinstance(caught.value, DeliveryError)
     assert (caught.value.status, caught.value.retryable) == (status, retryable)
+    # a refusal for good is never retried: the outbound worker hands the ticket over
+    assert isinstance(caught.value, DeliveryRejected) is (not retryable)
 
 
 async def test_an_address_with_a_header_injection_is_refused_unsent() -> None:
     client, http = p.mock_client([])
     target = DeliveryTarget(channel=Channel.EMAIL, address="ana@example.com\r\nBcc: all@x.example")
-    with pytest.raises(GmailSendError) as caught:
+    with pytest.raises(DeliveryRejected) as caught:
         await GmailSender(client).send(REPLY, target)
-    assert not caught.value.retryable
+    assert caught.value.code == "gmail-compose"
     assert http.request_sequence == []
 
 

@@ -17,7 +17,7 @@ from google.auth import exceptions as auth_exceptions
 from googleapiclient.errors import Error as ClientError
 from googleapiclient.errors import HttpError
 
-from adapters.channels.gmail.errors import RETRYABLE_STATUSES, GmailError, GmailSendError
+from adapters.channels.gmail.errors import RETRYABLE_STATUSES, GmailError, send_error
 
 Service = Any  # googleapiclient's Resource: built from the discovery document, untyped
 ServiceFactory = Callable[[], Service]
@@ -171,7 +171,7 @@ class GmailClient:
         try:
             sent = await self._call(_Sent, "messages", "send", {"body": body}, retries=0)
         except GmailError as exc:
-            raise GmailSendError(
+            raise send_error(
                 "messages.send", exc.detail, status=exc.status, retryable=exc.retryable
             ) from exc
         return sent.id

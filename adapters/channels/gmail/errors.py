@@ -7,7 +7,7 @@ permission (401/403) or an unknown message (404) will not change by waiting.
 
 from __future__ import annotations
 
-from fte_core.errors import DeliveryError, FteError
+from fte_core.errors import DeliveryError, DeliveryRejected, FteError
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -26,7 +26,26 @@ class GmailError(FteError):
 
 
 class GmailSendError(GmailError, DeliveryError):
-    """A reply could not be sent: a DeliveryError, so the outbox records it failed."""
+    """A reply could not be sent now (rate limit, outage, network): a DeliveryError, so
+    the outbound worker records it failed and retries it with backoff."""
+
+
+class GmailSendRejected(GmailSendError, DeliveryRejected):
+    """Gmail refused the reply for good (bad request, no permission, a reply that cannot
+    be built): recorded as undelivered, never retried; a person takes the ticket."""
+
+    def __init__(self, operation: str, message: str, *, status: int | None) -> None:
+        super().__init__(operation, message, status=status, retryable=False)
+        self.code = f"gmail-{status}" if status is not None else f"gmail-{operation}"
+
+
+def send_error(
+    operation: str, message: str, *, status: int | None, retryable: bool
+) -> GmailSendError:
+    """The delivery error for a failed send: retried, or rejected for good."""
+    if retryable:
+        return GmailSendError(operation, message, status=status, retryable=True)
+    return GmailSendRejected(operation, message, status=status)
 
 
 class PushAuthError(FteError):

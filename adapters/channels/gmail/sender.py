@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import msgspec
 
 from adapters.channels.gmail.api import GmailClient
-from adapters.channels.gmail.errors import GmailError, GmailSendError
+from adapters.channels.gmail.errors import GmailError, GmailSendRejected, send_error
 from fte_core.models import DeliveryStatus, Reply
 from fte_core.ports import DeliveryResult, DeliveryTarget
 
@@ -68,7 +68,7 @@ class GmailSender:
             )
         except GmailError as exc:
             if exc.status != 404:
-                raise GmailSendError(
+                raise send_error(
                     exc.operation, exc.detail, status=exc.status, retryable=exc.retryable
                 ) from exc
             log.warning("answered message %s is gone: replying without it", target.in_reply_to)
@@ -111,7 +111,5 @@ def compose(
         message.set_content("\n\n".join(reply.parts) + "\n")
         data = message.as_bytes()
     except (ValueError, IndexError, TypeError, email.errors.MessageError) as exc:
-        raise GmailSendError(
-            "compose", f"cannot build the reply: {exc}", status=None, retryable=False
-        ) from exc
+        raise GmailSendRejected("compose", f"cannot build the reply: {exc}", status=None) from exc
     return base64.urlsafe_b64encode(data).decode("ascii")
