@@ -22,6 +22,7 @@ import uvicorn
 from fte_core.errors import FteError
 from service.app import create_app
 from service.bootstrap import Runtime, bootstrap
+from service.cli_mcp import http_mount
 from service.handlers import TOPICS, event_handler
 from service.local_secrets import load_or_create
 from service.logs import configure_logging
@@ -160,7 +161,13 @@ def _server(settings: Settings, state: ServiceState) -> _Server:
     async def given() -> AsyncIterator[ServiceState]:
         yield state
 
-    app = create_app(given, max_body_bytes=settings.max_body_bytes)
+    mcp_route, mcp_init = http_mount()
+    app = create_app(
+        given,
+        max_body_bytes=settings.max_body_bytes,
+        extra_routes=[mcp_route],
+        on_app_init=[mcp_init],
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
