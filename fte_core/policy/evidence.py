@@ -63,7 +63,7 @@ def matched_words(source: AtomSource, feats: MessageFeatures) -> list[str]:
         for v in views:
             hit = regex.search(v.text)
             if hit is not None:
-                found.append(f'/{pattern}/ matched "{hit.group()}"{_where(v.name)}')
+                found.append(f'"{hit.group()}" (a pattern){_where(v.name)}')
                 break
     return found
 
