@@ -13,17 +13,14 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.handlers import asgi
 from litestar.handlers.asgi_handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
-from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from adapters.mcp.server import build_server
 from fte_core.errors import FteError
 from fte_core.toolkit import Toolkit
 from service import runner
@@ -31,6 +28,9 @@ from service.api import admin_guard
 from service.bootstrap import Runtime, bootstrap
 from service.settings import load_settings
 from service.state import ServiceState
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 MCP_PATH = "/mcp"
 
@@ -68,6 +68,11 @@ def mcp_command(args: argparse.Namespace) -> int:
 
 
 async def _serve_stdio() -> None:
+    # the SDK is imported when used: every other `fte` command starts without it
+    from mcp.server.stdio import stdio_server
+
+    from adapters.mcp.server import build_server
+
     runtime = await bootstrap(load_settings())
     try:
         server = build_server(toolkit_for(runtime), version=_version())
@@ -90,6 +95,10 @@ def _with_mcp(config: AppConfig) -> AppConfig:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from adapters.mcp.server import build_server
+
         state: ServiceState = app.state.service
         server = build_server(toolkit_for(state.runtime), version=_version())
         manager = StreamableHTTPSessionManager(app=server, stateless=True, json_response=True)
