@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from types import FrameType
 
-from service import cli_agent, cli_gmail, cli_kb, cli_reports, cli_rules, cli_serve
+from service import cli_agent, cli_gmail, cli_kb, cli_mcp, cli_reports, cli_rules, cli_serve
 from service.logs import configure_logging
 from service.runner import Terminated
 from service.settings import ENVIRONMENT_HELP
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_serve.register(sub)
     cli_gmail.register(sub)
     cli_reports.register(sub)
+    cli_mcp.register(sub)
     return parser
 
 

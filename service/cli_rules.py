@@ -21,6 +21,7 @@ from fte_core.policy.cases import (
 )
 from fte_core.policy.engine import PolicyEngine
 from fte_core.policy.loader import load_rules
+from service import cli_shadow
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cal.add_argument("--dry-run", action="store_true", help="report without writing")
     cal.add_argument("--json", action="store_true", help="print JSON (errors too)")
     cal.set_defaults(handler=calibrate_command)
+    cli_shadow.register(rsub)
 
 
 MIN_EXAMPLES = 6  # per list, as rules/README.md asks of every rule

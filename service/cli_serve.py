@@ -22,8 +22,10 @@ from pathlib import Path
 import uvicorn
 
 from fte_core.errors import FteError
+from fte_core.models import Channel
 from service.app import create_app
 from service.bootstrap import Runtime, bootstrap
+from service.cli_mcp import http_mount
 from service.digest_job import digest_schedule
 from service.handlers import TOPICS, event_handler
 from service.local_secrets import load_or_create
@@ -70,9 +72,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         rules = Path(settings.rules_dir)
         tasks.append(asyncio.create_task(watch_rules(runtime.policy, rules, stop)))
         if api:  # the API pods make the daily digest (stored once per day, see digest_job)
-            tasks.append(
-                asyncio.create_task(digest_schedule(runtime, stop, sender=runtime.agent.sender))
-            )
+            email = runtime.outbound.senders.get(Channel.EMAIL)
+            tasks.append(asyncio.create_task(digest_schedule(runtime, stop, sender=email)))
         supervisor = WorkerProcess() if child else None
         if supervisor is not None:
             tasks.append(asyncio.create_task(supervisor.run(stop)))
@@ -209,7 +210,13 @@ def _server(settings: Settings, state: ServiceState) -> _Server:
     async def given() -> AsyncIterator[ServiceState]:
         yield state
 
-    app = create_app(given, max_body_bytes=settings.max_body_bytes)
+    mcp_route, mcp_init = http_mount()
+    app = create_app(
+        given,
+        max_body_bytes=settings.max_body_bytes,
+        extra_routes=[mcp_route],
+        on_app_init=[mcp_init],
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
