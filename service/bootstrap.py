@@ -35,8 +35,10 @@ from fte_core.ports import (
     EventConsumer,
     IngestReport,
     KnowledgeBase,
+    OperationsReader,
     ReportStore,
     Responder,
+    TicketNotes,
 )
 from fte_core.ranking import with_cut
 from service.local_secrets import load_or_create
@@ -67,6 +69,8 @@ class Runtime:
     token_secret: bytes  # signs ticket access tokens (fte_core.access)
     buses: Buses  # the configured bus; its consumer only when asked to consume
     reports: ReportStore  # the operators' digest, learning and shadow reports
+    notes: TicketNotes  # operators' notes on tickets (the inbox)
+    operations: OperationsReader  # the figures /metrics exports and alerts judge
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -258,6 +262,8 @@ async def bootstrap(
         token_secret=secret,
         buses=buses,
         reports=reports,
+        notes=_notes(pool, store),
+        operations=_operations(pool, store, buses),
         _stack=stack,
     )
 
@@ -270,6 +276,31 @@ def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:
     from adapters.storage.postgres.reports import PostgresReports
 
     return PostgresReports(pool)
+
+
+def _notes(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> TicketNotes:
+    if pool is None:
+        from fte_core.testing.notes import InMemoryNotes
+
+        return InMemoryNotes(store)
+    from adapters.storage.postgres.notes import PostgresNotes
+
+    return PostgresNotes(pool)
+
+
+def _operations(
+    pool: AsyncConnectionPool[Any] | None, store: CrmStore, buses: Buses
+) -> OperationsReader:
+    if pool is None:
+        from fte_core.testing.monitoring import MemoryOperations
+
+        bus = buses.bus
+        if isinstance(bus, MemoryBus):
+            return MemoryOperations(store, dead_letters=lambda: len(bus.dead_letters))
+        return MemoryOperations(store)
+    from adapters.storage.postgres.monitoring import PostgresOperations
+
+    return PostgresOperations(pool)
 
 
 @dataclass(slots=True)

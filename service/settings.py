@@ -55,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
     kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
+    # alerts (service.monitor): a channel with no customer message for this long alerts;
+    # latency and escalation rate are judged over the last window; figures refresh this often
+    alert_idle_minutes: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    alert_window_minutes: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    monitor_interval: Annotated[float, msgspec.Meta(gt=0)] = 20.0
 
     @property
     def models_path(self) -> str:
@@ -107,6 +112,9 @@ _ENV = {
     "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
     "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
     "FTE_WORKER_CONCURRENCY": "worker_concurrency",
+    "FTE_ALERT_IDLE_MINUTES": "alert_idle_minutes",
+    "FTE_ALERT_WINDOW_MINUTES": "alert_window_minutes",
+    "FTE_MONITOR_INTERVAL": "monitor_interval",
 }
 _SECRET_FILES = {
     "FTE_DATABASE_URL_FILE": "database_url",
@@ -206,6 +214,9 @@ _HELP = {
     "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
     "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
     "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
+    "FTE_ALERT_IDLE_MINUTES": "alert when a channel has had no customer message this long",
+    "FTE_ALERT_WINDOW_MINUTES": "the period reply latency and escalation rate are judged over",
+    "FTE_MONITOR_INTERVAL": "seconds between refreshes of /metrics' figures and the alerts",
 }
 
 
