@@ -84,6 +84,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     queues: tuple[QueueDepth, ...] = ()
     dead_letters: int = 0
     disagreements: int = 0  # decisions on which durable_rules and the reference differed
+    recent_disagreements: int = 0  # of them, within the window
     channels: tuple[ChannelWindow, ...] = ()
 
 
@@ -113,13 +114,14 @@ def active_alerts(snapshot: Snapshot, limits: Thresholds) -> list[Alert]:
                 "dead-lettered: a customer message may be unanswered.",
             )
         )
-    if snapshot.disagreements:
+    if snapshot.recent_disagreements:
+        minutes = round(snapshot.window_seconds / 60)
         found.append(
             Alert(
                 name="FtePolicyDisagreement",
                 channel=None,
-                summary=f"The two rule evaluators disagreed on {snapshot.disagreements} "
-                "message(s); each was escalated. Check the rule set.",
+                summary=f"The two rule evaluators disagreed on {snapshot.recent_disagreements} "
+                f"message(s) over the last {minutes} min; each was escalated. Check the rules.",
             )
         )
     for window in snapshot.channels:
@@ -234,6 +236,9 @@ def snapshot_of(
         queues=queues,
         dead_letters=dead_letters,
         disagreements=sum(1 for m in messages if is_disagreement(m)),
+        recent_disagreements=sum(
+            1 for m in messages if m.created_at >= now - window and is_disagreement(m)
+        ),
         channels=_windows(messages, replies, now - window),
     )
 

@@ -176,7 +176,7 @@ def check_figures(snapshot: Snapshot) -> None:
     assert timings["input_rules"].sum_seconds == pytest.approx(8 * 0.0003)
     assert timings["input_rules"].buckets[:3] == (0, 0, 8)  # 0.3 ms: in the 0.5 ms bucket
     assert timings["output_rules"].buckets[0] == 8
-    assert snapshot.disagreements == 1
+    assert (snapshot.disagreements, snapshot.recent_disagreements) == (1, 1)
 
 
 @pytest.mark.postgres
@@ -228,6 +228,7 @@ def _comparable(snapshot: Snapshot) -> tuple[object, ...]:
         timings,
         snapshot.dead_letters,
         snapshot.disagreements,
+        snapshot.recent_disagreements,
         snapshot.channels,
     )
 

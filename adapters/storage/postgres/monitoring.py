@@ -37,6 +37,11 @@ from fte_core.monitoring import (
 
 _RANGE = "seq > %(lo)s AND seq <= %(hi)s"
 _AGENT = f"{_RANGE} AND author = 'agent' AND record IS NOT NULL"
+# the partial index's own predicate, as a literal, so the planner can match it
+_DISAGREEING = (
+    f"((record -> 'input_decision' ->> 'error') LIKE '{DISAGREEMENT}%'"
+    f" OR (record -> 'output_decision' ->> 'error') LIKE '{DISAGREEMENT}%')"
+)
 _BUCKETS = ", ".join(f"count(*) FILTER (WHERE v <= {bound!r})" for bound in RULE_BUCKETS)
 
 
@@ -83,13 +88,8 @@ class PostgresOperations:
                 ),
                 queues=await _queues(conn, now),
                 dead_letters=await _scalar(conn, "SELECT count(*) FROM dead_letters"),
-                disagreements=await _scalar(
-                    conn,
-                    "SELECT count(*) FROM messages WHERE"
-                    " (record -> 'input_decision' ->> 'error') LIKE %(p)s"
-                    " OR (record -> 'output_decision' ->> 'error') LIKE %(p)s",
-                    {"p": f"{DISAGREEMENT}%"},
-                ),
+                disagreements=await _disagreements(conn, None),
+                recent_disagreements=await _disagreements(conn, now - window),
                 channels=await _windows(conn, now - window),
             )
 
@@ -162,6 +162,16 @@ async def _scalar(
 ) -> int:
     (row,) = await _rows(conn, query, params)
     return int(row[0])
+
+
+async def _disagreements(conn: psycopg.AsyncConnection[Any], since: datetime | None) -> int:
+    """Rare rows, found through their partial index (migration 0012)."""
+    return await _scalar(
+        conn,
+        f"SELECT count(*) FROM messages WHERE {_DISAGREEING.replace('%', '%%')}"
+        " AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)",
+        {"since": since},
+    )
 
 
 async def _queues(conn: psycopg.AsyncConnection[Any], now: datetime) -> tuple[QueueDepth, ...]:
