@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import msgspec
 
@@ -54,10 +55,12 @@ FOCUS_BONUS = 1.5
 IDLE_PENALTY = 0.6
 
 
-def words(text: str) -> list[str]:
+@lru_cache(maxsize=32_768)
+def words(text: str) -> tuple[str, ...]:
     """The shared stemmer's words, with a final "e" dropped so that "expires" (stemmed
-    "expire") and "expired" (stemmed "expir") meet."""
-    return [w[:-1] if len(w) > 3 and w.endswith("e") else w for w in _stemmed_words(text)]
+    "expire") and "expired" (stemmed "expir") meet. Cached: the same documentation
+    sentences are scored for every question."""
+    return tuple(w[:-1] if len(w) > 3 and w.endswith("e") else w for w in _stemmed_words(text))
 
 
 class _Pick(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,9 +124,10 @@ def _query_weights(question: str, subject: str | None) -> dict[str, float]:
     return weights
 
 
-def _sentences(text: str) -> list[str]:
+@lru_cache(maxsize=4_096)
+def _sentences(text: str) -> tuple[str, ...]:
     """Documentation sentences, markdown removed, fragments after "Forgot password?"-style
-    labels glued back to their sentence, unsafe sentences dropped."""
+    labels glued back to their sentence, unsafe sentences dropped. Cached per passage."""
     merged: list[str] = []
     for raw in split_sentences(normalize_text(_MARKDOWN.sub("", text))):
         sentence = _LIST_MARK.sub("", raw)
@@ -131,7 +135,7 @@ def _sentences(text: str) -> list[str]:
             merged[-1] = f"{merged[-1]} {sentence}"
         elif sentence:
             merged.append(sentence)
-    return [s for s in merged if not _UNSAFE.search(s)]
+    return tuple(s for s in merged if not _UNSAFE.search(s))
 
 
 def _coverage(sentences: Sequence[str], weights: dict[str, float]) -> float:

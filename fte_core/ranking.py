@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import msgspec
 
@@ -114,7 +115,13 @@ SHIPPED = (MINILM, HASHING)
 def sentences_of(text: str) -> list[str]:
     """A chunk's sentences as the knowledge base embeds them (each after its title);
     hard-wrapped lines are joined first."""
-    return [s for s in split_sentences(" ".join(text.split())) if s]
+    return list(_sentences_of(text))
+
+
+@lru_cache(maxsize=8_192)
+def _sentences_of(text: str) -> tuple[str, ...]:
+    """Cached: the same chunks come back as candidates for question after question."""
+    return tuple(s for s in split_sentences(" ".join(text.split())) if s)
 
 
 def sentence_text(section: str, sentence: str) -> str:

@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
@@ -68,6 +70,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         if supervisor is not None:
             tasks.append(asyncio.create_task(supervisor.run(stop)))
         probe = supervisor.probe if supervisor else _probe(health, tasks) if worker else None
+        if probe is not None and not api and os.environ.get(NOTIFY):
+            tasks.append(asyncio.create_task(_tell_parent(probe, stop)))
         state = ServiceState(
             runtime=runtime,
             admin_token=token,
@@ -85,7 +89,22 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         await asyncio.gather(*tasks)
     finally:
         await runtime.aclose()
-    print("stopped cleanly", file=sys.stderr)
+    print("worker stopped cleanly" if not api else "stopped cleanly", file=sys.stderr)
+
+
+# Set for a supervised worker child: it reports its readiness on stdout every
+# HEARTBEAT seconds, so the parent's /api/v1/ready shows the child's own state (starting
+# while it bootstraps, "not polling" when its loop is stuck), not merely that it exists.
+NOTIFY = "FTE_WORKER_NOTIFY"
+HEARTBEAT = 2.0
+
+
+async def _tell_parent(probe: Probe, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        sys.stdout.write(f"{await probe()}\n")
+        sys.stdout.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEARTBEAT)
 
 
 class WorkerProcess:
@@ -95,12 +114,21 @@ class WorkerProcess:
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
         self.restarts = 0
+        self.status = "starting"
+        self.heard = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.status = "starting"
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "service.cli", "worker"
+                sys.executable,
+                "-m",
+                "service.cli",
+                "worker",
+                stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, NOTIFY: "1"},
             )
+            listening = asyncio.create_task(self._listen(self.proc))
             waiting = asyncio.create_task(self.proc.wait())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -109,17 +137,27 @@ class WorkerProcess:
                 if self.proc.returncode is None:
                     self.proc.send_signal(signal.SIGTERM)
                 await waiting
+                await listening
                 return
+            await listening
             self.restarts += 1
             log.error("worker process exited with %s; restarting", self.proc.returncode)
             await asyncio.sleep(min(30.0, 2.0**self.restarts))
+
+    async def _listen(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            self.status = line.decode("utf-8", "replace").strip() or self.status
+            self.heard = time.monotonic()
 
     async def probe(self) -> str:
         if self.proc is None:
             return "starting"
         if self.proc.returncode is not None:
             return f"exited with {self.proc.returncode}, restarting"
-        return "ok"
+        if self.heard and time.monotonic() - self.heard > 5 * HEARTBEAT:
+            return "not responding"
+        return self.status
 
 
 def _background(

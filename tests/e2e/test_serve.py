@@ -111,6 +111,8 @@ def wait_answered(url: str, receipts: list[dict[str, Any]], seconds: float = 90)
 
 
 def test_fifty_concurrent_posts_fifty_tickets_fifty_replies(served: Served) -> None:
+    ready = httpx.get(f"{served.url}/api/v1/ready", timeout=5).json()
+    assert ready["worker"] == "ok"  # the child worker's own report, not mere existence
     receipts = asyncio.run(post_all(served.url, 50))
     assert len({r["ticket_id"] for r in receipts}) == 50
     views = wait_answered(served.url, receipts)
