@@ -34,6 +34,7 @@ from fte_core.models import (
     TicketStatus,
     Usage,
 )
+from fte_core.monitoring import Snapshot
 
 
 class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
@@ -532,3 +533,33 @@ class ReportQueries(Protocol):
         ...
 
     async def queue_figures(self, since: datetime, until: datetime) -> QueueFigures: ...
+
+
+class TicketNote(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator's note on a ticket: for colleagues, never sent to the customer."""
+
+    id: int
+    ticket_number: str
+    author: str
+    text: str
+    created_at: datetime
+
+
+class TicketNotes(Protocol):
+    """Operators' notes on tickets (the inbox)."""
+
+    async def add_note(self, number: str, author: str, text: str) -> TicketNote:
+        """NotFound for an unknown ticket."""
+        ...
+
+    async def notes(self, number: str) -> list[TicketNote]:
+        """Oldest first."""
+        ...
+
+
+class OperationsReader(Protocol):
+    """The operations figures `/metrics` exports and the alerts are judged on."""
+
+    async def snapshot(self, now: datetime, window: timedelta) -> Snapshot:
+        """Totals since the beginning, and per channel the figures of the last `window`."""
+        ...

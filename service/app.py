@@ -35,8 +35,9 @@ from fte_core.errors import (
     StorageError,
     ValidationError,
 )
-from service import api, web, webhooks_gmail, webhooks_whatsapp
+from service import admin, api, web, webhooks_gmail, webhooks_whatsapp
 from service.forms import FormErrors
+from service.monitor import Monitor, monitoring
 from service.state import ServiceState
 
 log = logging.getLogger("service.http")
@@ -193,7 +194,11 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with state_factory() as state:
             app.state.service = state
-            yield
+            runtime = state.runtime
+            monitor = Monitor.for_settings(runtime.operations, runtime.settings)
+            async with monitoring(monitor, metrics.registry):
+                app.state.monitor = monitor  # the inbox's alert banners read it
+                yield
 
     @get("/metrics", media_type=MediaType.TEXT, include_in_schema=False)
     async def prometheus() -> Response[bytes]:
@@ -209,6 +214,7 @@ def create_app(
             api.ready,
             prometheus,
             *web.WEB_ROUTES,
+            *admin.ADMIN_ROUTES,
             web.STATIC_ROUTER,
             *webhooks_whatsapp.ROUTES,
             webhooks_gmail.gmail_push,

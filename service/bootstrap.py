@@ -39,9 +39,11 @@ from fte_core.ports import (
     IngestReport,
     KnowledgeBase,
     MailboxState,
+    OperationsReader,
     ReportQueries,
     ReportStore,
     Responder,
+    TicketNotes,
 )
 from fte_core.ranking import with_cut
 from service.gmail_channel import GmailChannel, make_gmail, make_gmail_sender
@@ -78,6 +80,8 @@ class Runtime:
     mailboxes: MailboxState  # the Gmail sync's history id per mailbox
     gmail: GmailChannel  # push verifier, API client and sync, as far as configured
     queries: ReportQueries  # what those reports read
+    notes: TicketNotes  # operators' notes on tickets (the inbox)
+    operations: OperationsReader  # the figures /metrics exports and alerts judge
     _stack: AsyncExitStack
 
     async def aclose(self) -> None:
@@ -348,6 +352,8 @@ async def bootstrap(
         mailboxes=mailboxes,
         gmail=gmail,
         queries=queries,
+        notes=_notes(pool, store),
+        operations=_operations(pool, store, buses),
         _stack=stack,
     )
 
@@ -382,6 +388,31 @@ def _report_queries(
     from adapters.storage.postgres.report_queries import PostgresReportQueries
 
     return PostgresReportQueries(pool, dead_letters_table=settings.bus != "kafka")
+
+
+def _notes(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> TicketNotes:
+    if pool is None:
+        from fte_core.testing.notes import InMemoryNotes
+
+        return InMemoryNotes(store)
+    from adapters.storage.postgres.notes import PostgresNotes
+
+    return PostgresNotes(pool)
+
+
+def _operations(
+    pool: AsyncConnectionPool[Any] | None, store: CrmStore, buses: Buses
+) -> OperationsReader:
+    if pool is None:
+        from fte_core.testing.monitoring import MemoryOperations
+
+        bus = buses.bus
+        if isinstance(bus, MemoryBus):
+            return MemoryOperations(store, dead_letters=lambda: len(bus.dead_letters))
+        return MemoryOperations(store)
+    from adapters.storage.postgres.monitoring import PostgresOperations
+
+    return PostgresOperations(pool)
 
 
 @dataclass(slots=True)

@@ -66,6 +66,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     gmail: GmailSettings = GmailSettings()  # GMAIL_* (service.settings_gmail)
     digest_hour: DigestHour = 6  # UTC hour the service makes yesterday's digest
     digest_email: tuple[str, ...] = ()  # operators who get the digest by email
+    # alerts (service.monitor): a channel with no customer message for this long alerts;
+    # latency and escalation rate are judged over the last window; figures refresh this often
+    alert_idle_minutes: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    alert_window_minutes: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    monitor_interval: Annotated[float, msgspec.Meta(gt=0)] = 20.0
 
     @property
     def models_path(self) -> str:
@@ -124,6 +129,9 @@ _ENV = {
     "FTE_TWILIO_API_BASE": "twilio_api_base",
     "FTE_DIGEST_HOUR": "digest_hour",
     "FTE_DIGEST_EMAIL": "digest_email",
+    "FTE_ALERT_IDLE_MINUTES": "alert_idle_minutes",
+    "FTE_ALERT_WINDOW_MINUTES": "alert_window_minutes",
+    "FTE_MONITOR_INTERVAL": "monitor_interval",
 }
 _LISTS = frozenset({"llm_fallbacks", "digest_email"})
 _SECRET_FILES = {
@@ -241,6 +249,9 @@ _HELP = {
     **GMAIL_HELP,
     "FTE_DIGEST_HOUR": "UTC hour of the daily digest of the day before (-1: none)",
     "FTE_DIGEST_EMAIL": "comma-separated operator addresses the digest is emailed to",
+    "FTE_ALERT_IDLE_MINUTES": "alert when a channel has had no customer message this long",
+    "FTE_ALERT_WINDOW_MINUTES": "the period reply latency and escalation rate are judged over",
+    "FTE_MONITOR_INTERVAL": "seconds between refreshes of /metrics' figures and the alerts",
 }
 
 
