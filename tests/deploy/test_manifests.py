@@ -267,3 +267,14 @@ def test_no_secret_value_in_the_repository(rendered: dict[str, list[Manifest]]) 
         for line in path.read_text(encoding="utf-8").splitlines():
             name = line.split("=", 1)[0]
             assert not secret_names.search(name), f"{path}: {name} holds a secret value"
+
+
+def test_the_rules_fit_in_a_configmap(rendered: dict[str, list[Manifest]]) -> None:
+    """A ConfigMap holds at most 1 MiB; the README applies it server-side (client-side
+    apply would also copy it into a 256 KiB annotation)."""
+    docs = rendered["production"]
+    (rules,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fte-rules"
+    ]
+    size = sum(len(v.encode()) for v in rules["data"].values())
+    assert size < 900 * 1024, f"the rule files total {size} bytes"
