@@ -278,3 +278,37 @@ def test_the_rules_fit_in_a_configmap(rendered: dict[str, list[Manifest]]) -> No
     ]
     size = sum(len(v.encode()) for v in rules["data"].values())
     assert size < 900 * 1024, f"the rule files total {size} bytes"
+
+
+def secret_templates() -> dict[str, dict[str, str]]:
+    path = ROOT / "k8s" / "secrets" / "secrets.template.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    return {d["metadata"]["name"]: d["stringData"] for d in docs if d["kind"] == "Secret"}
+
+
+def test_the_secret_templates_hold_no_values() -> None:
+    for name, data in secret_templates().items():
+        assert data, name
+        assert all(value == "" for value in data.values()), f"{name} carries a value"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_secret_templates_list_every_mounted_key(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    """What the pods mount from the Secrets made out of band is in the templates (the
+    README's commands and the ExternalSecret follow them); CloudNativePG makes its own."""
+    templates = secret_templates()
+    for obj in rendered[overlay]:
+        if obj["kind"] not in (*WORKLOADS, "StatefulSet"):
+            continue
+        for volume in pod_spec(obj).get("volumes", []):
+            sources = [s["secret"] for s in volume.get("projected", {}).get("sources", [])]
+            if "secret" in volume:
+                sources.append({"name": volume["secret"]["secretName"], **volume["secret"]})
+            for source in sources:
+                if source["name"] == "fte-db-app":
+                    continue
+                keys = {item["key"] for item in source.get("items", [])}
+                assert source["name"] in templates, f"{source['name']}: no template"
+                assert keys <= set(templates[source["name"]]), (source["name"], keys)
