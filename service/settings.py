@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     acknowledge_hours: float = 4.0  # while a person owns a ticket: one acknowledgement per
     host: str = "127.0.0.1"
     port: int = 8000
+    probe_port: Positive | None = None  # `fte worker`: health, readiness, /metrics (Kubernetes)
     public_base_url: str | None = None  # how customers reach us; unset: http://host:port
     admin_token: str | None = None  # operators' bearer token; `fte serve` makes one if unset
     token_secret: str | None = None  # signs ticket access tokens; made in the data dir if unset
@@ -109,6 +110,7 @@ _ENV = {
     "FTE_KB_THRESHOLD": "kb_threshold",
     "FTE_HOST": "host",
     "FTE_PORT": "port",
+    "FTE_PROBE_PORT": "probe_port",
     "FTE_PUBLIC_BASE_URL": "public_base_url",
     "FTE_ADMIN_TOKEN": "admin_token",
     "FTE_TOKEN_SECRET": "token_secret",
@@ -232,6 +234,7 @@ _HELP = {
     "FTE_KB_THRESHOLD": "the knowledge base's no-match threshold",
     "FTE_HOST": "where `fte serve`/`fte api` listen",
     "FTE_PORT": "their port",
+    "FTE_PROBE_PORT": "`fte worker` serves health, readiness and /metrics here (unset: none)",
     "FTE_PUBLIC_BASE_URL": "how customers reach the service (status links, webhooks)",
     "FTE_ADMIN_TOKEN": "operators' bearer token, 32+ characters (or _FILE; made if unset)",
     "FTE_TOKEN_SECRET": "signs ticket access tokens (or _FILE; made in the data dir if unset)",
