@@ -128,6 +128,8 @@ def write_back(directory: Path, calibrations: Sequence[Calibration]) -> list[str
 
 
 def _set_values(text: str, name: str, item: Calibration) -> str:
+    """Set `thresholds.<embedder>` under the rule's `similar_to` (other embedders'
+    thresholds stay: each model keeps its own)."""
     node = _similar_to_node(yaml.compose(text, Loader=yaml.SafeLoader), item.rule_id)
     if node is None or node.flow_style:
         raise RuleError(
@@ -135,23 +137,28 @@ def _set_values(text: str, name: str, item: Calibration) -> str:
             file=name,
             rule_id=item.rule_id,
         )
-    values = {"threshold": f"{item.threshold:.4f}", "embedder": item.embedder}
-    edits: list[tuple[int, int, str]] = []
+    value = f"{item.threshold:.4f}"
     present = {k.value: v for k, v in node.value}
+    thresholds = present.get("thresholds")
     indent = node.value[0][0].start_mark.column if node.value else node.start_mark.column
-    insert_at = node.start_mark.index
-    inserted = ""
-    for key, value in values.items():
-        if key in present:
-            scalar = present[key]
-            edits.append((scalar.start_mark.index, scalar.end_mark.index, value))
-        else:
-            inserted += f"{key}: {value}\n" + " " * indent
-    if inserted:
-        edits.append((insert_at, insert_at, inserted))
-    for start, end, value in sorted(edits, reverse=True):
-        text = text[:start] + value + text[end:]
-    return text
+    if thresholds is None:
+        start = node.start_mark.index
+        entry = f"thresholds:\n{' ' * (indent + 2)}{item.embedder}: {value}\n{' ' * indent}"
+        return text[:start] + entry + text[start:]
+    if not isinstance(thresholds, yaml.MappingNode) or thresholds.flow_style:
+        raise RuleError(
+            "write `thresholds:` as a block (one embedder per line) or leave it out, so it "
+            "can be calibrated",
+            file=name,
+            rule_id=item.rule_id,
+        )
+    for key, scalar in thresholds.value:
+        if key.value == item.embedder:
+            return text[: scalar.start_mark.index] + value + text[scalar.end_mark.index :]
+    first = thresholds.value[0][0]
+    start = first.start_mark.index
+    entry = f"{item.embedder}: {value}\n{' ' * first.start_mark.column}"
+    return text[:start] + entry + text[start:]
 
 
 def _similar_to_node(root: yaml.Node | None, rule_id: str) -> yaml.MappingNode | None:

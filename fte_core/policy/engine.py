@@ -88,17 +88,21 @@ def facts_for(
 
 
 class _Similarity:
-    """Both stages' exemplar vectors for one rule set (built when the rules load)."""
+    """Both stages' exemplar vectors for one rule set (built when the rules load); `rules`
+    is the set with the thresholds measured for the active embedder."""
 
     def __init__(self, rules: RuleSet, embedder: Embedder | None) -> None:
         self.input: SimilarityIndex | None = None
         self.output: SimilarityIndex | None = None
-        if not (rules.input.similarity or rules.output.similarity):
+        self.embedder = embedder
+        self.rules = rules
+        if not rules.uses_similarity:
             return
         if embedder is None:
             from fte_core.embedding import HashingEmbedder  # the offline default
 
-            embedder = HashingEmbedder()
+            embedder = self.embedder = HashingEmbedder()
+        rules = self.rules = rules.for_embedder(embedder.name)
         where = {r.rule.id: (r.file, r.line) for r in rules.rules}
         self.input = SimilarityIndex(rules.input, embedder, where)
         self.output = SimilarityIndex(rules.output, embedder, where)
@@ -156,6 +160,7 @@ class PolicyEngine:
         self._embedder = embedder
         self._lock = threading.Lock()
         self._similarity = _Similarity(rules, embedder)
+        rules = self._similarity.rules
         self._current = _Compiled(rules) if use_durable else None
         self._rules = rules
 
@@ -235,6 +240,7 @@ class PolicyEngine:
     def reload(self, rules: RuleSet) -> None:
         """All or nothing: if the new set fails to register, the old one keeps serving."""
         similarity = _Similarity(rules, self._embedder)
+        rules = similarity.rules
         new = _Compiled(rules) if self._use_durable else None
         with self._lock:
             old, self._current, self._rules = self._current, new, rules

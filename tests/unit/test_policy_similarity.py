@@ -62,10 +62,25 @@ def test_calibrate_writes_threshold_and_embedder(rules_dir: Path) -> None:
     assert write_back(rules_dir, results) == ["people.yaml"]
     written = yaml.safe_load((rules_dir / "people.yaml").read_text(encoding="utf-8"))
     similar = written["rules"][0]["when"]["similar_to"]
-    assert similar["threshold"] == pytest.approx(result.threshold)
-    assert similar["embedder"] == "hashing2-384"
-    # a second calibration replaces the values in place
+    assert similar["thresholds"] == {"hashing2-384": pytest.approx(result.threshold)}
+    # a second calibration replaces the value in place
     assert write_back(rules_dir, calibrate(load_rules(rules_dir), embedder, BENIGN)) == []
+
+
+def test_each_embedder_keeps_its_own_threshold(rules_dir: Path) -> None:
+    """The offline and the semantic embedder both serve: calibrating one keeps the other's."""
+    small = HashingEmbedder(dimension=256)
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    assert write_back(rules_dir, calibrate(load_rules(rules_dir), small, BENIGN)) == [
+        "people.yaml"
+    ]
+    written = yaml.safe_load((rules_dir / "people.yaml").read_text(encoding="utf-8"))
+    assert set(written["rules"][0]["when"]["similar_to"]["thresholds"]) == {
+        "hashing2-384",
+        "hashing2-256",
+    }
+    for embedder in (HashingEmbedder(), small):
+        PolicyEngine(load_rules(rules_dir), embedder=embedder).close()
 
 
 @pytest.mark.parametrize("use_durable", [True, False])
