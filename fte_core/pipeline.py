@@ -134,6 +134,7 @@ class Agent:
             if stored is not None and stored.processed_at is not None:
                 return await self._replay(message, stored)
             raise InProgress(f"message {run.stored.id} is being handled by another worker")
+        run.feats = await self.policy.with_embedding("input", run.feats)
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )

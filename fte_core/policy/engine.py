@@ -5,6 +5,7 @@ Synchronous and pure: the decision is a function of (rule set, stage, text, chan
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
-from fte_core.policy.similarity import SimilarityIndex, Vector
+from fte_core.policy.similarity import SimilarityIndex, Vector, unit
 from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
@@ -175,6 +176,19 @@ class PolicyEngine:
     @property
     def version(self) -> str:
         return self._rules.version
+
+    async def with_embedding(self, stage: str, feats: MessageFeatures) -> MessageFeatures:
+        """The message embedded once, before the rules run, when a `similar_to` rule of
+        `stage` needs it: awaited here, so a model that computes in a worker thread (MiniLM)
+        never blocks the event loop inside the rules' lock."""
+        with self._lock:
+            similarity = self._similarity
+        if feats.embedding is not None or similarity.stage(stage) is None:
+            return feats
+        if not self._rules.stage(stage).similarity or similarity.embedder is None:
+            return feats
+        (vector,) = await similarity.embedder.embed([feats.normalized])
+        return dataclasses.replace(feats, embedding=unit(vector))
 
     def evaluate(
         self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None

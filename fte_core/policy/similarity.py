@@ -42,12 +42,12 @@ def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
     that waits on the network cannot serve the guardrails: that is an error, not a wait.
     """
     if isinstance(embedder, LocalEmbedder):
-        return [_unit(v) for v in embedder.embed_now(list(texts))]
+        return [unit(v) for v in embedder.embed_now(list(texts))]
     coroutine: Coroutine[Any, Any, list[list[float]]] = embedder.embed(list(texts))
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return [_unit(v) for v in done.value]
+        return [unit(v) for v in done.value]
     coroutine.close()
     raise PolicyError(
         f"embedder {embedder.name!r} waits on I/O; similar_to rules need an embedder "
@@ -55,7 +55,7 @@ def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
     )
 
 
-def _unit(vector: Sequence[float]) -> Vector:
+def unit(vector: Sequence[float]) -> Vector:
     norm = math.sqrt(sum(v * v for v in vector))
     return tuple(v / norm for v in vector) if norm else tuple(vector)
 
