@@ -193,12 +193,18 @@ class PolicyEngine:
     def evaluate(
         self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None
     ) -> Decision:
-        rules = self._rules
-        stage_rules = rules.stage(stage)
+        return self.evaluate_features(stage, self.features_for(stage, text, channel, sentiment))
+
+    def features_for(
+        self, stage: str, text: str, channel: Channel, sentiment: float | None = None
+    ) -> MessageFeatures:
+        """What `stage`'s rules read (sentiment and the numbers view only when they use
+        them); the embedding is left to `with_embedding`."""
+        stage_rules = self._rules.stage(stage)
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
-        return self.evaluate_features(stage, features(text, channel, sentiment, numbers=numbers))
+        return features(text, channel, sentiment, numbers=numbers)
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
