@@ -43,6 +43,11 @@ class Calibration:
     negatives: int
     caught: int  # match examples reaching the threshold from the other examples
     examples: int
+    # The pair that set the threshold: the text that must not fire and the example it is
+    # closest to. An example that sits that close to ordinary questions raises the bar
+    # for all the others: rewording or removing it is how staff win recall back.
+    closest_text: str = ""
+    closest_example: str = ""
 
     def explain(self) -> str:
         """The plain-language line compliance staff read."""
@@ -50,9 +55,15 @@ class Calibration:
             f"{self.rule_id}: threshold {self.threshold:.4f} (embedder {self.embedder}). "
             f"It fires when a message is at least {self.threshold:.0%} similar to one of its "
             f"{self.examples} examples. The closest of {self.negatives} texts that must not "
-            f"fire scored {self.closest_negative:.0%}. Written differently, "
+            f"fire scored {self.closest_negative:.0%} ({_short(self.closest_text)!r}, close "
+            f"to the example {_short(self.closest_example)!r}). Written differently, "
             f"{self.caught} of {self.examples} examples still reach it from the others."
         )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def benign_corpus(context: Path) -> list[str]:
@@ -85,9 +96,16 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         exemplars = embed_now(embedder, [normalize(t) for t in slot.texts])
         negatives = [example_text(e)[0] for e in rule.examples.no_match]
         negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
-        closest = max(
-            (best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]), default=0
-        )
+        texts = [*negatives, *benign]
+        scores = [best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]]
+        closest = max(scores, default=0)
+        at = scores.index(closest) if scores else None
+        nearest = ""
+        if at is not None:
+            vector = [*negative_vectors, *benign_vectors][at]
+            nearest = slot.texts[
+                max(range(len(exemplars)), key=lambda i: best_score(vector, [exemplars[i]]))
+            ]
         threshold = min(10_000, closest + MARGIN)
         caught = sum(
             best_score(exemplars[i], exemplars[:i] + exemplars[i + 1 :]) >= threshold
@@ -103,6 +121,8 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
                 negatives=len(negative_vectors) + len(benign_vectors),
                 caught=caught,
                 examples=len(exemplars),
+                closest_text=texts[at] if at is not None else "",
+                closest_example=nearest,
             )
         )
     return results
