@@ -31,6 +31,9 @@ from fte_core.text import normalize
 
 _MARKUP = re.compile(r"^[#*>\s-]+|[*\s]+$")  # headings, bullets, emphasis
 MARGIN = 200  # basis points above the closest text that must not fire (0.02 cosine)
+# Below half the maximum similarity, "close in meaning" is noise for any embedder (word
+# overlap alone gets a lexical embedder there), so no threshold is set lower.
+FLOOR = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,7 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
             nearest = slot.texts[
                 max(range(len(exemplars)), key=lambda i: best_score(vector, [exemplars[i]]))
             ]
-        threshold = min(10_000, closest + MARGIN)
+        threshold = min(10_000, max(FLOOR, closest + MARGIN))
         caught = sum(
             best_score(exemplars[i], exemplars[:i] + exemplars[i + 1 :]) >= threshold
             for i in range(len(exemplars))
