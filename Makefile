@@ -31,9 +31,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint deploy-check $(MODEL)
-	$(BIN)/fte rules test --strict --rules rules
-	$(BIN)/fte rules test tests/cases/guardrails.jsonl --rules rules
-	for f in tests/cases/tuning/*.jsonl; do $(BIN)/fte rules test $$f --rules rules || exit 1; done
+	$(BIN)/fte rules test --strict --rules rules --models $(FTE_MODEL_DIR)
+	$(BIN)/fte rules test tests/cases/guardrails.jsonl --rules rules --models $(FTE_MODEL_DIR)
+	for f in tests/cases/tuning/*.jsonl; do $(BIN)/fte rules test $$f --rules rules --models $(FTE_MODEL_DIR) || exit 1; done
 	$(BIN)/pytest -q
 
 bench: $(STAMP) $(MODEL)

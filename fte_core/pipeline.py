@@ -137,6 +137,7 @@ class Agent:
             if stored is not None and stored.processed_at is not None:
                 return await self._replay(message, stored)
             raise InProgress(f"message {run.stored.id} is being handled by another worker")
+        run.feats = await self.policy.with_embedding("input", run.feats)
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )
@@ -247,10 +248,10 @@ class Agent:
         run.latency["answer"] = _ms(started)
         if answer is None:
             return await self._escalate(run, decision, ("responder_error",), Priority.HIGH)
+        draft = self.policy.features_for("output", answer.text, run.message.channel)
+        draft = await self.policy.with_embedding("output", draft)
         output = self._timed(
-            run,
-            "output_rules",
-            lambda: self.policy.evaluate("output", answer.text, run.message.channel),
+            run, "output_rules", lambda: self.policy.evaluate_features("output", draft)
         )
         await self._tag(run, output.tags)
         if output.action == "block" or not grounded(answer, run.passages):

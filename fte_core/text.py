@@ -14,6 +14,16 @@ from collections.abc import Iterable
 # Cyrillic "е" must still say "refund"). Lower-case targets: casefold runs afterwards.
 _HOMOGLYPHS = str.maketrans(
     {
+        # typographic apostrophes and quotes (phones and mail clients type them): "didn’t"
+        # must read "didn't" for every phrase and pattern
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u02bc": "'",
+        "\u00b4": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
         "а": "a",
         "в": "b",
         "е": "e",

@@ -268,8 +268,12 @@ async def bootstrap(
     memory_store: InMemoryStore | None = None
     try:
         context = load_context(settings.context_dir)
+        # One embedder for the knowledge base and the rules' `similar_to` conditions
+        # (their thresholds are calibrated for it; another model refuses to load).
+        embedder = make_embedder(settings)
+        _close_on_exit(stack, embedder)
         if policy is None:
-            policy = PolicyEngine(load_rules(settings.rules_dir))
+            policy = PolicyEngine(load_rules(settings.rules_dir), embedder=embedder)
             stack.callback(policy.close)
         storage = "memory"
         if store is None or knowledge is None:
@@ -281,8 +285,6 @@ async def bootstrap(
                 memory_store = InMemoryStore()
                 store, knowledge = store or memory_store, knowledge or InMemoryKnowledgeBase()
             else:
-                embedder = make_embedder(settings)
-                _close_on_exit(stack, embedder)
                 pg_store, pg_kb, storage, pool = await _postgres(settings, stack, embedder, scope)
                 store, knowledge = store or pg_store, knowledge or pg_kb
         report = None

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import msgspec
 
-from fte_core.embedding import HashingEmbedder
 from fte_core.errors import RuleError
 from fte_core.policy.calibrate import benign_corpus, calibrate, write_back
 from fte_core.policy.cases import (
@@ -20,8 +19,9 @@ from fte_core.policy.cases import (
     with_example_counts,
 )
 from fte_core.policy.engine import PolicyEngine
-from fte_core.policy.loader import load_rules
-from service import cli_shadow
+from fte_core.policy.loader import RuleSet, load_rules
+from fte_core.ports import Embedder
+from service import cli_shadow, rules_embedder
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -32,11 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = rsub.add_parser("check", help="load and validate the rule files")
     check.add_argument("--rules", default="rules", help="rules directory (default: rules)")
     check.add_argument("--json", action="store_true", help="print JSON (errors too)")
+    rules_embedder.add_arguments(check)
     check.set_defaults(handler=check_command)
     test = rsub.add_parser("test", help="run a cases file, or the inline examples")
     test.add_argument("cases", nargs="?", help="JSONL cases file (default: inline examples)")
     test.add_argument("--rules", default="rules", help="rules directory (default: rules)")
     test.add_argument("--json", action="store_true", help="print a JSON report (errors too)")
+    rules_embedder.add_arguments(test)
     test.add_argument(
         "--strict",
         action="store_true",
@@ -50,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cal.add_argument("--context", default="context", help="benign corpus (default: context)")
     cal.add_argument("--dry-run", action="store_true", help="report without writing")
     cal.add_argument("--json", action="store_true", help="print JSON (errors too)")
+    rules_embedder.add_arguments(cal, several=True)
     cal.set_defaults(handler=calibrate_command)
     cli_shadow.register(rsub)
 
@@ -91,10 +94,18 @@ def _fail(args: argparse.Namespace, message: str, exc: RuleError | None = None) 
     return EXIT_INVALID
 
 
+def _engine(args: argparse.Namespace, ruleset: RuleSet) -> PolicyEngine:
+    """The embedder is only opened when a rule reads meaning (`similar_to`)."""
+    embedder: Embedder | None = None
+    if ruleset.uses_similarity:
+        embedder = rules_embedder.embedder_for(args.embedder, args.models)
+    return PolicyEngine(ruleset, embedder=embedder)
+
+
 def check_command(args: argparse.Namespace) -> int:
     try:
         ruleset = load_rules(args.rules)
-        PolicyEngine(ruleset).close()  # the engine's own limits are part of "valid"
+        _engine(args, ruleset).close()  # the engine's own limits are part of "valid"
     except RuleError as exc:
         return _fail(args, str(exc), exc)
     files = sorted({r.file for r in ruleset.rules})
@@ -119,7 +130,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 def test_command(args: argparse.Namespace) -> int:
     try:
-        engine = PolicyEngine(load_rules(args.rules))
+        engine = _engine(args, load_rules(args.rules))
     except RuleError as exc:
         return _fail(args, str(exc), exc)
     try:
@@ -153,14 +164,17 @@ class _JsonCalibration(msgspec.Struct):
 
 
 def calibrate_command(args: argparse.Namespace) -> int:
-    """The engine's embedder (the offline hashing embedder unless one is passed to
-    PolicyEngine) measures every `similar_to` rule; thresholds go back into the files."""
+    """Each embedder (by default every one the service may use) measures every
+    `similar_to` rule; its thresholds go back into the files beside the others'."""
     try:
-        ruleset = load_rules(args.rules)
-        results = calibrate(ruleset, HashingEmbedder(), benign_corpus(Path(args.context)))
-        changed = [] if args.dry_run else write_back(Path(args.rules), results)
-        if changed:
-            PolicyEngine(load_rules(args.rules)).close()  # what was written loads
+        benign = benign_corpus(Path(args.context))
+        results, changed = [], set[str]()
+        for embedder in rules_embedder.embedders_for(args):
+            measured = calibrate(load_rules(args.rules), embedder, benign)
+            results.extend(measured)
+            if not args.dry_run:
+                changed.update(write_back(Path(args.rules), measured))
+                PolicyEngine(load_rules(args.rules), embedder=embedder).close()  # it loads
     except RuleError as exc:
         return _fail(args, str(exc), exc)
     if args.json:
@@ -182,7 +196,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in results:
         print(r.explain())
-    print(f"{len(results)} rules calibrated; files written: {', '.join(changed) or 'none'}")
+    written = ", ".join(sorted(changed)) or "none"
+    print(f"{len(results)} rules calibrated; files written: {written}")
     return EXIT_OK
 
 

@@ -31,6 +31,9 @@ from fte_core.text import normalize
 
 _MARKUP = re.compile(r"^[#*>\s-]+|[*\s]+$")  # headings, bullets, emphasis
 MARGIN = 200  # basis points above the closest text that must not fire (0.02 cosine)
+# Below half the maximum similarity, "close in meaning" is noise for any embedder (word
+# overlap alone gets a lexical embedder there), so no threshold is set lower.
+FLOOR = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,11 @@ class Calibration:
     negatives: int
     caught: int  # match examples reaching the threshold from the other examples
     examples: int
+    # The pair that set the threshold: the text that must not fire and the example it is
+    # closest to. An example that sits that close to ordinary questions raises the bar
+    # for all the others: rewording or removing it is how staff win recall back.
+    closest_text: str = ""
+    closest_example: str = ""
 
     def explain(self) -> str:
         """The plain-language line compliance staff read."""
@@ -50,9 +58,15 @@ class Calibration:
             f"{self.rule_id}: threshold {self.threshold:.4f} (embedder {self.embedder}). "
             f"It fires when a message is at least {self.threshold:.0%} similar to one of its "
             f"{self.examples} examples. The closest of {self.negatives} texts that must not "
-            f"fire scored {self.closest_negative:.0%}. Written differently, "
+            f"fire scored {self.closest_negative:.0%} ({_short(self.closest_text)!r}, close "
+            f"to the example {_short(self.closest_example)!r}). Written differently, "
             f"{self.caught} of {self.examples} examples still reach it from the others."
         )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def benign_corpus(context: Path) -> list[str]:
@@ -85,10 +99,17 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         exemplars = embed_now(embedder, [normalize(t) for t in slot.texts])
         negatives = [example_text(e)[0] for e in rule.examples.no_match]
         negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
-        closest = max(
-            (best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]), default=0
-        )
-        threshold = min(10_000, closest + MARGIN)
+        texts = [*negatives, *benign]
+        scores = [best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]]
+        closest = max(scores, default=0)
+        at = scores.index(closest) if scores else None
+        nearest = ""
+        if at is not None:
+            vector = [*negative_vectors, *benign_vectors][at]
+            nearest = slot.texts[
+                max(range(len(exemplars)), key=lambda i: best_score(vector, [exemplars[i]]))
+            ]
+        threshold = min(10_000, max(FLOOR, closest + MARGIN))
         caught = sum(
             best_score(exemplars[i], exemplars[:i] + exemplars[i + 1 :]) >= threshold
             for i in range(len(exemplars))
@@ -103,6 +124,8 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
                 negatives=len(negative_vectors) + len(benign_vectors),
                 caught=caught,
                 examples=len(exemplars),
+                closest_text=texts[at] if at is not None else "",
+                closest_example=nearest,
             )
         )
     return results
@@ -128,6 +151,8 @@ def write_back(directory: Path, calibrations: Sequence[Calibration]) -> list[str
 
 
 def _set_values(text: str, name: str, item: Calibration) -> str:
+    """Set `thresholds.<embedder>` under the rule's `similar_to` (other embedders'
+    thresholds stay: each model keeps its own)."""
     node = _similar_to_node(yaml.compose(text, Loader=yaml.SafeLoader), item.rule_id)
     if node is None or node.flow_style:
         raise RuleError(
@@ -135,23 +160,28 @@ def _set_values(text: str, name: str, item: Calibration) -> str:
             file=name,
             rule_id=item.rule_id,
         )
-    values = {"threshold": f"{item.threshold:.4f}", "embedder": item.embedder}
-    edits: list[tuple[int, int, str]] = []
+    value = f"{item.threshold:.4f}"
     present = {k.value: v for k, v in node.value}
+    thresholds = present.get("thresholds")
     indent = node.value[0][0].start_mark.column if node.value else node.start_mark.column
-    insert_at = node.start_mark.index
-    inserted = ""
-    for key, value in values.items():
-        if key in present:
-            scalar = present[key]
-            edits.append((scalar.start_mark.index, scalar.end_mark.index, value))
-        else:
-            inserted += f"{key}: {value}\n" + " " * indent
-    if inserted:
-        edits.append((insert_at, insert_at, inserted))
-    for start, end, value in sorted(edits, reverse=True):
-        text = text[:start] + value + text[end:]
-    return text
+    if thresholds is None:
+        start = node.start_mark.index
+        entry = f"thresholds:\n{' ' * (indent + 2)}{item.embedder}: {value}\n{' ' * indent}"
+        return text[:start] + entry + text[start:]
+    if not isinstance(thresholds, yaml.MappingNode) or thresholds.flow_style:
+        raise RuleError(
+            "write `thresholds:` as a block (one embedder per line) or leave it out, so it "
+            "can be calibrated",
+            file=name,
+            rule_id=item.rule_id,
+        )
+    for key, scalar in thresholds.value:
+        if key.value == item.embedder:
+            return text[: scalar.start_mark.index] + value + text[scalar.end_mark.index :]
+    first = thresholds.value[0][0]
+    start = first.start_mark.index
+    entry = f"{item.embedder}: {value}\n{' ' * first.start_mark.column}"
+    return text[:start] + entry + text[start:]
 
 
 def _similar_to_node(root: yaml.Node | None, rule_id: str) -> yaml.MappingNode | None:

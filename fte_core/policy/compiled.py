@@ -47,8 +47,9 @@ class Similar:
 class SimilaritySlot:
     rule_id: str
     texts: tuple[str, ...]  # the rule's match examples and extra exemplars
-    embedder: str | None  # the embedder the thresholds were calibrated with
+    embedder: str | None  # the active embedder, when the rule has a threshold for it
     calibrated: bool
+    calibrated_for: tuple[str, ...] = ()  # every embedder the rule has a threshold for
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,8 @@ class _AtomTable:
 
 
 class _Slots:
-    def __init__(self) -> None:
+    def __init__(self, embedder: str | None) -> None:
+        self.embedder = embedder
         self.slots: list[SimilaritySlot] = []
 
     def add(self, rule: Rule, cond: Condition) -> Similar:
@@ -123,9 +125,12 @@ class _Slots:
         index = next((i for i, s in enumerate(self.slots) if s.rule_id == rule.id), None)
         if index is None:
             index = len(self.slots)
-            calibrated = similar.threshold is not None and similar.embedder is not None
-            self.slots.append(SimilaritySlot(rule.id, texts, similar.embedder, calibrated))
-        return Similar(index, similar.threshold if similar.threshold is not None else 1.0)
+            known = tuple(similar.thresholds)
+            calibrated = self.embedder in similar.thresholds
+            name = self.embedder if calibrated else None
+            self.slots.append(SimilaritySlot(rule.id, texts, name, calibrated, known))
+        threshold = similar.thresholds.get(self.embedder or "", 1.0)
+        return Similar(index, threshold)
 
 
 def _compile_condition(
@@ -184,9 +189,12 @@ def _uses_sentiment(node: Node) -> bool:
     return False
 
 
-def compile_stage(stage: str, rules: list[tuple[int, Rule]]) -> StageRules:
+def compile_stage(
+    stage: str, rules: list[tuple[int, Rule]], embedder: str | None = None
+) -> StageRules:
+    """`embedder` picks each `similar_to` threshold (none: every such rule uncalibrated)."""
     atoms = _AtomTable()
-    slots = _Slots()
+    slots = _Slots(embedder)
     compiled = []
     for order, rule in rules:
         condition = _compile_condition(rule.when, atoms, slots, rule)

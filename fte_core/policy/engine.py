@@ -5,6 +5,7 @@ Synchronous and pure: the decision is a function of (rule set, stage, text, chan
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
-from fte_core.policy.similarity import SimilarityIndex, Vector
+from fte_core.policy.similarity import SimilarityIndex, Vector, unit
 from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
@@ -88,17 +89,21 @@ def facts_for(
 
 
 class _Similarity:
-    """Both stages' exemplar vectors for one rule set (built when the rules load)."""
+    """Both stages' exemplar vectors for one rule set (built when the rules load); `rules`
+    is the set with the thresholds measured for the active embedder."""
 
     def __init__(self, rules: RuleSet, embedder: Embedder | None) -> None:
         self.input: SimilarityIndex | None = None
         self.output: SimilarityIndex | None = None
-        if not (rules.input.similarity or rules.output.similarity):
+        self.embedder = embedder
+        self.rules = rules
+        if not rules.uses_similarity:
             return
         if embedder is None:
             from fte_core.embedding import HashingEmbedder  # the offline default
 
-            embedder = HashingEmbedder()
+            embedder = self.embedder = HashingEmbedder()
+        rules = self.rules = rules.for_embedder(embedder.name)
         where = {r.rule.id: (r.file, r.line) for r in rules.rules}
         self.input = SimilarityIndex(rules.input, embedder, where)
         self.output = SimilarityIndex(rules.output, embedder, where)
@@ -156,6 +161,7 @@ class PolicyEngine:
         self._embedder = embedder
         self._lock = threading.Lock()
         self._similarity = _Similarity(rules, embedder)
+        rules = self._similarity.rules
         self._current = _Compiled(rules) if use_durable else None
         self._rules = rules
 
@@ -171,15 +177,34 @@ class PolicyEngine:
     def version(self) -> str:
         return self._rules.version
 
+    async def with_embedding(self, stage: str, feats: MessageFeatures) -> MessageFeatures:
+        """The message embedded once, before the rules run, when a `similar_to` rule of
+        `stage` needs it: awaited here, so a model that computes in a worker thread (MiniLM)
+        never blocks the event loop inside the rules' lock."""
+        with self._lock:
+            similarity = self._similarity
+        if feats.embedding is not None or similarity.stage(stage) is None:
+            return feats
+        if not self._rules.stage(stage).similarity or similarity.embedder is None:
+            return feats
+        (vector,) = await similarity.embedder.embed([feats.normalized])
+        return dataclasses.replace(feats, embedding=unit(vector))
+
     def evaluate(
         self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None
     ) -> Decision:
-        rules = self._rules
-        stage_rules = rules.stage(stage)
+        return self.evaluate_features(stage, self.features_for(stage, text, channel, sentiment))
+
+    def features_for(
+        self, stage: str, text: str, channel: Channel, sentiment: float | None = None
+    ) -> MessageFeatures:
+        """What `stage`'s rules read (sentiment and the numbers view only when they use
+        them); the embedding is left to `with_embedding`."""
+        stage_rules = self._rules.stage(stage)
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
-        return self.evaluate_features(stage, features(text, channel, sentiment, numbers=numbers))
+        return features(text, channel, sentiment, numbers=numbers)
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
@@ -235,6 +260,7 @@ class PolicyEngine:
     def reload(self, rules: RuleSet) -> None:
         """All or nothing: if the new set fails to register, the old one keeps serving."""
         similarity = _Similarity(rules, self._embedder)
+        rules = similarity.rules
         new = _Compiled(rules) if self._use_durable else None
         with self._lock:
             old, self._current, self._rules = self._current, new, rules

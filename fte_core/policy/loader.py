@@ -37,6 +37,18 @@ class RuleSet:
     input: StageRules
     output: StageRules
 
+    @property
+    def uses_similarity(self) -> bool:
+        return bool(self.input.similarity or self.output.similarity)
+
+    def for_embedder(self, embedder: str) -> RuleSet:
+        """The same rules with each `similar_to` threshold measured for `embedder` (a
+        rule without one stays uncalibrated, and the engine refuses it by name)."""
+        if not self.uses_similarity:
+            return self
+        input_stage, output_stage = _compile(self.rules, embedder)
+        return RuleSet(self.version, self.rules, input_stage, output_stage)
+
     def stage(self, name: str) -> StageRules:
         if name == "input":
             return self.input
@@ -123,18 +135,24 @@ def build_ruleset(files: list[tuple[str, str]]) -> RuleSet:
     digest = hashlib.sha256()
     for name, text in files:
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-    active = [(i, r.rule) for i, r in enumerate(loaded) if r.rule.enabled]
-    try:
-        input_stage = compile_stage("input", [(i, r) for i, r in active if r.stage == "input"])
-        output_stage = compile_stage("output", [(i, r) for i, r in active if r.stage == "output"])
-    except (ValueError, re.error) as exc:
-        raise RuleError(f"cannot compile rules: {exc}") from exc
+    input_stage, output_stage = _compile(tuple(loaded), None)
     return RuleSet(
         version=digest.hexdigest()[:12],
         rules=tuple(loaded),
         input=input_stage,
         output=output_stage,
     )
+
+
+def _compile(loaded: tuple[LoadedRule, ...], embedder: str | None) -> tuple[StageRules, StageRules]:
+    active = [(i, r.rule) for i, r in enumerate(loaded) if r.rule.enabled]
+    try:
+        return (
+            compile_stage("input", [(i, r) for i, r in active if r.stage == "input"], embedder),
+            compile_stage("output", [(i, r) for i, r in active if r.stage == "output"], embedder),
+        )
+    except (ValueError, re.error) as exc:
+        raise RuleError(f"cannot compile rules: {exc}") from exc
 
 
 def load_rules(directory: str | Path) -> RuleSet:

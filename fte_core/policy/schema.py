@@ -56,16 +56,19 @@ LanguageCode = Literal["en", "es", "fr", "de", "pt", "it", "other"]
 
 class SimilarTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Meaning, not words: the message is close to one of the rule's `match` examples (and
-    `exemplars`). `threshold` and `embedder` are written by `fte rules calibrate`; a
-    threshold belongs to the embedder it was measured with."""
+    `exemplars`). `thresholds` maps an embedder's id to the threshold `fte rules calibrate`
+    measured with it: a threshold belongs to the embedder it was measured with, and the
+    offline (hashing) and semantic (MiniLM) embedders each need their own."""
 
-    threshold: Score | None = None
-    embedder: str | None = None
+    thresholds: dict[str, Score] = msgspec.field(default_factory=dict)
     exemplars: tuple[NonEmpty, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and round(self.threshold, 4) != self.threshold:
-            raise ValueError(f"`threshold` takes at most 4 decimals, got {self.threshold!r}")
+        for embedder, threshold in self.thresholds.items():
+            if round(threshold, 4) != threshold:
+                raise ValueError(
+                    f"`thresholds.{embedder}` takes at most 4 decimals, got {threshold!r}"
+                )
 
 
 class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from fte_core.errors import PolicyError, RuleError
 from fte_core.policy.compiled import SimilaritySlot, StageRules
@@ -26,18 +26,28 @@ from fte_core.text import normalize
 Vector = tuple[float, ...]
 
 
+@runtime_checkable
+class LocalEmbedder(Protocol):
+    """An embedder that can also compute in the caller's thread (the MiniLM model: its
+    `embed` hands the work to a thread so the event loop keeps serving)."""
+
+    def embed_now(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
 def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
-    """Run the port's `embed` to completion without an event loop.
+    """Embed without an event loop.
 
     The rules are evaluated synchronously (microseconds, inside a lock); an embedder that
     computes locally (the hashing embedder, an ONNX model) finishes without awaiting. One
     that waits on the network cannot serve the guardrails: that is an error, not a wait.
     """
+    if isinstance(embedder, LocalEmbedder):
+        return [unit(v) for v in embedder.embed_now(list(texts))]
     coroutine: Coroutine[Any, Any, list[list[float]]] = embedder.embed(list(texts))
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return [_unit(v) for v in done.value]
+        return [unit(v) for v in done.value]
     coroutine.close()
     raise PolicyError(
         f"embedder {embedder.name!r} waits on I/O; similar_to rules need an embedder "
@@ -45,7 +55,7 @@ def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
     )
 
 
-def _unit(vector: Sequence[float]) -> Vector:
+def unit(vector: Sequence[float]) -> Vector:
     norm = math.sqrt(sum(v * v for v in vector))
     return tuple(v / norm for v in vector) if norm else tuple(vector)
 
@@ -59,14 +69,15 @@ def best_score(vector: Vector, exemplars: Sequence[Vector]) -> int:
 
 
 def check_calibrated(slot: SimilaritySlot, embedder: Embedder) -> str | None:
-    if not slot.calibrated:
+    if slot.calibrated and slot.embedder == embedder.name:
+        return None
+    if not slot.calibrated_for:
         return "similar_to has no calibrated threshold: run `fte rules calibrate`"
-    if slot.embedder != embedder.name:
-        return (
-            f"similar_to was calibrated for embedder {slot.embedder!r} but the active "
-            f"embedder is {embedder.name!r}: run `fte rules calibrate` to recalibrate"
-        )
-    return None
+    known = ", ".join(repr(name) for name in slot.calibrated_for)
+    return (
+        f"similar_to was calibrated for embedder {known} but the active embedder is "
+        f"{embedder.name!r}: run `fte rules calibrate` to recalibrate"
+    )
 
 
 class SimilarityIndex:

@@ -1,6 +1,6 @@
 """Per-category pass rates of a cases directory (default: the held-out guardrail set).
 
-Run: .venv/bin/python -m tests.cases.heldout_report [DIR] [--rules rules]
+Run: .venv/bin/python -m tests.cases.heldout_report [DIR] [--rules rules] [--embedder minilm]
 
 Prints one line per file and per expected outcome inside it (e.g. `escalate/refund`),
 never the individual cases: the held-out set is for measuring, not for tuning.
@@ -15,12 +15,15 @@ from pathlib import Path
 from fte_core.policy.cases import parse_cases, run_cases
 from fte_core.policy.engine import PolicyEngine
 from fte_core.policy.loader import load_rules
+from service import rules_embedder
 
 HERE = Path(__file__).resolve().parent
 
 
-def report(directory: Path, rules: str) -> list[str]:
-    engine = PolicyEngine(load_rules(rules))
+def report(directory: Path, rules: str, embedder: str = "minilm") -> list[str]:
+    engine = PolicyEngine(
+        load_rules(rules), embedder=rules_embedder.embedder_for(embedder, ".fte/models")
+    )
     lines = []
     total = Counter[str]()
     try:
@@ -48,8 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("directory", nargs="?", default=str(HERE / "heldout"))
     parser.add_argument("--rules", default=str(HERE.parents[1] / "rules"))
+    parser.add_argument("--embedder", choices=rules_embedder.CHOICES, default="minilm")
     args = parser.parse_args()
-    for line in report(Path(args.directory), args.rules):
+    for line in report(Path(args.directory), args.rules, args.embedder):
         print(line)
 
 

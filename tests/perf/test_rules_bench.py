@@ -15,6 +15,7 @@ median over RUNS runs of each run's p50/p99, in microseconds.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import random
 import statistics
@@ -24,10 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from fte_core.embedding import HashingEmbedder
 from fte_core.language import detect_language
 from fte_core.models import Channel
 from fte_core.policy.engine import MessageFeatures, PolicyEngine, features
 from fte_core.policy.loader import RuleSet, load_rules
+from fte_core.policy.similarity import embed_now
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
 from fte_core.textviews import text_views
@@ -132,6 +135,8 @@ def test_rules_bench(shipped: RuleSet, engines: dict[str, PolicyEngine]) -> None
         features(d, messages[i][0], None if shipped.output.uses_sentiment else 0.5)
         for i, d in enumerate(drafts)
     ]
+    # As in the pipeline: the message is embedded once, before the rules (similar_to)
+    inbound, outbound = asyncio.run(_embedded(engines["durable_rules"], inbound, outbound))
 
     rows: list[tuple[str, float, float]] = []
     normalized = [normalize(text) for _, text in messages]
@@ -146,6 +151,13 @@ def test_rules_bench(shipped: RuleSet, engines: dict[str, PolicyEngine]) -> None
     rows.append(("sentiment", *_measure(lambda i: sentiment_score(messages[i][1]), MESSAGES)))
     rows.append(
         ("features", *_measure(lambda i: features(messages[i][1], messages[i][0]), MESSAGES))
+    )
+    hashing = HashingEmbedder()
+    rows.append(
+        (
+            f"embedding ({hashing.name}, once/message)",
+            *_measure(lambda i: embed_now(hashing, [normalized[i]]), MESSAGES),
+        )
     )
     for name, engine in engines.items():
         rows.extend(_engine_rows(name, engine, messages, drafts, inbound, outbound))
@@ -169,6 +181,15 @@ def test_rules_bench(shipped: RuleSet, engines: dict[str, PolicyEngine]) -> None
     assert len(shipped.rules) >= 30
     assert 0.1 * MESSAGES < escalated < 0.5 * MESSAGES
     assert 0.1 * MESSAGES < blocked < 0.5 * MESSAGES
+
+
+async def _embedded(
+    engine: PolicyEngine, inbound: list[MessageFeatures], outbound: list[MessageFeatures]
+) -> tuple[list[MessageFeatures], list[MessageFeatures]]:
+    return (
+        [await engine.with_embedding("input", f) for f in inbound],
+        [await engine.with_embedding("output", f) for f in outbound],
+    )
 
 
 def _engine_rows(

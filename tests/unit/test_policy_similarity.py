@@ -13,7 +13,7 @@ from fte_core.errors import PolicyError, RuleError
 from fte_core.models import Channel
 from fte_core.policy import engine as engine_module
 from fte_core.policy.calibrate import calibrate, write_back
-from fte_core.policy.engine import PolicyEngine
+from fte_core.policy.engine import PolicyEngine, features
 from fte_core.policy.loader import load_rules
 from fte_core.policy.similarity import embed_now
 
@@ -62,10 +62,23 @@ def test_calibrate_writes_threshold_and_embedder(rules_dir: Path) -> None:
     assert write_back(rules_dir, results) == ["people.yaml"]
     written = yaml.safe_load((rules_dir / "people.yaml").read_text(encoding="utf-8"))
     similar = written["rules"][0]["when"]["similar_to"]
-    assert similar["threshold"] == pytest.approx(result.threshold)
-    assert similar["embedder"] == "hashing2-384"
-    # a second calibration replaces the values in place
+    assert similar["thresholds"] == {"hashing2-384": pytest.approx(result.threshold)}
+    # a second calibration replaces the value in place
     assert write_back(rules_dir, calibrate(load_rules(rules_dir), embedder, BENIGN)) == []
+
+
+def test_each_embedder_keeps_its_own_threshold(rules_dir: Path) -> None:
+    """The offline and the semantic embedder both serve: calibrating one keeps the other's."""
+    small = HashingEmbedder(dimension=256)
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    assert write_back(rules_dir, calibrate(load_rules(rules_dir), small, BENIGN)) == ["people.yaml"]
+    written = yaml.safe_load((rules_dir / "people.yaml").read_text(encoding="utf-8"))
+    assert set(written["rules"][0]["when"]["similar_to"]["thresholds"]) == {
+        "hashing2-384",
+        "hashing2-256",
+    }
+    for embedder in (HashingEmbedder(), small):
+        PolicyEngine(load_rules(rules_dir), embedder=embedder).close()
 
 
 @pytest.mark.parametrize("use_durable", [True, False])
@@ -122,5 +135,22 @@ def test_evaluators_disagreeing_escalate_with_policy_error(
         harmless = engine.evaluate("input", "how do I export a board", Channel.EMAIL)
         assert harmless.action == "allow"  # both fired nothing: they agree
         assert engine.disagreements == 1
+    finally:
+        engine.close()
+
+
+async def test_the_message_is_embedded_once_before_the_rules(rules_dir: Path) -> None:
+    """The pipeline awaits the embedding (a model runs in a worker thread), then the rules
+    reuse it: the same decision as embedding inside the engine."""
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    engine = PolicyEngine(load_rules(rules_dir), embedder=HashingEmbedder())
+    try:
+        feats = features("a real person should answer my ticket", Channel.EMAIL)
+        embedded = await engine.with_embedding("input", feats)
+        assert embedded.embedding is not None
+        assert await engine.with_embedding("input", embedded) is embedded
+        assert await engine.with_embedding("output", feats) is feats  # no similar_to there
+        decision = engine.evaluate_features("input", embedded)
+        assert decision.rule_ids == ("person-please",)
     finally:
         engine.close()

@@ -31,6 +31,7 @@ from fte_core.text import normalize, phrase_regex
         ("money\u00a0back", "money back"),  # no-break space
         ("ﬁle", "file"),  # ligature
         ("Straße", "strasse"),  # casefold
+        ("didn’t ‘ask’ “now”", "didn't 'ask' \"now\""),  # typographic quotes
         ("", ""),
     ],
 )
