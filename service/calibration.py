@@ -38,6 +38,7 @@ from service.evaluation import SampleTicket
 
 _K = (20, 60)
 _WEIGHTS = (0.5, 1.0, 2.0)
+_ALIAS_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 
 
 class Sample(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,10 +75,12 @@ def _slug(chunk_id: str) -> str:
 
 def best_fusion(samples: Sequence[Sample]) -> tuple[Fusion, float]:
     best, best_recall = Fusion(), -1.0
-    for k, lexical, vector, sentence, title in itertools.product(
-        _K, _WEIGHTS, _WEIGHTS, _WEIGHTS, _WEIGHTS
+    for k, lexical, vector, sentence, title, alias in itertools.product(
+        _K, _WEIGHTS, _WEIGHTS, _WEIGHTS, _WEIGHTS, _ALIAS_WEIGHTS
     ):
-        fusion = Fusion(k=k, lexical=lexical, vector=vector, sentence=sentence, title=title)
+        fusion = Fusion(
+            k=k, lexical=lexical, vector=vector, sentence=sentence, title=title, alias=alias
+        )
         recall = recall_at_1(samples, fusion)
         if recall > best_recall + 1e-9:
             best, best_recall = fusion, recall
@@ -97,7 +100,7 @@ def fit_no_match(
     weight = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
     w = np.zeros(x.shape[1])
     b = 0.0
-    for _ in range(20_000):  # plain gradient descent: 5 features, a few hundred rows
+    for _ in range(20_000):  # plain gradient descent: 7 features, a few hundred rows
         p = 1 / (1 + np.exp(-(x @ w + b)))
         error = (p - y) * weight
         w -= 2.0 * (x.T @ error + 1e-3 * w)
