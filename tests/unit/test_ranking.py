@@ -50,6 +50,7 @@ def test_first_in_every_list_scores_one_and_ranks_first() -> None:
 def test_the_sentence_list_can_outvote_the_full_text_list() -> None:
     """A casual question shares few words with the right article but is close to one of
     its sentences: with the sentence list weighted double, the sentence wins."""
+    fusion = Fusion(k=20, lexical=0.5, vector=0.5, sentence=1.0, title=0.5)
     ranked = rank(
         [
             cand("d/words/0", lexical_rank=1, vector_rank=2, sentence_similarity=0.3),
@@ -61,7 +62,7 @@ def test_the_sentence_list_can_outvote_the_full_text_list() -> None:
                 title_similarity=0.6,
             ),
         ],
-        MINILM.fusion,
+        fusion,
     )
     assert ranked[0].candidate.id == "d/meaning/0"
 
