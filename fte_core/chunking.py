@@ -2,6 +2,11 @@
 
 A chunk id is document/section-slug/index, so an unchanged section keeps its id (and its
 stored embedding) when another section of the document is edited.
+
+A section may list how customers ask for it, in HTML comments that readers of the
+rendered page never see: `<!-- asked: cancel my subscription | stop paying -->`. They
+become the chunks' `aliases` (searched, never quoted: retrieval matches a casual "kick
+someone out" to "Removing a member" through them) and leave the text.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ _HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$")
 _TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
+_ASKED = re.compile(r"^\s*<!--\s*asked:(.*?)-->\s*$", re.I)
 # Text before the first "## " heading becomes a chunk only when it says something. In a
 # document with sections the preamble is usually an introduction about the document ("This
 # is the help center...") that shares words with every question and answers none, so it
@@ -27,8 +33,10 @@ _MIN_INTRO_CHARS = 400
 
 
 def chunk_hash(chunk: Chunk) -> str:
-    """What decides whether a stored chunk changed (the section title is searched too)."""
-    return hashlib.sha256(f"{chunk.section}\n{chunk.text}".encode()).hexdigest()
+    """What decides whether a stored chunk changed (the section title and the aliases are
+    searched too; a chunk without aliases keeps the hash it had before they existed)."""
+    asked = "".join(f"\n{a}" for a in chunk.aliases)
+    return hashlib.sha256(f"{chunk.section}\n{chunk.text}{asked}".encode()).hexdigest()
 
 
 def check_chunks(document: str, chunks: Sequence[Chunk]) -> dict[str, Chunk]:
@@ -63,17 +71,35 @@ def chunk_markdown(document: str, text: str, max_chars: int = 1200) -> list[Chun
         raise ValidationError("max_chars", "must be at least 50")
     chunks: list[Chunk] = []
     used: dict[str, int] = {}
-    for section, body in _sections(text):
+    for section, raw in _sections(text):
         slug = slugify(section)
+        body, aliases = _aliases(raw)
         for piece in _pack(_paragraphs(body), max_chars):
             index = used.get(slug, 0)
             used[slug] = index + 1
             chunks.append(
                 Chunk(
-                    id=f"{document}/{slug}/{index}", document=document, section=section, text=piece
+                    id=f"{document}/{slug}/{index}",
+                    document=document,
+                    section=section,
+                    text=piece,
+                    aliases=aliases,
                 )
             )
     return chunks
+
+
+def _aliases(body: str) -> tuple[str, tuple[str, ...]]:
+    """The section body without its `<!-- asked: a | b -->` lines, and those phrasings."""
+    kept: list[str] = []
+    asked: list[str] = []
+    for line in body.splitlines():
+        match = _ASKED.match(line)
+        if match:
+            asked.extend(a.strip() for a in match.group(1).split("|") if a.strip())
+        else:
+            kept.append(line)
+    return "\n".join(kept).strip(), tuple(dict.fromkeys(asked))
 
 
 def _sections(text: str) -> list[tuple[str, str]]:

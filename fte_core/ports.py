@@ -256,6 +256,8 @@ class Chunk(msgspec.Struct, frozen=True, kw_only=True):
     document: str
     section: str
     text: str
+    # how customers ask for this section in their own words (never shown to them)
+    aliases: tuple[str, ...] = ()
 
 
 class IngestReport(msgspec.Struct, frozen=True, kw_only=True):

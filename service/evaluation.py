@@ -97,13 +97,25 @@ def _message(ticket: SampleTicket, run_id: str) -> InboundMessage:
         provider_message_id=f"eval-{run_id}-{ticket.id}",
         text=ticket.text,
         received_at=datetime.now(UTC),
-        sender_email=ticket.sender.email,
+        sender_email=_own_address(ticket.sender.email, ticket.id),
         sender_phone=ticket.sender.phone,
         sender_name=ticket.sender.name,
         subject=ticket.subject,
         # as the channel would deliver it: the provider proves email and WhatsApp senders
         verified_by=_PROVEN_BY.get(ticket.channel),
     )
+
+
+def _own_address(email: str | None, ticket_id: str) -> str | None:
+    """The sender's address tagged with the case ("ann+ha012@example.com"): each case is
+    its own conversation. A set reusing one sender for several questions would otherwise
+    thread them into one ticket, and after one of them is handed to a person the next is
+    held for that person (action `hold`), scoring the lifecycle rather than the answer."""
+    if not email or "@" not in email:
+        return email
+    local, _, domain = email.rpartition("@")
+    tag = "".join(ch for ch in ticket_id.lower() if ch.isalnum())
+    return f"{local}+{tag}@{domain}" if tag else email
 
 
 _PROVEN_BY = {

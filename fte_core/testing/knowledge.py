@@ -1,7 +1,7 @@
 """InMemoryKnowledgeBase: the KnowledgeBase contract with plain lexical BM25 search.
 
-Scores are BM25 over the stemmed, stopword-free words of a chunk's section and text
-(idf = ln(1 + (N - n + 0.5) / (n + 0.5)), always positive). A passage scoring below
+Scores are BM25 over the stemmed, stopword-free words of a chunk's section, text and
+aliases (idf = ln(1 + (N - n + 0.5) / (n + 0.5)), always positive). A passage scoring below
 `threshold` is not returned, so a question sharing no distinctive word with the base
 gets [] and the pipeline escalates with `no_kb_match`. With the default threshold one
 distinctive matching word is enough; a word present in every chunk is not.
@@ -60,7 +60,7 @@ class InMemoryKnowledgeBase:
 
     @staticmethod
     def _entry(chunk: Chunk, digest: str) -> _Entry:
-        terms = Counter(words(f"{chunk.section} {chunk.text}"))
+        terms = Counter(words(" ".join((chunk.section, chunk.text, *chunk.aliases))))
         return _Entry(chunk=chunk, digest=digest, terms=terms, length=sum(terms.values()))
 
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:

@@ -96,6 +96,22 @@ async def test_casual_wording_finds_the_right_article(
     assert passages[0].focus in passages[0].text.replace("\n", " ") or passages[0].focus == ""
 
 
+async def test_aliases_are_searched_and_never_quoted(
+    kb: PostgresKnowledgeBase, pg_pool: AsyncConnectionPool[Any]
+) -> None:
+    """ "kick" appears in no article, only in how customers ask for "Removing a member";
+    the passage handed on is the article's text, without the alias comments."""
+    passages = await kb.search("someone quit, how do i kick them out of our workspace", 3)
+    assert passages[0].section == "Removing a member from a workspace"
+    assert all("<!--" not in p.text and "asked:" not in p.text for p in passages)
+    async with pg_pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM knowledge_base WHERE aliases <> ''"
+            " AND cardinality(alias_embeddings) > 0"
+        )
+        assert (await cursor.fetchone() or (0,))[0] > 60
+
+
 @pytest.mark.parametrize(
     "question",
     [

@@ -100,3 +100,20 @@ def test_check_chunks_rejects_foreign_and_duplicate_chunks() -> None:
         check_chunks("other", [a])
     with pytest.raises(ValidationError):
         check_chunks("d", [a, a])
+
+
+def test_asked_comments_become_aliases_and_leave_the_text() -> None:
+    doc = (
+        "## Removing a member\n<!-- asked: kick someone out | offboard a leaver -->\n\n"
+        "Owners remove people under Members.\n<!-- ASKED: take away access |  -->\n"
+    )
+    (chunk,) = chunk_markdown("d", doc)
+    assert chunk.aliases == ("kick someone out", "offboard a leaver", "take away access")
+    assert chunk.text == "Owners remove people under Members."
+
+
+def test_aliases_change_the_hash_and_their_absence_keeps_the_old_one() -> None:
+    plain = Chunk(id="d/a/0", document="d", section="A", text="body")
+    asked = Chunk(id="d/a/0", document="d", section="A", text="body", aliases=("how",))
+    assert chunk_hash(plain) == chunk_hash(Chunk(id="x", document="d", section="A", text="body"))
+    assert chunk_hash(asked) != chunk_hash(plain)

@@ -50,6 +50,7 @@ def test_first_in_every_list_scores_one_and_ranks_first() -> None:
 def test_the_sentence_list_can_outvote_the_full_text_list() -> None:
     """A casual question shares few words with the right article but is close to one of
     its sentences: with the sentence list weighted double, the sentence wins."""
+    fusion = Fusion(k=20, lexical=0.5, vector=0.5, sentence=1.0, title=0.5)
     ranked = rank(
         [
             cand("d/words/0", lexical_rank=1, vector_rank=2, sentence_similarity=0.3),
@@ -61,9 +62,32 @@ def test_the_sentence_list_can_outvote_the_full_text_list() -> None:
                 title_similarity=0.6,
             ),
         ],
-        MINILM.fusion,
+        fusion,
     )
     assert ranked[0].candidate.id == "d/meaning/0"
+
+
+def test_the_alias_list_tells_neighbouring_sections_apart() -> None:
+    """Two sections the words and vectors cannot separate: the one a customer's phrasing
+    is listed for ("kick someone out") wins when aliases carry weight, not without."""
+    pair = [
+        cand("d/transfer/0", lexical_rank=1, vector_rank=1, sentence_similarity=0.5),
+        cand(
+            "d/remove/0",
+            lexical_rank=2,
+            vector_rank=2,
+            sentence_similarity=0.49,
+            alias_similarity=0.8,
+        ),
+    ]
+    assert rank(pair, Fusion(k=20))[0].candidate.id == "d/transfer/0"
+    assert rank(pair, Fusion(k=20, alias=2.0))[0].candidate.id == "d/remove/0"
+
+
+def test_every_calibration_scores_the_features_it_is_given() -> None:
+    ranked = rank([cand("d/a/0", lexical_rank=1, sentence_similarity=0.5)], Fusion())
+    for calibration in (MINILM, HASHING, GENERIC):
+        assert 0.0 <= calibration.no_match.probability(features(ranked)) <= 1.0
 
 
 def test_margin_is_measured_to_another_section() -> None:
@@ -109,8 +133,8 @@ def test_select_returns_nothing_below_the_cut_and_close_passages_above_it() -> N
 
 def test_unknown_words_lower_the_probability_of_an_answer() -> None:
     model = MINILM.no_match
-    known = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.0))
-    unknown = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.8))
+    known = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.0, 0.5))
+    unknown = model.probability((0.3, 0.5, 0.55, 0.95, 0.05, 0.8, 0.5))
     assert unknown < known
 
 

@@ -122,7 +122,8 @@ class PostgresKnowledgeBase:
         await self.prepare()
         async with self._conn() as conn:
             cursor = await conn.execute(
-                """SELECT id, content_hash, embedder, sentence_embeddings IS NOT NULL
+                """SELECT id, content_hash, embedder,
+                          sentence_embeddings IS NOT NULL AND alias_embeddings IS NOT NULL
                    FROM knowledge_base WHERE document = %s""",
                 (document,),
             )
@@ -135,19 +136,21 @@ class PostgresKnowledgeBase:
         async with self._conn() as conn, conn.transaction():
             if removed:
                 await conn.execute("DELETE FROM knowledge_base WHERE id = ANY(%s)", (removed,))
-            for chunk, (vector, title, sentences) in zip(changed, embedded, strict=True):
+            for chunk, (vector, title, sentences, asked) in zip(changed, embedded, strict=True):
                 await conn.execute(
                     """INSERT INTO knowledge_base (id, document, section, chunk_text,
                            content_hash, embedder, dim, embedding, title_embedding,
-                           sentence_embeddings)
+                           sentence_embeddings, aliases, alias_embeddings)
                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector, %s::vector,
-                               %s::vector[])
+                               %s::vector[], %s, %s::vector[])
                        ON CONFLICT (id) DO UPDATE SET document = excluded.document,
                            section = excluded.section, chunk_text = excluded.chunk_text,
                            content_hash = excluded.content_hash, embedder = excluded.embedder,
                            dim = excluded.dim, embedding = excluded.embedding,
                            title_embedding = excluded.title_embedding,
                            sentence_embeddings = excluded.sentence_embeddings,
+                           aliases = excluded.aliases,
+                           alias_embeddings = excluded.alias_embeddings,
                            updated_at = now()""",
                     (
                         chunk.id,
@@ -160,6 +163,8 @@ class PostgresKnowledgeBase:
                         vector_literal(vector),
                         vector_literal(title),
                         vector_array_literal(sentences),
+                        "\n".join(chunk.aliases),
+                        vector_array_literal(asked),
                     ),
                 )
             if changed or removed:
@@ -193,18 +198,21 @@ class PostgresKnowledgeBase:
 
     async def _embed_chunks(
         self, chunks: Sequence[Chunk]
-    ) -> list[tuple[list[float], list[float], list[list[float]]]]:
-        """(chunk vector, title vector, sentence vectors) per chunk, in one batched pass."""
+    ) -> list[tuple[list[float], list[float], list[list[float]], list[list[float]]]]:
+        """(chunk vector, title vector, sentence vectors, alias vectors) per chunk, in
+        one batched pass."""
         texts: list[str] = []
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int, int]] = []
         for chunk in chunks:
             sentences = sentences_of(chunk.text) or [chunk.text]
             start = len(texts)
             texts += [f"{chunk.section}\n{chunk.text}", chunk.section]
             texts += [sentence_text(chunk.section, s) for s in sentences]
-            spans.append((start, len(texts)))
+            middle = len(texts)
+            texts += list(chunk.aliases)
+            spans.append((start, middle, len(texts)))
         vectors = await self._embed(texts)
-        return [(vectors[a], vectors[a + 1], vectors[a + 2 : b]) for a, b in spans]
+        return [(vectors[a], vectors[a + 1], vectors[a + 2 : m], vectors[m:b]) for a, m, b in spans]
 
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         """The queries' vectors by this base's embedder, in one call (see the port)."""
@@ -300,6 +308,7 @@ def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
         coverage=float(row[5] or 0.0),
         title_similarity=float(row[6] or 0.0),
         sentence_similarity=float(row[8] or 0.0),
+        alias_similarity=float(row[9] or 0.0),
         unknown=unknown,
         focus=sentences[best - 1] if best and best <= len(sentences) else "",
     )
@@ -365,7 +374,8 @@ SELECT coalesce(sum(idf) FILTER (WHERE ndoc = 0), 0) / nullif(sum(idf), 0) FROM 
 
 # Vector evidence only from rows this base's embedder embedded (NULL otherwise): chunk
 # cosine, the share of the question's idf mass the chunk contains (the lexical half of
-# the no-match decision), title cosine, and the closest sentence (index, cosine).
+# the no-match decision), title cosine, the closest sentence (index, cosine) and the
+# closest alias (cosine).
 _DETAIL_SQL = (
     _TERMS_SQL
     + """
@@ -376,7 +386,10 @@ SELECT kb.id, kb.document, kb.section, kb.chunk_text,
                / nullif(sum(t.idf), 0) FROM terms t),
        CASE WHEN kb.embedder = %(embedder)s
             THEN 1 - (kb.title_embedding <=> %(vector)s::vector) END,
-       best.i, best.similarity
+       best.i, best.similarity,
+       CASE WHEN kb.embedder = %(embedder)s
+            THEN (SELECT max(1 - (a.v <=> %(vector)s::vector))
+                  FROM unnest(kb.alias_embeddings) AS a(v)) END
 FROM knowledge_base kb
 LEFT JOIN LATERAL (
     SELECT s.i, 1 - (s.v <=> %(vector)s::vector) AS similarity
