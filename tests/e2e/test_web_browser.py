@@ -62,6 +62,7 @@ class Server:
             FTE_HOST="127.0.0.1",
             FTE_PORT=str(self.port),
             FTE_ADMIN_TOKEN=ADMIN,
+            FTE_DIGEST_HOUR="-1",  # no daily digest: these pages start with no reports
         )
         self.log = (data_dir / "serve.log").open("w")
         self.proc = subprocess.Popen(
