@@ -1,7 +1,8 @@
 """End to end through the real agent (SPEC 11; issue 7): intake -> reply stored.
 
 Run: .venv/bin/pytest -q -s -p no:cacheprovider tests/perf/test_agent_e2e_bench.py
-(not part of `make test`; FTE_BENCH_E2E_N, FTE_BENCH_RUNS, FTE_BENCH_BUSES override).
+(not part of `make test`; FTE_BENCH_E2E_N, FTE_BENCH_RUNS, FTE_BENCH_BUSES, FTE_BENCH_CASES
+and FTE_BENCH_EMBEDDER override).
 
 Each case bootstraps the service's composition root on the embedded PostgreSQL with one
 bus, submits N messages through `Agent.submit` (the intake path: inbound message and its
@@ -40,7 +41,7 @@ from fte_core.ports import Answer, AnswerRequest
 from fte_core.testing.responder import FunctionResponder
 from service.bootstrap import bootstrap
 from service.handlers import event_handler
-from service.settings import Settings
+from service.settings import EmbedderKind, Settings
 from service.worker import WorkerHealth, run_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.slow]
@@ -50,6 +51,8 @@ N = int(os.environ.get("FTE_BENCH_E2E_N", "10000"))
 SLOW_N = min(N, 2_000)
 RUNS = int(os.environ.get("FTE_BENCH_RUNS", "3"))
 BUSES = os.environ.get("FTE_BENCH_BUSES", "direct,postgres,kafka").split(",")
+# FTE_BENCH_EMBEDDER=hashing separates the queue and pipeline from the MiniLM model's CPU
+EMBEDDER: EmbedderKind = "hashing" if os.getenv("FTE_BENCH_EMBEDDER") == "hashing" else "minilm"
 CUSTOMERS = 1_000
 AT_ONCE = 20
 QUESTIONS = (
@@ -239,6 +242,7 @@ async def test_intake_to_reply_stored(
         model_dir=os.environ.get("FTE_MODEL_DIR", str(ROOT / ".fte" / "models")),
         kafka_bootstrap=kafka_bootstrap,
         kafka_idempotent=False,  # Tansu's memory storage lacks InitProducerId
+        embedder=EMBEDDER,
     )
     warm = await bootstrap(base, ingest=True)  # the knowledge base, once
     await warm.aclose()
