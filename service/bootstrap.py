@@ -193,14 +193,63 @@ def channel_readiness(settings: Settings) -> dict[str, str]:
     }
 
 
-def _deliveries(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> DeliveryLedger:
-    if pool is None:  # in-memory storage or injected fakes
-        from fte_core.testing.deliveries import InMemoryDeliveries
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """Every store beside the CRM and the knowledge base, built together so the choice
+    between PostgreSQL and the in-memory fakes is made in one place."""
 
-        return InMemoryDeliveries(store)
+    deliveries: DeliveryLedger
+    mailboxes: MailboxState
+    reports: ReportStore
+    queries: ReportQueries
+    notes: TicketNotes
+    operations: OperationsReader
+
+
+def _records(
+    pool: AsyncConnectionPool[Any] | None, store: CrmStore, settings: Settings, buses: Buses
+) -> _Records:
+    if pool is None:  # FTE_STORAGE=memory or injected fakes: records live as the store does
+        return _memory_records(store, buses)
     from adapters.storage.postgres.deliveries import PostgresDeliveries
+    from adapters.storage.postgres.mailboxes import PostgresMailboxes
+    from adapters.storage.postgres.monitoring import PostgresOperations
+    from adapters.storage.postgres.notes import PostgresNotes
+    from adapters.storage.postgres.report_queries import PostgresReportQueries
+    from adapters.storage.postgres.reports import PostgresReports
 
-    return PostgresDeliveries(pool)
+    return _Records(
+        deliveries=PostgresDeliveries(pool),
+        mailboxes=PostgresMailboxes(pool),
+        reports=PostgresReports(pool),
+        queries=PostgresReportQueries(pool, dead_letters_table=settings.bus != "kafka"),
+        notes=PostgresNotes(pool),
+        operations=PostgresOperations(pool),
+    )
+
+
+def _memory_records(store: CrmStore, buses: Buses) -> _Records:
+    from fte_core.testing.deliveries import InMemoryDeliveries
+    from fte_core.testing.mailboxes import InMemoryMailboxes
+    from fte_core.testing.monitoring import MemoryOperations
+    from fte_core.testing.notes import InMemoryNotes
+    from fte_core.testing.report_queries import StoreReportQueries
+    from fte_core.testing.reports import InMemoryReports
+
+    bus = buses.bus
+    operations = (
+        MemoryOperations(store, dead_letters=lambda: len(bus.dead_letters))
+        if isinstance(bus, MemoryBus)
+        else MemoryOperations(store)
+    )
+    return _Records(
+        deliveries=InMemoryDeliveries(store),
+        mailboxes=InMemoryMailboxes(),
+        reports=InMemoryReports(),
+        queries=StoreReportQueries(store),
+        notes=InMemoryNotes(store),
+        operations=operations,
+    )
 
 
 # `fte eval`'s scope: a PostgreSQL schema of its own, emptied at each run, so sample
@@ -303,10 +352,9 @@ async def bootstrap(
         if memory_store is not None and store is memory_store:
             memory_store.on_announce = buses.bus.publish  # memory mode: intake feeds the bus
         bus = bus or buses.bus
-        if reports is None:
-            reports = _report_store(pool)
-        if queries is None:
-            queries = _report_queries(pool, store, settings)
+        records = _records(pool, store, settings, buses)
+        reports = records.reports if reports is None else reports
+        queries = records.queries if queries is None else queries
         secret = token_secret(settings)
         base = settings.base_url
 
@@ -329,11 +377,10 @@ async def bootstrap(
                 queue_replies=queue_replies,
             ),
         )
-        mailboxes = _mailbox_state(pool)
-        gmail = make_gmail(settings.gmail, mailboxes, agent.submit, client=gmail_client)
+        gmail = make_gmail(settings.gmail, records.mailboxes, agent.submit, client=gmail_client)
         if senders is None:
             senders = make_senders(settings, gmail_client=gmail.client)
-        outbound = Outbound(store=store, ledger=_deliveries(pool, store), senders=senders, bus=bus)
+        outbound = Outbound(store=store, ledger=records.deliveries, senders=senders, bus=bus)
     except BaseException:
         await stack.aclose()
         raise
@@ -351,70 +398,13 @@ async def bootstrap(
         buses=buses,
         reports=reports,
         outbound=outbound,
-        mailboxes=mailboxes,
+        mailboxes=records.mailboxes,
         gmail=gmail,
         queries=queries,
-        notes=_notes(pool, store),
-        operations=_operations(pool, store, buses),
+        notes=records.notes,
+        operations=records.operations,
         _stack=stack,
     )
-
-
-def _mailbox_state(pool: AsyncConnectionPool[Any] | None) -> MailboxState:
-    if pool is None:  # in-memory storage: the watermark lives as long as the store does
-        from fte_core.testing.mailboxes import InMemoryMailboxes
-
-        return InMemoryMailboxes()
-    from adapters.storage.postgres.mailboxes import PostgresMailboxes
-
-    return PostgresMailboxes(pool)
-
-
-def _report_store(pool: AsyncConnectionPool[Any] | None) -> ReportStore:
-    if pool is None:  # in-memory storage or injected fakes: reports live as long as they do
-        from fte_core.testing.reports import InMemoryReports
-
-        return InMemoryReports()
-    from adapters.storage.postgres.reports import PostgresReports
-
-    return PostgresReports(pool)
-
-
-def _report_queries(
-    pool: AsyncConnectionPool[Any] | None, store: CrmStore, settings: Settings
-) -> ReportQueries:
-    if pool is None:
-        from fte_core.testing.report_queries import StoreReportQueries
-
-        return StoreReportQueries(store)
-    from adapters.storage.postgres.report_queries import PostgresReportQueries
-
-    return PostgresReportQueries(pool, dead_letters_table=settings.bus != "kafka")
-
-
-def _notes(pool: AsyncConnectionPool[Any] | None, store: CrmStore) -> TicketNotes:
-    if pool is None:
-        from fte_core.testing.notes import InMemoryNotes
-
-        return InMemoryNotes(store)
-    from adapters.storage.postgres.notes import PostgresNotes
-
-    return PostgresNotes(pool)
-
-
-def _operations(
-    pool: AsyncConnectionPool[Any] | None, store: CrmStore, buses: Buses
-) -> OperationsReader:
-    if pool is None:
-        from fte_core.testing.monitoring import MemoryOperations
-
-        bus = buses.bus
-        if isinstance(bus, MemoryBus):
-            return MemoryOperations(store, dead_letters=lambda: len(bus.dead_letters))
-        return MemoryOperations(store)
-    from adapters.storage.postgres.monitoring import PostgresOperations
-
-    return PostgresOperations(pool)
 
 
 @dataclass(slots=True)
