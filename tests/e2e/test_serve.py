@@ -110,9 +110,29 @@ def wait_answered(url: str, receipts: list[dict[str, Any]], seconds: float = 90)
     raise AssertionError(f"answered {len(views)} of {len(receipts)}")
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with open(entry / "stat", encoding="utf-8") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:  # field 4 of /proc/PID/stat: the parent's pid
+                found.append(int(entry.name))
+    return found
+
+
 def test_fifty_concurrent_posts_fifty_tickets_fifty_replies(served: Served) -> None:
     ready = httpx.get(f"{served.url}/api/v1/ready", timeout=5).json()
     assert ready["worker"] == "ok"  # the child worker's own report, not mere existence
+    assert served.proc is not None
+    workers = [
+        pid
+        for pid in children(served.proc.pid)
+        if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(workers) == 1
+    # intake first: the worker child yields the CPU to the API when both want it
+    assert os.getpriority(os.PRIO_PROCESS, workers[0]) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     receipts = asyncio.run(post_all(served.url, 50))
     assert len({r["ticket_id"] for r in receipts}) == 50
     views = wait_answered(served.url, receipts)
