@@ -215,6 +215,19 @@ _STOPWORDS = frozenset(
     ]
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#.-]*[a-z0-9]|[a-z0-9]")
+_QUERY_WORD = re.compile(r"\w")
+
+
+# The product's own name: every question to its support is about it, so as a search word
+# it only pulls in the sections whose titles carry it ("Signing up for a Tasklane account").
+_BRAND = re.compile(r"\btasklane(?:'?s)?\b", re.I)
+
+
+def lexical_query(query: str) -> str:
+    """The query the full-text half searches (and measures coverage with): the brand
+    name left out, unless nothing else is left."""
+    stripped = " ".join(_BRAND.sub(" ", query).split())
+    return stripped if _QUERY_WORD.search(stripped) else query
 
 
 def first_query(text: str, subject: str | None) -> str:
@@ -244,7 +257,6 @@ _ASKS = re.compile(
     r"^(?:how|can|could|is|are|do|does|did|where|what|why|when|which|who|will|would|should)\b",
     re.I,
 )
-_QUERY_WORD = re.compile(r"\w")
 _AFTER_QUESTION = re.compile(r"(?<=\?)\s+")  # "...to csv? also can i..." is two units
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
 _INLINE_ITEM = re.compile(r"\s+(?=\(?\d\)\s)")  # "1) invite a guest 2) remove someone"
