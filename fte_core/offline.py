@@ -31,9 +31,10 @@ from fte_core.ports import Answer, AnswerRequest
 
 NAME = "offline"
 SUBJECT_WEIGHT = 0.5
-# Retrieval ranks with idf and titles, which this word count lacks: its first passage gets
-# two question words of advantage, decaying as 1/(rank + 1).
-RANK_BONUS = 3.5
+# Retrieval ranks with idf, titles, meaning and the customers' phrasings, which this word
+# count lacks: its first passage gets about four question words of advantage, decaying as
+# 1/(rank + 1); another passage wins only by clearly sharing more of the question.
+RANK_BONUS = 6.0
 WHATSAPP_CHARS = 300
 MIN_EXTRA_WORDS = 2
 _MAX_SENTENCES = {Channel.WHATSAPP: 3, Channel.EMAIL: 5, Channel.WEB_FORM: 4}

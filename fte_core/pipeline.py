@@ -16,6 +16,7 @@ import msgspec
 
 from fte_core import events, tools
 from fte_core.clock import Clock, utc_now
+from fte_core.closing import closing_body, is_closing
 from fte_core.context import Context
 from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import (
@@ -151,6 +152,8 @@ class Agent:
                 run.thread.ticket.number, priority=decision.priority
             )
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        if is_closing(run.text):
+            return await self._close(run, decision)
         await self._retrieve(run)
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
@@ -278,6 +281,13 @@ class Agent:
         # Answered: the ticket waits for the customer, moved as the reply is stored.
         waiting = TicketStatus.PENDING if run.thread.ticket.status == TicketStatus.OPEN else None
         return await self._send(run, reply, record, answer.usage, ticket_status=waiting)
+
+    async def _close(self, run: _Run, decision: Decision) -> Outcome:
+        """A thank-you that asks nothing: a short acknowledgement, no passage, no model."""
+        reply = self._format(run, closing_body(run.message.channel))
+        record = self._record(run, decision, reply, answer=None, output=None)
+        waiting = TicketStatus.PENDING if run.thread.ticket.status == TicketStatus.OPEN else None
+        return await self._send(run, reply, record, Usage(), ticket_status=waiting)
 
     async def _call_responder(self, request: AnswerRequest) -> Answer | None:
         try:

@@ -215,6 +215,19 @@ _STOPWORDS = frozenset(
     ]
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#.-]*[a-z0-9]|[a-z0-9]")
+_QUERY_WORD = re.compile(r"\w")
+
+
+# The product's own name: every question to its support is about it, so as a search word
+# it only pulls in the sections whose titles carry it ("Signing up for a Tasklane account").
+_BRAND = re.compile(r"\btasklane(?:'?s)?\b", re.I)
+
+
+def lexical_query(query: str) -> str:
+    """The query the full-text half searches (and measures coverage with): the brand
+    name left out, unless nothing else is left."""
+    stripped = " ".join(_BRAND.sub(" ", query).split())
+    return stripped if _QUERY_WORD.search(stripped) else query
 
 
 def first_query(text: str, subject: str | None) -> str:
@@ -244,11 +257,26 @@ _ASKS = re.compile(
     r"^(?:how|can|could|is|are|do|does|did|where|what|why|when|which|who|will|would|should)\b",
     re.I,
 )
-_QUERY_WORD = re.compile(r"\w")
 _AFTER_QUESTION = re.compile(r"(?<=\?)\s+")  # "...to csv? also can i..." is two units
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_INLINE_ITEM = re.compile(r"\s+(?=\(?\d\)\s)")  # "1) invite a guest 2) remove someone"
 _LEAD_IN = re.compile(
-    r"^(?:and|also|plus|oh and|another question|second(?:ly)?|one more thing)\b[,:]?\s*", re.I
+    r"^(?:and|also|plus|oh and|and also|another question|another thing|second(?:ly)?|"
+    r"one more thing|btw|by the way)\b[,:]?\s*",
+    re.I,
+)
+# A unit that opens with a lead-in starts a question of its own ("Also I want to ...").
+_NEW_TOPIC = re.compile(
+    r"^(?:also|and also|plus|oh and|another question|another thing|second(?:ly)?|"
+    r"one more thing|btw|by the way)\b",
+    re.I,
+)
+# "..., and how do I ..." / "... also can we ...": a second question inside one sentence.
+_SUBJECT = r"(?:i|we|you|it|there|my|our|the|a|an|they|this|that|someone|anyone)"
+_JOINED_QUESTION = re.compile(
+    r",?\s+(?:and\s+also|and|also|plus)\s+(?=(?:how|where|what|why|when|which)\b|"
+    rf"(?:can|could|do|does|is|are|should|will|would)\s+{_SUBJECT}\b)",
+    re.I,
 )
 
 
@@ -268,13 +296,41 @@ def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(normalize(text)) if w not in _STOPWORDS and len(w) > 1]
 
 
-def _units(text: str) -> list[str]:
-    """List items and sentences, in order."""
-    units: list[str] = []
+class _Unit(msgspec.Struct, frozen=True):
+    text: str
+    opens: bool  # starts a question of its own: a list item, or "Also, ..." with content
+
+
+def _units(text: str) -> list[_Unit]:
+    """List items and sentences, in order; a sentence joining two questions ("how do I
+    mute a project and can I stop the digest") is two units, the second one a question."""
+    units: list[_Unit] = []
     for line in text.splitlines():
-        for sentence in split_sentences(_LIST_ITEM.sub("", line)):
-            units.extend(_AFTER_QUESTION.split(sentence))
-    return [u for u in units if u.strip()]
+        listed = bool(_LIST_ITEM.match(line))
+        for item in _INLINE_ITEM.split(_LIST_ITEM.sub("", line)):
+            item_listed = listed or bool(_LIST_ITEM.match(item))
+            first = True
+            for sentence in split_sentences(_LIST_ITEM.sub("", item)):
+                for part in _AFTER_QUESTION.split(sentence):
+                    for piece in _joined_questions(part):
+                        if piece.strip():
+                            opens = (item_listed and first) or _opens_topic(piece)
+                            units.append(_Unit(piece, opens))
+                            first = False
+    return units
+
+
+def _opens_topic(unit: str) -> bool:
+    return bool(_NEW_TOPIC.match(unit)) and len(_content_words(unit)) >= MIN_QUESTION_WORDS
+
+
+def _joined_questions(sentence: str) -> list[str]:
+    """A sentence cut before each joined question it asks, when both halves say enough
+    on their own; the first half then closes its question (it ends in "?")."""
+    pieces = _JOINED_QUESTION.split(sentence)
+    if len(pieces) == 1 or any(len(_content_words(p)) < MIN_QUESTION_WORDS for p in pieces):
+        return [sentence]
+    return [f"{p.rstrip(' ,.?')}?" for p in pieces[:-1]] + [pieces[-1]]
 
 
 def split_questions(text: str, subject: str | None = None) -> list[str]:
@@ -288,13 +344,18 @@ def split_questions(text: str, subject: str | None = None) -> list[str]:
     """
     body = clean_message(text)
     groups: list[list[str]] = [[]]
+    opened = False  # the last group was started by a list item or a lead-in
     for unit in _units(body):
-        groups[-1].append(unit)
-        if unit.rstrip().endswith("?"):
+        if groups[-1] and unit.opens:
+            groups.append([])
+        if not groups[-1]:
+            opened = unit.opens
+        groups[-1].append(unit.text)
+        if unit.text.rstrip().endswith("?"):
             groups.append([])
     if not groups[-1]:
         groups.pop()
-    elif len(groups) > 1 and not _ASKS.match(_LEAD_IN.sub("", groups[-1][0])):
+    elif len(groups) > 1 and not opened and not _ASKS.match(_LEAD_IN.sub("", groups[-1][0])):
         groups[-2].extend(groups.pop())
     questions: list[str] = []
     for group in groups:
@@ -303,6 +364,8 @@ def split_questions(text: str, subject: str | None = None) -> list[str]:
             questions[-1] = f"{questions[-1]} {joined}"
         else:
             questions.append(joined)
+    if len(questions) > 1 and len(_content_words(questions[0])) < MIN_QUESTION_WORDS:
+        questions[:2] = [f"{questions[0]} {questions[1]}"]  # "hey so 1) invite a guest 2) ..."
     if len(questions) > MAX_QUESTIONS or len(questions) <= 1:
         questions = [body]
     questions = [_LEAD_IN.sub("", q).strip() or q for q in questions]

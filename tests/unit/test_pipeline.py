@@ -315,3 +315,33 @@ async def test_a_question_the_docs_do_not_answer_is_handed_over_beside_the_answe
     assert outcome.ticket.status == TicketStatus.ESCALATED
     assert outcome.ticket.escalation_reason == "no_kb_match"
     assert len(world.bus.on(events.ESCALATIONS)) == 1
+
+
+async def test_a_thank_you_after_an_answer_gets_a_short_acknowledgement_not_a_passage(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    first = await world.agent.handle(
+        message("How do I reset my password?", pid="m1", channel=Channel.EMAIL)
+    )
+    thanks = await world.agent.handle(
+        message("thanks, that worked!", pid="m2", channel=Channel.EMAIL)
+    )
+    assert thanks.record.action == "answer"
+    assert thanks.record.passage_ids == ()
+    assert thanks.record.responder == ""
+    assert "glad" in thanks.reply.text.lower()
+    assert "Forgot password" not in thanks.reply.text
+    assert thanks.ticket.number == first.ticket.number
+    assert thanks.ticket.status == TicketStatus.PENDING
+
+
+async def test_thanks_with_a_new_problem_is_not_taken_for_a_closing(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    outcome = await world.agent.handle(
+        message("Thanks, but I still need to reset my password, I forgot it", pid="m3")
+    )
+    assert outcome.record.action == "answer"
+    assert "resetting-your-password" in {p.split("/")[1] for p in outcome.record.passage_ids}

@@ -44,6 +44,22 @@ Go to Settings > Integrations > Slack and click Connect.
             "My webhook stays inactive. What must the endpoint send back?",
             ["My webhook stays inactive. What must the endpoint send back?"],
         ),
+        # two questions joined in one sentence, or a second topic opened by a lead-in
+        (
+            "how do I mute a project and can I stop the daily email digest",
+            ["how do I mute a project?", "can I stop the daily email digest"],
+        ),
+        (
+            "I need to change my email address. Also I want to upload a new profile photo.",
+            ["I need to change my email address.", "I want to upload a new profile photo."],
+        ),
+        (
+            "hey so 1) invite a guest to a project 2) remove someone who left",
+            ["hey so invite a guest to a project", "remove someone who left"],
+        ),
+        # one topic with two verbs stays one question
+        ("How do I export and import data?", None),
+        ("Where is the export button and what formats are there?", None),
         # a follow-up with no content of its own stays with its question
         ("Can I move a project to another workspace? any idea?", None),
         ("Can I do this? I tried already.", None),

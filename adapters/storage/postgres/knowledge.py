@@ -52,7 +52,7 @@ from fte_core.ranking import (
     sentence_text,
     sentences_of,
 )
-from fte_core.retrieval import reformulate
+from fte_core.retrieval import lexical_query, reformulate
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,7 @@ class PostgresKnowledgeBase:
         return rank(found, self.calibration.fusion)
 
     async def _candidates(self, query: str, vector: str) -> list[Candidate]:
+        query = lexical_query(query)
         content = reformulate(query, None) or query
         params: dict[str, Any] = {
             "query": query,
