@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python -m tests.cases.heldout_report [DIR] [--rules rules] [--embedder minilm]
 
-Prints one line per file and per expected outcome inside it (e.g. `escalate/refund`),
-never the individual cases: the held-out set is for measuring, not for tuning.
+Prints one line per file and per expected outcome inside it (e.g. `escalate/refund`)
+and how many harmless cases each rule wrongly fired on, never the individual cases: the held-out set is for measuring, not for tuning.
 """
 
 from __future__ import annotations
@@ -30,15 +30,19 @@ def report(directory: Path, rules: str, embedder: str = "minilm") -> list[str]:
         for path in sorted(directory.glob("*.jsonl")):
             cases = parse_cases(path.read_text(encoding="utf-8"))
             results = run_cases(engine, cases)
-            passed, seen = Counter[str](), Counter[str]()
+            passed, seen, false_alarms = Counter[str](), Counter[str](), Counter[str]()
             for case, result in zip(cases, results.results, strict=True):
                 key = case.expect.action + (f"/{case.expect.reason}" if case.expect.reason else "")
                 seen[key] += 1
                 passed[key] += result.passed
+                if case.expect.action == "allow" and not result.passed:
+                    false_alarms.update(result.rule_ids)
             rate = results.passed / max(1, len(cases))
             lines.append(f"{path.stem:<20} {results.passed:>4}/{len(cases):<4} {rate:6.1%}")
             for key in sorted(seen):
                 lines.append(f"    {key:<34} {passed[key]:>3}/{seen[key]:<3}")
+            for rule_id, count in false_alarms.most_common():
+                lines.append(f"    false alarms by {rule_id:<18} {count:>3}")
             total["passed"] += results.passed
             total["cases"] += len(cases)
     finally:
