@@ -3,7 +3,8 @@
 Run: .venv/bin/python -m tests.cases.heldout_report [DIR] [--rules rules] [--embedder minilm]
 
 Prints one line per file and per expected outcome inside it (e.g. `escalate/refund`)
-and how many harmless cases each rule wrongly fired on, never the individual cases: the held-out set is for measuring, not for tuning.
+and how many harmless cases each rule wrongly fired on, never the individual cases:
+the held-out set is for measuring, not for tuning.
 """
 
 from __future__ import annotations
