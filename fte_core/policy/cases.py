@@ -9,7 +9,7 @@ import msgspec
 from fte_core.errors import ValidationError
 from fte_core.models import Channel, Decision
 from fte_core.policy.engine import PolicyEngine
-from fte_core.policy.schema import example_text
+from fte_core.policy.schema import Then, example_flags, example_text
 
 
 class Expect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,12 +102,59 @@ def run_examples(engine: PolicyEngine) -> TestReport:
         ):
             for i, example in enumerate(examples, start=1):
                 text, channel = example_text(example)
-                decision = engine.evaluate(rule.stage, text, channel)
+                decision = engine.evaluate(
+                    rule.stage, text, channel, model_flags=example_flags(example)
+                )
                 fired = rule.id in decision.rule_ids
                 ok = fired if kind == "match" else not fired
                 expected = f"{rule.id} {'fires' if kind == 'match' else 'does not fire'}"
                 results.append(_result(f"{rule.id}/{kind}/{i}", decision, ok, expected))
     return _report(results)
+
+
+class Overlap(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule's `no_match` example that another rule of the same stage catches."""
+
+    example: str  # "rule-id/no_match/N", numbered as in the report
+    text: str
+    caught_by: tuple[str, ...]  # the other rules' ids
+    reasons: tuple[str, ...]
+
+
+def cross_check(engine: PolicyEngine) -> tuple[Overlap, ...]:
+    """Every `no_match` example against the WHOLE rule set: a harmless example another rule
+    escalates (or blocks) is either a wrong example or an over-broad rule. Rules that only
+    tag or raise priority do not count: they change nothing for the customer."""
+    overlaps = []
+    for loaded in engine.rules.rules:
+        rule = loaded.rule
+        if not rule.enabled:
+            continue
+        for i, example in enumerate(rule.examples.no_match, start=1):
+            text, channel = example_text(example)
+            decision = engine.evaluate(
+                rule.stage, text, channel, model_flags=example_flags(example)
+            )
+            stage = engine.rules.stage(rule.stage)
+            stopping = tuple(
+                rid for rid in decision.rule_ids if rid != rule.id and _stops(stage.by_id[rid].then)
+            )
+            if stopping:
+                overlaps.append(
+                    Overlap(
+                        example=f"{rule.id}/no_match/{i}",
+                        text=text,
+                        caught_by=stopping,
+                        reasons=decision.reasons,
+                    )
+                )
+    return tuple(overlaps)
+
+
+def _stops(then: Then) -> bool:
+    """A fallback escalation (a foreign message nothing else caught) is not an overlap:
+    it exists to catch what the other rules leave alone."""
+    return then.action in ("escalate", "block") and not then.fallback
 
 
 def _report(results: list[CaseResult]) -> TestReport:

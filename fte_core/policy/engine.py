@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -40,10 +41,17 @@ class MessageFeatures:
     # The message's embedding, when the caller already has it (retrieval embeds the same
     # message): `similar_to` rules then reuse it instead of embedding again.
     embedding: Vector | None = None
+    # The model's labels for the customer's message (output stage; none when offline).
+    model_flags: frozenset[str] = frozenset()
 
 
 def features(
-    text: str, channel: Channel, sentiment: float | None = None, *, numbers: bool = True
+    text: str,
+    channel: Channel,
+    sentiment: float | None = None,
+    *,
+    numbers: bool = True,
+    model_flags: Iterable[str] = (),
 ) -> MessageFeatures:
     """Step 5 of the pipeline: what every rule condition is evaluated on.
 
@@ -60,6 +68,7 @@ def features(
         channel=channel,
         language=language,
         views=_views(text, normalized, numbers),
+        model_flags=frozenset(model_flags),
     )
 
 
@@ -85,6 +94,7 @@ def facts_for(
         language=feats.language,
         views=matched,
         similarity=scores,
+        model_flags=feats.model_flags,
     )
 
 
@@ -191,12 +201,25 @@ class PolicyEngine:
         return dataclasses.replace(feats, embedding=unit(vector))
 
     def evaluate(
-        self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None
+        self,
+        stage: str,
+        text: str,
+        channel: Channel,
+        *,
+        sentiment: float | None = None,
+        model_flags: Iterable[str] = (),
     ) -> Decision:
-        return self.evaluate_features(stage, self.features_for(stage, text, channel, sentiment))
+        feats = self.features_for(stage, text, channel, sentiment, model_flags=model_flags)
+        return self.evaluate_features(stage, feats)
 
     def features_for(
-        self, stage: str, text: str, channel: Channel, sentiment: float | None = None
+        self,
+        stage: str,
+        text: str,
+        channel: Channel,
+        sentiment: float | None = None,
+        *,
+        model_flags: Iterable[str] = (),
     ) -> MessageFeatures:
         """What `stage`'s rules read (sentiment and the numbers view only when they use
         them); the embedding is left to `with_embedding`."""
@@ -204,9 +227,15 @@ class PolicyEngine:
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
-        return features(text, channel, sentiment, numbers=numbers)
+        return features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
+        decision = self._decide(stage, feats)
+        if not feats.model_flags:
+            return decision
+        return msgspec.structs.replace(decision, model_flags=tuple(sorted(feats.model_flags)))
+
+    def _decide(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
             rules, compiled, similarity = self._rules, self._current, self._similarity
         stage_rules = rules.stage(stage)

@@ -16,7 +16,7 @@ import yaml
 
 from fte_core.errors import RuleError
 from fte_core.policy.compiled import StageRules, compile_stage
-from fte_core.policy.schema import Rule, RuleFile
+from fte_core.policy.schema import Rule, RuleFile, rule_vocabulary
 
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
@@ -146,10 +146,16 @@ def build_ruleset(files: list[tuple[str, str]]) -> RuleSet:
 
 def _compile(loaded: tuple[LoadedRule, ...], embedder: str | None) -> tuple[StageRules, StageRules]:
     active = [(i, r.rule) for i, r in enumerate(loaded) if r.rule.enabled]
+    # every loaded rule, enabled or not: a disabled rule's id is no more for customers
+    words = rule_vocabulary(r.rule.id for r in loaded)
     try:
         return (
-            compile_stage("input", [(i, r) for i, r in active if r.stage == "input"], embedder),
-            compile_stage("output", [(i, r) for i, r in active if r.stage == "output"], embedder),
+            compile_stage(
+                "input", [(i, r) for i, r in active if r.stage == "input"], embedder, words
+            ),
+            compile_stage(
+                "output", [(i, r) for i, r in active if r.stage == "output"], embedder, words
+            ),
         )
     except (ValueError, re.error) as exc:
         raise RuleError(f"cannot compile rules: {exc}") from exc
