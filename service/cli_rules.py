@@ -83,10 +83,18 @@ class _JsonCheck(msgspec.Struct):
     version: str
 
 
-def _fail(args: argparse.Namespace, message: str, exc: RuleError | None = None) -> int:
+def _fail(
+    args: argparse.Namespace,
+    message: str,
+    exc: RuleError | None = None,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    detail: str | None = None,
+) -> int:
     """Exit 2 with the problem: on stderr, or as JSON on stdout with --json."""
     if args.json:
-        error = _JsonError(message=message)
+        error = _JsonError(message=detail or message, file=file, line=line)
         if exc is not None:
             error = _JsonError(
                 message=exc.detail, file=exc.file, line=exc.line, rule_id=exc.rule_id
@@ -147,9 +155,11 @@ def test_command(args: argparse.Namespace) -> int:
             if args.strict:
                 report = with_example_counts(engine, report, MIN_EXAMPLES)
     except CasesFileError as exc:
-        return _fail(args, f"{args.cases}: {exc}")
+        where = args.cases if exc.line is None else f"{args.cases}:{exc.line}"
+        message = f"{where}: {exc.detail}"
+        return _fail(args, message, file=args.cases, line=exc.line, detail=exc.detail)
     except (OSError, UnicodeDecodeError) as exc:
-        return _fail(args, f"cannot read {args.cases}: {exc}")
+        return _fail(args, f"cannot read {args.cases}: {exc}", file=args.cases)
     finally:
         engine.close()
     _print_report(report, overlaps, strict=args.strict, as_json=args.json)

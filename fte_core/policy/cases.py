@@ -7,9 +7,16 @@ from typing import Literal
 import msgspec
 
 from fte_core.errors import ValidationError
-from fte_core.models import Channel, Decision
+from fte_core.models import Channel, Decision, ModelLabel
 from fte_core.policy.engine import PolicyEngine
-from fte_core.policy.schema import Then, example_flags, example_text
+from fte_core.policy.schema import (
+    INPUT_REASONS,
+    MODEL_FLAG_REASONS,
+    OUTPUT_REASONS,
+    Then,
+    example_flags,
+    example_text,
+)
 
 
 class Expect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -24,6 +31,32 @@ class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     text: str
     expect: Expect
     note: str | None = None  # why the case exists, or why its label was corrected
+    model_flags: tuple[ModelLabel, ...] = ()  # output cases: the model's labels
+
+
+# What each stage can decide: a case expecting anything else can never pass.
+_ACTIONS = {"input": ("escalate", "allow"), "output": ("block", "allow")}
+_REASONS = {
+    "input": INPUT_REASONS | {"policy_error"},
+    "output": OUTPUT_REASONS | MODEL_FLAG_REASONS | {"policy_error"},
+}
+
+
+def _impossible(case: Case) -> str | None:
+    """Why a case can never pass, naming the field and what it may hold."""
+    actions = _ACTIONS[case.stage]
+    if case.expect.action not in actions:
+        return (
+            f"`expect.action` {case.expect.action!r} is impossible on the {case.stage} stage "
+            f"(allowed: {', '.join(actions)})"
+        )
+    reason = case.expect.reason
+    if reason is not None and case.expect.action == "allow":
+        return "`expect.reason` needs an `expect.action` that stops the message, not 'allow'"
+    if reason is not None and reason not in _REASONS[case.stage]:
+        allowed = ", ".join(sorted(_REASONS[case.stage]))
+        return f"`expect.reason` {reason!r} is unknown on the {case.stage} stage ({allowed})"
+    return None
 
 
 class CaseResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,9 +77,9 @@ class TestReport(msgspec.Struct, frozen=True, kw_only=True):
 class CasesFileError(ValidationError):
     """A cases file line is not a valid case; `line` is 1-based."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int | None, message: str) -> None:
         self.line = line
-        super().__init__(f"line {line}", message)
+        super().__init__("file" if line is None else f"line {line}", message)
 
 
 def parse_cases(text: str) -> list[Case]:
@@ -61,8 +94,12 @@ def parse_cases(text: str) -> list[Case]:
             raise CasesFileError(number, str(exc)) from exc
         if case.id in seen:
             raise CasesFileError(number, f"duplicate case id {case.id!r}")
+        if problem := _impossible(case):
+            raise CasesFileError(number, f"case {case.id!r}: {problem}")
         seen.add(case.id)
         cases.append(case)
+    if not cases:
+        raise CasesFileError(None, "no cases: a cases file needs at least one line")
     return cases
 
 
@@ -80,7 +117,9 @@ def _result(case_id: str, decision: Decision, passed: bool, expected: str) -> Ca
 def run_cases(engine: PolicyEngine, cases: list[Case]) -> TestReport:
     results = []
     for case in cases:
-        decision = engine.evaluate(case.stage, case.text, case.channel)
+        decision = engine.evaluate(
+            case.stage, case.text, case.channel, model_flags=case.model_flags
+        )
         ok = decision.action == case.expect.action and (
             case.expect.reason is None or case.expect.reason in decision.reasons
         )

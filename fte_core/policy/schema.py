@@ -130,7 +130,7 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"invalid pattern {pattern!r}: {exc}") from exc
+                raise ValueError(f"invalid pattern ({exc}): {pattern}") from exc
 
 
 class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -202,7 +202,7 @@ def reads_model_flags(cond: Condition) -> bool:
 def _check_then(stage: str, then: Then, model_flags: bool = False) -> str | None:
     allowed = {"input": {"escalate", "set_priority", "tag"}, "output": {"block", "tag"}}[stage]
     if then.action not in allowed:
-        return f"action `{then.action}` is not allowed at stage `{stage}` (use {sorted(allowed)})"
+        return f"`action: {then.action}` is not allowed at stage `{stage}` (use {sorted(allowed)})"
     if then.action in ("escalate", "block"):
         reasons = INPUT_REASONS if stage == "input" else OUTPUT_REASONS
         if stage == "output" and model_flags:
