@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -27,6 +27,10 @@ from fte_core.text import normalize
 from fte_core.textviews import View, decoded_view, text_views
 
 log = logging.getLogger(__name__)
+
+# The independent evaluator that judges every message beside durable_rules (the
+# pure-Python one; a test may pass a fake that disagrees on purpose).
+ReferenceEvaluator = Callable[[StageRules, Facts], set[str]]
 
 NEUTRAL = 0.5
 
@@ -164,9 +168,15 @@ class PolicyEngine:
     """
 
     def __init__(
-        self, rules: RuleSet, *, use_durable: bool = True, embedder: Embedder | None = None
+        self,
+        rules: RuleSet,
+        *,
+        use_durable: bool = True,
+        embedder: Embedder | None = None,
+        reference: ReferenceEvaluator = reference_fired,
     ) -> None:
         self.disagreements = 0
+        self._reference = reference
         self._use_durable = use_durable
         self._embedder = embedder
         self._lock = threading.Lock()
@@ -246,19 +256,19 @@ class PolicyEngine:
             return failsafe(stage, rules.version, f"features: {exc!r}")
         version, views = rules.version, facts.views
         if compiled is None:
-            fired = reference_fired(stage_rules, facts)
+            fired = self._reference(stage_rules, facts)
             return decide(stage_rules, fired, version, "reference", views=views)
         try:
             fired = compiled.stage(stage).fired(facts)
         except Exception as engine_exc:  # noqa: BLE001 - the reference evaluator takes over
             log.error("durable_rules failed, using the reference evaluator: %s", engine_exc)
             try:
-                fired = reference_fired(stage_rules, facts)
+                fired = self._reference(stage_rules, facts)
             except Exception as ref_exc:  # noqa: BLE001 - both failed: escalate
                 return failsafe(stage, version, f"{engine_exc!r}; {ref_exc!r}")
             return decide(stage_rules, fired, version, "reference", repr(engine_exc), views)
         try:
-            expected = reference_fired(stage_rules, facts)
+            expected = self._reference(stage_rules, facts)
         except Exception as ref_exc:  # noqa: BLE001 - the check itself failed: escalate
             return failsafe(stage, version, f"reference evaluator: {ref_exc!r}")
         if expected != fired:
