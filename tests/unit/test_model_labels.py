@@ -7,8 +7,9 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from fte_core.models import Channel, InboundMessage, Outcome, Verification
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, build_ruleset, load_rules
 from fte_core.prompts import parse_labels
+from fte_core.shadow import collect, compare
 from fte_core.testing import InMemoryBus, InMemoryKnowledgeBase, InMemoryStore
 from tests.openai_server import ChatRequestBody, OpenAICompatServer
 
@@ -172,7 +174,7 @@ async def test_without_labels_the_answer_is_sent(agent: Agent, server: OpenAICom
 
 
 async def test_a_model_label_adds_an_escalation_with_its_reason(
-    agent: Agent, server: OpenAICompatServer
+    agent: Agent, server: OpenAICompatServer, tmp_path: Path
 ) -> None:
     server.reply = _reply(ANSWER, 'LABELS: {"labels": ["complaint", "legal"]}')
     outcome = await _handle(agent, QUESTION)
@@ -186,6 +188,33 @@ async def test_a_model_label_adds_an_escalation_with_its_reason(
     assert outcome.record.reasons[0] == "legal"
     assert outcome.record.blocked_draft is not None
     assert "labels" in server.chat_requests[-1].messages[0].content.lower()  # asked for them
+    await _shadow_replays_the_labels(agent, tmp_path)
+
+
+async def _shadow_replays_the_labels(agent: Agent, tmp_path: Path) -> None:
+    """`fte rules shadow` replays a draft with the labels its model gave: the same rules
+    block it again, and rules without the label file would have let it through."""
+    since = datetime.now(UTC) - timedelta(hours=1)
+    samples = await collect(agent.store, since)
+    assert [s.model_flags for s in samples if s.stage == "output"] == [("complaint", "legal")]
+    proposed_dir = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", proposed_dir)
+    (proposed_dir / "output-model-labels.yaml").unlink()
+    proposed = PolicyEngine(load_rules(proposed_dir))
+    try:
+        for other, changes in ((agent.policy, 0), (proposed, 1)):
+            report = compare(
+                agent.policy,
+                other,
+                samples,
+                since=since,
+                until=datetime.now(UTC),
+                directories=("rules", str(proposed_dir)),
+                team_of=lambda reason: reason or "support",
+            )
+            assert report.output.changed == changes
+    finally:
+        proposed.close()
 
 
 async def test_labels_never_remove_an_input_escalation(
