@@ -174,6 +174,12 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
                 "`model_flags_any` is for `stage: output` rules: the model labels the "
                 "customer's message in the same call that writes the draft"
             )
+        conditions = (self.when, *_nested(self.when))
+        if any(c.not_ is not None and reads_model_flags(c.not_) for c in conditions):
+            raise ValueError(
+                "`model_flags_any` cannot be inside `not`: a model label may add an "
+                "escalation, never remove one"
+            )
 
 
 class RuleFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -187,16 +193,21 @@ def rule_vocabulary(rule_ids: Iterable[str]) -> tuple[str, ...]:
     keys = {
         name
         for struct in (Condition, Then, SimilarTo, Example, Examples)
-        for name in (*struct.__struct_encode_fields__,)
+        for name in struct.__struct_encode_fields__
     }
     reasons = INPUT_REASONS | OUTPUT_REASONS | PIPELINE_REASONS
     words = {*rule_ids, *reasons, *keys, *get_args(ActionName)}
     return tuple(sorted((w for w in words if "-" in w or "_" in w), key=lambda w: (-len(w), w)))
 
 
+def _nested(cond: Condition) -> tuple[Condition, ...]:
+    """Every condition inside this one, at any depth."""
+    direct = (*(cond.all or ()), *(cond.any or ()), *((cond.not_,) if cond.not_ else ()))
+    return tuple(c for d in direct for c in (d, *_nested(d)))
+
+
 def reads_model_flags(cond: Condition) -> bool:
-    nested = (*(cond.all or ()), *(cond.any or ()), *((cond.not_,) if cond.not_ else ()))
-    return cond.model_flags_any is not None or any(reads_model_flags(c) for c in nested)
+    return any(c.model_flags_any is not None for c in (cond, *_nested(cond)))
 
 
 def _check_then(stage: str, then: Then, model_flags: bool = False) -> str | None:

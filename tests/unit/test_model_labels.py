@@ -80,24 +80,29 @@ def test_model_flags_any_is_checked_at_load_with_its_line() -> None:
     with pytest.raises(RuleError, match="for `stage: output` rules") as info:
         build_ruleset([("f.yaml", _rule("model_flags_any: [refund]", stage="input"))])
     assert info.value.line == 6
+    with pytest.raises(RuleError, match="cannot be inside `not`") as info:
+        build_ruleset([("f.yaml", _rule("any: [{not: {model_flags_any: [legal]}}]"))])
+    assert info.value.line == 6
     with pytest.raises(RuleError, match="`reason` must be one of"):  # not a label reason
         build_ruleset([("f.yaml", _rule("any_phrases: [x]", reason="refund"))])
 
 
 @pytest.mark.parametrize("use_durable", [True, False])
 def test_both_evaluators_read_the_labels(use_durable: bool) -> None:
-    rules = build_ruleset(
-        [("f.yaml", _rule("not: {model_flags_any: [complaint, legal]}", reason="legal"))]
-    )
+    when = "any: [{model_flags_any: [complaint, legal]}, {any_phrases: [lawyer]}]"
+    rules = build_ruleset([("f.yaml", _rule(when, reason="legal"))])
     engine = PolicyEngine(rules, use_durable=use_durable)
     try:
         draft = "Open Settings > Export."
-        assert engine.evaluate("output", draft, Channel.EMAIL).action == "block"
+        assert engine.evaluate("output", draft, Channel.EMAIL).action == "allow"
         flagged = engine.evaluate("output", draft, Channel.EMAIL, model_flags=["legal"])
-        assert flagged.action == "allow"
+        assert flagged.action == "block"
+        assert flagged.reasons == ("legal",)
         assert flagged.model_flags == ("legal",)
         other = engine.evaluate("output", draft, Channel.EMAIL, model_flags=["refund"])
-        assert other.action == "block"
+        assert other.action == "allow"
+        lawyer = engine.evaluate("output", "ask a lawyer", Channel.EMAIL, model_flags=["refund"])
+        assert lawyer.action == "block"
         assert engine.disagreements == 0
     finally:
         engine.close()
