@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from fte_core.errors import ResponderError, ValidationError
 from fte_core.models import Usage
 from fte_core.ports import Answer, AnswerRequest
-from fte_core.prompts import ChatMessage, build_messages, parse_citations
+from fte_core.prompts import ChatMessage, build_messages, parse_citations, parse_labels
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,12 @@ class LitellmResponder:
         text: str,
         failures: list[str],
     ) -> Answer:
-        clean, cited = parse_citations(text, [p.id for p in request.passages])
+        labels = parse_labels(text)
+        if labels.problem:  # the rules without labels are still the whole floor
+            logger.warning("model %s gave no usable labels: %s", model, labels.problem[:200])
+        if labels.unknown:
+            logger.warning("model %s gave unknown labels, ignored: %r", model, labels.unknown[:10])
+        clean, cited = parse_citations(labels.text, [p.id for p in request.passages])
         usage = Usage(
             prompt_tokens=int(getattr(response.usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(response.usage, "completion_tokens", 0) or 0),
@@ -187,7 +192,12 @@ class LitellmResponder:
         )
         fallback = ("fallback after " + "; ".join(failures)) if failures else None
         return Answer(
-            text=clean, passage_ids=cited, responder=model, usage=usage, fallback=fallback
+            text=clean,
+            passage_ids=cited,
+            responder=model,
+            usage=usage,
+            fallback=fallback,
+            labels=labels.labels,
         )
 
     def _redact(self, error: BaseException | None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Literal, get_args
 
 import msgspec
 
@@ -202,6 +203,20 @@ class Thread(msgspec.Struct, frozen=True, kw_only=True):
     reopened: bool = False
 
 
+# What the model may say about the customer's message beside its reply (fte_core.llm);
+# output-stage rules read them with `model_flags_any`.
+ModelLabel = Literal[
+    "refund",
+    "pricing",
+    "legal",
+    "human_request",
+    "account_security",
+    "complaint",
+    "prompt_injection",
+]
+MODEL_LABELS: tuple[str, ...] = get_args(ModelLabel)
+
+
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """What the rules decided for one text at one stage."""
 
@@ -216,6 +231,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     evaluator: str = "durable_rules"  # durable_rules | reference | failsafe
     error: str | None = None
     text_views: tuple[str, ...] = ()  # "rule-id:view" per fired text rule (fte_core.textviews)
+    model_flags: tuple[str, ...] = ()  # the model's labels the output stage read
 
 
 class Passage(msgspec.Struct, frozen=True, kw_only=True):

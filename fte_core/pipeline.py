@@ -251,7 +251,9 @@ class Agent:
         run.latency["answer"] = _ms(started)
         if answer is None:
             return await self._escalate(run, decision, ("responder_error",), Priority.HIGH)
-        draft = self.policy.features_for("output", answer.text, run.message.channel)
+        draft = self.policy.features_for(
+            "output", answer.text, run.message.channel, model_flags=answer.labels
+        )
         draft = await self.policy.with_embedding("output", draft)
         output = self._timed(
             run, "output_rules", lambda: self.policy.evaluate_features("output", draft)

@@ -374,6 +374,8 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     responder: str  # "offline" or the model id that answered
     usage: Usage = Usage()
     fallback: str | None = None  # why a fallback answered, when one did
+    # The model's labels for the customer's message (prompts.LABELS_RULE); none offline.
+    labels: tuple[str, ...] = ()
 
 
 class Responder(Protocol):

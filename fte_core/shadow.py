@@ -46,6 +46,7 @@ class Sample:
     created_at: datetime
     text: str
     recorded_version: str | None  # the rule set that decided it at the time
+    model_flags: tuple[str, ...] = ()  # a draft's: the labels its model gave (replayed)
 
 
 async def collect(store: CrmStore, since: datetime, *, limit: int = 100_000) -> list[Sample]:
@@ -63,18 +64,19 @@ async def collect(store: CrmStore, since: datetime, *, limit: int = 100_000) -> 
             text = f"{inbound.subject}\n{inbound.text}" if inbound.subject else inbound.text
             version = decided.get(m.id)
             stage: Stage = "input"
+            flags: tuple[str, ...] = ()
         elif m.author is Author.AGENT and m.record and m.record.output_decision is not None:
             text = m.record.blocked_draft or m.text
             version = m.record.output_decision.ruleset_version
             stage = "output"
+            flags = m.record.output_decision.model_flags
         else:
             continue
         if m.conversation_id not in tickets:
             conversation = await store.get_conversation(m.conversation_id)
             tickets[m.conversation_id] = conversation.ticket_number if conversation else "?"
-        samples.append(
-            Sample(stage, m.id, tickets[m.conversation_id], m.channel, m.created_at, text, version)
-        )
+        ticket = tickets[m.conversation_id]
+        samples.append(Sample(stage, m.id, ticket, m.channel, m.created_at, text, version, flags))
     return samples
 
 
@@ -233,7 +235,9 @@ def _features(engine: PolicyEngine, sample: Sample) -> MessageFeatures:
     stage = engine.rules.output
     sentiment = None if stage.uses_sentiment else 0.5
     numbers = stage.matcher.wants_numbers
-    return features(sample.text, sample.channel, sentiment, numbers=numbers)
+    return features(
+        sample.text, sample.channel, sentiment, numbers=numbers, model_flags=sample.model_flags
+    )
 
 
 def _evidence(

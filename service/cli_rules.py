@@ -12,7 +12,9 @@ from fte_core.errors import RuleError
 from fte_core.policy.calibrate import benign_corpus, calibrate, write_back
 from fte_core.policy.cases import (
     CasesFileError,
+    Overlap,
     TestReport,
+    cross_check,
     parse_cases,
     run_cases,
     run_examples,
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test.add_argument(
         "--strict",
         action="store_true",
-        help="also fail a rule with fewer than MIN_EXAMPLES match or no_match examples",
+        help="also fail a rule with fewer than MIN_EXAMPLES match or no_match examples, "
+        "and a no_match example another rule catches",
     )
     test.set_defaults(handler=test_command)
     cal = rsub.add_parser(
@@ -80,10 +83,18 @@ class _JsonCheck(msgspec.Struct):
     version: str
 
 
-def _fail(args: argparse.Namespace, message: str, exc: RuleError | None = None) -> int:
+def _fail(
+    args: argparse.Namespace,
+    message: str,
+    exc: RuleError | None = None,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    detail: str | None = None,
+) -> int:
     """Exit 2 with the problem: on stderr, or as JSON on stdout with --json."""
     if args.json:
-        error = _JsonError(message=message)
+        error = _JsonError(message=detail or message, file=file, line=line)
         if exc is not None:
             error = _JsonError(
                 message=exc.detail, file=exc.file, line=exc.line, rule_id=exc.rule_id
@@ -133,22 +144,27 @@ def test_command(args: argparse.Namespace) -> int:
         engine = _engine(args, load_rules(args.rules))
     except RuleError as exc:
         return _fail(args, str(exc), exc)
+    overlaps: tuple[Overlap, ...] | None = None
     try:
         if args.cases:
             text = Path(args.cases).read_text(encoding="utf-8")
             report = run_cases(engine, parse_cases(text))
         else:
             report = run_examples(engine)
+            overlaps = cross_check(engine)
             if args.strict:
                 report = with_example_counts(engine, report, MIN_EXAMPLES)
     except CasesFileError as exc:
-        return _fail(args, f"{args.cases}: {exc}")
+        where = args.cases if exc.line is None else f"{args.cases}:{exc.line}"
+        message = f"{where}: {exc.detail}"
+        return _fail(args, message, file=args.cases, line=exc.line, detail=exc.detail)
     except (OSError, UnicodeDecodeError) as exc:
-        return _fail(args, f"cannot read {args.cases}: {exc}")
+        return _fail(args, f"cannot read {args.cases}: {exc}", file=args.cases)
     finally:
         engine.close()
-    _print_report(report, as_json=args.json)
-    return EXIT_OK if report.failed == 0 else EXIT_FAILED
+    _print_report(report, overlaps, strict=args.strict, as_json=args.json)
+    failed = report.failed + (len(overlaps or ()) if args.strict else 0)
+    return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
 class _JsonCalibration(msgspec.Struct):
@@ -209,20 +225,26 @@ class _JsonResult(msgspec.Struct):
     rule_ids: tuple[str, ...] = ()
 
 
-class _JsonReport(msgspec.Struct):
+class _JsonReport(msgspec.Struct, omit_defaults=True):
     passed: int
     failed: int
     results: list[_JsonResult]
+    # inline examples only: no_match examples another rule catches (failures if --strict)
+    overlaps: tuple[Overlap, ...] | None = None
 
 
-def _print_report(report: TestReport, *, as_json: bool) -> None:
+def _print_report(
+    report: TestReport, overlaps: tuple[Overlap, ...] | None, *, strict: bool, as_json: bool
+) -> None:
+    failed = report.failed + (len(overlaps or ()) if strict else 0)
     if as_json:
         out = _JsonReport(
             passed=report.passed,
-            failed=report.failed,
+            failed=failed,
             results=[
                 _JsonResult(r.id, r.passed, r.action, r.reasons, r.rule_ids) for r in report.results
             ],
+            overlaps=overlaps,
         )
         print(msgspec.json.encode(out).decode())
         return
@@ -231,4 +253,11 @@ def _print_report(report: TestReport, *, as_json: bool) -> None:
             reasons = ",".join(r.reasons) or "-"
             rules = ",".join(r.rule_ids) or "-"
             print(f"FAIL {r.id}: expected {r.expected}; got {r.action} [{reasons}] rules [{rules}]")
-    print(f"{report.passed} passed, {report.failed} failed")
+    label = "FAIL" if strict else "WARN"
+    for o in overlaps or ():
+        print(
+            f"{label} {o.example}: caught by another rule [{','.join(o.caught_by)}] "
+            f"[{','.join(o.reasons)}]: {o.text!r}"
+        )
+    warnings = "" if strict or not overlaps else f", {len(overlaps)} warnings"
+    print(f"{report.passed} passed, {failed} failed{warnings}")

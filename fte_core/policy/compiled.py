@@ -8,6 +8,7 @@ pure-Python reference) consume the same tree, so they can be held equal.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from fte_core.models import Channel, Priority
@@ -58,6 +59,13 @@ class LanguageIn:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFlagsAny:
+    """The model labelled the customer's message with one of `flags` (output stage)."""
+
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     items: tuple[Node, ...]
 
@@ -73,7 +81,16 @@ class Not:
 
 
 Node = (
-    TextAtom | SentimentBelow | SentimentAbove | ChannelIn | LanguageIn | Similar | All | Any | Not
+    TextAtom
+    | SentimentBelow
+    | SentimentAbove
+    | ChannelIn
+    | LanguageIn
+    | Similar
+    | ModelFlagsAny
+    | All
+    | Any
+    | Not
 )
 
 
@@ -97,6 +114,7 @@ class StageRules:
     atoms: tuple[AtomSource, ...]
     matcher: TextMatcher  # every atom on every view, one automaton pass per view
     uses_sentiment: bool
+    uses_model_flags: bool = False
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
     similarity: tuple[SimilaritySlot, ...] = ()
 
@@ -133,8 +151,17 @@ class _Slots:
         return Similar(index, threshold)
 
 
+def vocabulary_pattern(vocabulary: tuple[str, ...]) -> str:
+    """One pattern for `quotes_rules`: any of the words, whole, longest first."""
+    return r"(?<![a-z0-9_-])(?:" + "|".join(re.escape(w) for w in vocabulary) + r")(?![a-z0-9_])"
+
+
 def _compile_condition(
-    cond: Condition, atoms: _AtomTable, slots: _Slots | None = None, rule: Rule | None = None
+    cond: Condition,
+    atoms: _AtomTable,
+    slots: _Slots | None = None,
+    rule: Rule | None = None,
+    vocabulary: tuple[str, ...] = (),
 ) -> Node:
     parts: list[Node] = []
     exceptions = cond.except_within or ()
@@ -146,6 +173,10 @@ def _compile_condition(
         )
     if cond.patterns:
         parts.append(atoms.add(AtomSource(patterns=cond.patterns)))
+    if cond.quotes_rules:
+        if not vocabulary:
+            raise ValueError("`quotes_rules` needs the rule set's vocabulary")
+        parts.append(atoms.add(AtomSource(patterns=(vocabulary_pattern(vocabulary),))))
     if cond.sentiment_below is not None:
         parts.append(SentimentBelow(cond.sentiment_below))
     if cond.sentiment_above is not None:
@@ -160,12 +191,18 @@ def _compile_condition(
         parts.append(LanguageIn(tuple(dict.fromkeys(cond.language_in))))
     if cond.language_not_in:
         parts.append(Not(LanguageIn(tuple(dict.fromkeys(cond.language_not_in)))))
+    if cond.model_flags_any:
+        parts.append(ModelFlagsAny(tuple(dict.fromkeys(cond.model_flags_any))))
+
+    def inner(c: Condition) -> Node:
+        return _compile_condition(c, atoms, slots, rule, vocabulary)
+
     if cond.all:
-        parts.append(All(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.all)))
+        parts.append(All(tuple(inner(c) for c in cond.all)))
     if cond.any:
-        parts.append(Any(tuple(_compile_condition(c, atoms, slots, rule) for c in cond.any)))
+        parts.append(Any(tuple(inner(c) for c in cond.any)))
     if cond.not_ is not None:
-        parts.append(Not(_compile_condition(cond.not_, atoms, slots, rule)))
+        parts.append(Not(inner(cond.not_)))
     return parts[0] if len(parts) == 1 else All(tuple(parts))
 
 
@@ -179,25 +216,30 @@ def atoms_of(node: Node) -> tuple[int, ...]:
     return ()
 
 
-def _uses_sentiment(node: Node) -> bool:
-    if isinstance(node, SentimentBelow | SentimentAbove):
+def _uses(node: Node, kinds: type | tuple[type, ...]) -> bool:
+    """Whether the condition reads a feature of one of these node kinds."""
+    if isinstance(node, kinds):
         return True
     if isinstance(node, All | Any):
-        return any(_uses_sentiment(n) for n in node.items)
+        return any(_uses(n, kinds) for n in node.items)
     if isinstance(node, Not):
-        return _uses_sentiment(node.item)
+        return _uses(node.item, kinds)
     return False
 
 
 def compile_stage(
-    stage: str, rules: list[tuple[int, Rule]], embedder: str | None = None
+    stage: str,
+    rules: list[tuple[int, Rule]],
+    embedder: str | None = None,
+    vocabulary: tuple[str, ...] = (),
 ) -> StageRules:
-    """`embedder` picks each `similar_to` threshold (none: every such rule uncalibrated)."""
+    """`embedder` picks each `similar_to` threshold (none: every such rule uncalibrated);
+    `vocabulary` is what `quotes_rules` protects (schema.rule_vocabulary)."""
     atoms = _AtomTable()
     slots = _Slots(embedder)
     compiled = []
     for order, rule in rules:
-        condition = _compile_condition(rule.when, atoms, slots, rule)
+        condition = _compile_condition(rule.when, atoms, slots, rule, vocabulary)
         compiled.append(
             CompiledRule(
                 id=rule.id,
@@ -216,7 +258,8 @@ def compile_stage(
         atoms=sources,
         matcher=TextMatcher(sources),
         similarity=tuple(slots.slots),
-        uses_sentiment=any(_uses_sentiment(r.condition) for r in compiled),
+        uses_sentiment=any(_uses(r.condition, (SentimentBelow, SentimentAbove)) for r in compiled),
+        uses_model_flags=any(_uses(r.condition, ModelFlagsAny) for r in compiled),
         by_id={r.id: r for r in compiled},
     )
 

@@ -19,11 +19,13 @@ import msgspec
 from durable import engine as durable_engine
 
 from fte_core.errors import RuleLimitError
+from fte_core.models import MODEL_LABELS
 from fte_core.policy.compiled import (
     All,
     Any,
     ChannelIn,
     LanguageIn,
+    ModelFlagsAny,
     Node,
     Not,
     SentimentAbove,
@@ -86,6 +88,10 @@ def _expr(node: Node, negate: bool = False) -> Json:
             if negate:
                 return _join("$and", [{"$neq": {"lg": code}} for code in languages])
             return _join("$or", [{"lg": code} for code in languages])
+        case ModelFlagsAny(flags):
+            if negate:
+                return _join("$and", [{flag_field(f): 0} for f in flags])
+            return _join("$or", [{flag_field(f): 1} for f in flags])
         case All(items):
             return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
         case Any(items):
@@ -93,6 +99,12 @@ def _expr(node: Node, negate: bool = False) -> Json:
         case Not(item):
             return _expr(item, not negate)
     raise TypeError(f"unknown condition node {node!r}")
+
+
+def flag_field(label: str) -> str:
+    """A model label's fact field; every label is in the fact (0 or 1) when the stage
+    reads any, so a negated test never meets an absent field."""
+    return f"mf_{label}"
 
 
 def basis_points(score: float) -> int:
@@ -211,6 +223,7 @@ class DurableStage:
                 raise _culprit(definition, self._rule_ids, exc) from exc
             self._handle = host._ruleset_directory[self.name]._handle
         self._sessions = itertools.count(1)
+        self._reads_flags = stage.uses_model_flags
 
     def fired(self, facts: Facts) -> set[str]:
         """Assert the message as a fact in a fresh session; every matching rule fires.
@@ -226,6 +239,9 @@ class DurableStage:
         }
         for i, score in enumerate(facts.similarity):
             fact[f"m{i}"] = score
+        if self._reads_flags:
+            for label in MODEL_LABELS:
+                fact[flag_field(label)] = int(label in facts.model_flags)
         # A text atom enters the fact when it holds, or when some rule tests it for 0 (a
         # negation); an absent field fails `fN == 1`. Most atoms are false and never
         # negated, so the fact stays small: the engine's cost grows with its fields.

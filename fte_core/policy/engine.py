@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -27,6 +28,10 @@ from fte_core.textviews import View, decoded_view, text_views
 
 log = logging.getLogger(__name__)
 
+# The independent evaluator that judges every message beside durable_rules (the
+# pure-Python one; a test may pass a fake that disagrees on purpose).
+ReferenceEvaluator = Callable[[StageRules, Facts], set[str]]
+
 NEUTRAL = 0.5
 
 
@@ -40,10 +45,17 @@ class MessageFeatures:
     # The message's embedding, when the caller already has it (retrieval embeds the same
     # message): `similar_to` rules then reuse it instead of embedding again.
     embedding: Vector | None = None
+    # The model's labels for the customer's message (output stage; none when offline).
+    model_flags: frozenset[str] = frozenset()
 
 
 def features(
-    text: str, channel: Channel, sentiment: float | None = None, *, numbers: bool = True
+    text: str,
+    channel: Channel,
+    sentiment: float | None = None,
+    *,
+    numbers: bool = True,
+    model_flags: Iterable[str] = (),
 ) -> MessageFeatures:
     """Step 5 of the pipeline: what every rule condition is evaluated on.
 
@@ -60,6 +72,7 @@ def features(
         channel=channel,
         language=language,
         views=_views(text, normalized, numbers),
+        model_flags=frozenset(model_flags),
     )
 
 
@@ -85,6 +98,7 @@ def facts_for(
         language=feats.language,
         views=matched,
         similarity=scores,
+        model_flags=feats.model_flags,
     )
 
 
@@ -154,9 +168,15 @@ class PolicyEngine:
     """
 
     def __init__(
-        self, rules: RuleSet, *, use_durable: bool = True, embedder: Embedder | None = None
+        self,
+        rules: RuleSet,
+        *,
+        use_durable: bool = True,
+        embedder: Embedder | None = None,
+        reference: ReferenceEvaluator = reference_fired,
     ) -> None:
         self.disagreements = 0
+        self._reference = reference
         self._use_durable = use_durable
         self._embedder = embedder
         self._lock = threading.Lock()
@@ -191,12 +211,25 @@ class PolicyEngine:
         return dataclasses.replace(feats, embedding=unit(vector))
 
     def evaluate(
-        self, stage: str, text: str, channel: Channel, *, sentiment: float | None = None
+        self,
+        stage: str,
+        text: str,
+        channel: Channel,
+        *,
+        sentiment: float | None = None,
+        model_flags: Iterable[str] = (),
     ) -> Decision:
-        return self.evaluate_features(stage, self.features_for(stage, text, channel, sentiment))
+        feats = self.features_for(stage, text, channel, sentiment, model_flags=model_flags)
+        return self.evaluate_features(stage, feats)
 
     def features_for(
-        self, stage: str, text: str, channel: Channel, sentiment: float | None = None
+        self,
+        stage: str,
+        text: str,
+        channel: Channel,
+        sentiment: float | None = None,
+        *,
+        model_flags: Iterable[str] = (),
     ) -> MessageFeatures:
         """What `stage`'s rules read (sentiment and the numbers view only when they use
         them); the embedding is left to `with_embedding`."""
@@ -204,9 +237,15 @@ class PolicyEngine:
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
-        return features(text, channel, sentiment, numbers=numbers)
+        return features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
+        decision = self._decide(stage, feats)
+        if not feats.model_flags:
+            return decision
+        return msgspec.structs.replace(decision, model_flags=tuple(sorted(feats.model_flags)))
+
+    def _decide(self, stage: str, feats: MessageFeatures) -> Decision:
         with self._lock:
             rules, compiled, similarity = self._rules, self._current, self._similarity
         stage_rules = rules.stage(stage)
@@ -217,19 +256,19 @@ class PolicyEngine:
             return failsafe(stage, rules.version, f"features: {exc!r}")
         version, views = rules.version, facts.views
         if compiled is None:
-            fired = reference_fired(stage_rules, facts)
+            fired = self._reference(stage_rules, facts)
             return decide(stage_rules, fired, version, "reference", views=views)
         try:
             fired = compiled.stage(stage).fired(facts)
         except Exception as engine_exc:  # noqa: BLE001 - the reference evaluator takes over
             log.error("durable_rules failed, using the reference evaluator: %s", engine_exc)
             try:
-                fired = reference_fired(stage_rules, facts)
+                fired = self._reference(stage_rules, facts)
             except Exception as ref_exc:  # noqa: BLE001 - both failed: escalate
                 return failsafe(stage, version, f"{engine_exc!r}; {ref_exc!r}")
             return decide(stage_rules, fired, version, "reference", repr(engine_exc), views)
         try:
-            expected = reference_fired(stage_rules, facts)
+            expected = self._reference(stage_rules, facts)
         except Exception as ref_exc:  # noqa: BLE001 - the check itself failed: escalate
             return failsafe(stage, version, f"reference evaluator: {ref_exc!r}")
         if expected != fired:

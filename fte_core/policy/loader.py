@@ -16,9 +16,8 @@ import yaml
 
 from fte_core.errors import RuleError
 from fte_core.policy.compiled import StageRules, compile_stage
-from fte_core.policy.schema import Rule, RuleFile
-
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+from fte_core.policy.load_errors import line_at, locate
+from fte_core.policy.schema import Rule, RuleFile, rule_vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +56,6 @@ class RuleSet:
         raise ValueError(f"unknown stage {name!r}")
 
 
-def _line_of(root: yaml.Node | None, path: str) -> int | None:
-    """Map a msgspec error path like `$.rules[3].when` to a 1-based YAML line."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for key, index in _PATH_STEP.findall(path.removeprefix("$")):
-        if isinstance(node, yaml.MappingNode) and key:
-            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-        elif isinstance(node, yaml.SequenceNode) and index:
-            i = int(index)
-            node = node.value[i] if i < len(node.value) else None
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def _rule_id_at(root: yaml.Node | None, path: str) -> str | None:
     match = re.match(r"\$\.rules\[(\d+)\]", path)
     if not match or not isinstance(root, yaml.MappingNode):
@@ -102,14 +83,14 @@ def parse_rule_file(name: str, text: str) -> list[LoadedRule]:
     except msgspec.ValidationError as exc:
         message = str(exc)
         path = message.rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in message else "$"
-        detail = message.split(" - at `", 1)[0]
+        where = locate(root, text, path, message.split(" - at `", 1)[0])
         raise RuleError(
-            detail, file=name, line=_line_of(root, path), rule_id=_rule_id_at(root, path)
+            where.detail, file=name, line=where.line, rule_id=_rule_id_at(root, path)
         ) from exc
     rules_node = root.value[0][1] if isinstance(root, yaml.MappingNode) else None
     loaded = []
     for i, rule in enumerate(parsed.rules):
-        line = _line_of(rules_node, f"$[{i}]") if rules_node is not None else None
+        line = line_at(rules_node, f"$[{i}]") if rules_node is not None else None
         loaded.append(LoadedRule(rule=rule, file=name, line=line or 1))
     return loaded
 
@@ -146,10 +127,16 @@ def build_ruleset(files: list[tuple[str, str]]) -> RuleSet:
 
 def _compile(loaded: tuple[LoadedRule, ...], embedder: str | None) -> tuple[StageRules, StageRules]:
     active = [(i, r.rule) for i, r in enumerate(loaded) if r.rule.enabled]
+    # every loaded rule, enabled or not: a disabled rule's id is no more for customers
+    words = rule_vocabulary(r.rule.id for r in loaded)
     try:
         return (
-            compile_stage("input", [(i, r) for i, r in active if r.stage == "input"], embedder),
-            compile_stage("output", [(i, r) for i, r in active if r.stage == "output"], embedder),
+            compile_stage(
+                "input", [(i, r) for i, r in active if r.stage == "input"], embedder, words
+            ),
+            compile_stage(
+                "output", [(i, r) for i, r in active if r.stage == "output"], embedder, words
+            ),
         )
     except (ValueError, re.error) as exc:
         raise RuleError(f"cannot compile rules: {exc}") from exc

@@ -16,6 +16,7 @@ from fte_core.policy.compiled import (
     ChannelIn,
     CompiledRule,
     LanguageIn,
+    ModelFlagsAny,
     Node,
     Not,
     SentimentAbove,
@@ -37,6 +38,7 @@ class Facts:
     language: str = "en"
     views: tuple[str | None, ...] = ()  # per atom: the view it matched on (None: no match)
     similarity: tuple[int, ...] = ()  # per similarity slot, in basis points (0..10000)
+    model_flags: frozenset[str] = frozenset()  # the model's labels (output stage)
 
 
 def holds(node: Node, facts: Facts) -> bool:
@@ -53,6 +55,8 @@ def holds(node: Node, facts: Facts) -> bool:
             return facts.language in languages
         case Similar(slot, threshold):
             return facts.similarity[slot] >= round(threshold * 10_000)
+        case ModelFlagsAny(flags):
+            return any(flag in facts.model_flags for flag in flags)
         case All(items):
             return all(holds(n, facts) for n in items)
         case Any(items):
@@ -83,6 +87,9 @@ def check_of(node: Node) -> Check:
         case Similar(slot, threshold):
             points = round(threshold * 10_000)
             return lambda f: f.similarity[slot] >= points
+        case ModelFlagsAny(flags):
+            wanted = frozenset(flags)
+            return lambda f: not wanted.isdisjoint(f.model_flags)
         case All(items):
             checks = tuple(check_of(n) for n in items)
             return lambda f: all(c(f) for c in checks)

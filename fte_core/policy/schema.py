@@ -18,11 +18,12 @@ Every key inside one `when` must hold (they are ANDed); `all`, `any` and `not` n
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from fte_core.models import Channel, Priority
+from fte_core.models import Channel, ModelLabel, Priority
 from fte_core.text import phrase_regex
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -43,6 +44,9 @@ OUTPUT_REASONS = frozenset(
     {"unapproved_commitment", "pricing_disclosure", "prompt_leak", "ungrounded"}
 )
 PIPELINE_REASONS = frozenset({"no_kb_match", "policy_error", "responder_error"})
+# An output rule that reads the model's labels (`model_flags_any`) escalates what the input
+# rules missed with the input reason it means, so the right team gets it.
+MODEL_FLAG_REASONS = INPUT_REASONS - {"negative_sentiment", "unsupported_language"}
 
 Stage = Literal["input", "output"]
 ActionName = Literal["escalate", "set_priority", "tag", "block"]
@@ -85,6 +89,11 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     similar_to: SimilarTo | None = None
     language_in: tuple[LanguageCode, ...] | None = None
     language_not_in: tuple[LanguageCode, ...] | None = None
+    # Output stage: the model labelled the customer's message with one of these.
+    model_flags_any: tuple[ModelLabel, ...] | None = None
+    # The text quotes the rule files: a loaded rule's id, a reason code or a rule key.
+    # The list is derived from the loaded rules, so a new rule is protected at once.
+    quotes_rules: Literal[True] | None = None
     all: tuple[Condition, ...] | None = None
     any: tuple[Condition, ...] | None = None
     not_: Condition | None = msgspec.field(default=None, name="not")
@@ -101,6 +110,7 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             "channel_in",
             "language_in",
             "language_not_in",
+            "model_flags_any",
             "all",
             "any",
         ):
@@ -120,7 +130,7 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"invalid pattern {pattern!r}: {exc}") from exc
+                raise ValueError(f"invalid pattern ({exc}): {pattern}") from exc
 
 
 class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -137,6 +147,8 @@ class Then(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     text: NonEmpty
     channel: Channel = Channel.EMAIL
+    # for output rules: the labels the model gave the customer's message
+    model_flags: tuple[ModelLabel, ...] = ()
 
 
 class Examples(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -154,21 +166,58 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        problem = _check_then(self.stage, self.then)
+        problem = _check_then(self.stage, self.then, reads_model_flags(self.when))
         if problem:
             raise ValueError(problem)
+        if self.stage == "input" and reads_model_flags(self.when):
+            raise ValueError(
+                "`model_flags_any` is for `stage: output` rules: the model labels the "
+                "customer's message in the same call that writes the draft"
+            )
+        conditions = (self.when, *_nested(self.when))
+        if any(c.not_ is not None and reads_model_flags(c.not_) for c in conditions):
+            raise ValueError(
+                "`model_flags_any` cannot be inside `not`: a model label may add an "
+                "escalation, never remove one"
+            )
 
 
 class RuleFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rules: tuple[Rule, ...]
 
 
-def _check_then(stage: str, then: Then) -> str | None:
+def rule_vocabulary(rule_ids: Iterable[str]) -> tuple[str, ...]:
+    """The words of the rule files no ordinary sentence uses: rule ids with a hyphen
+    (`refund-words`), reason codes and keys with an underscore (`human_request`,
+    `any_phrases`). One-word ids, reasons and keys (`refund`, `when`) are ordinary words."""
+    keys = {
+        name
+        for struct in (Condition, Then, SimilarTo, Example, Examples)
+        for name in struct.__struct_encode_fields__
+    }
+    reasons = INPUT_REASONS | OUTPUT_REASONS | PIPELINE_REASONS
+    words = {*rule_ids, *reasons, *keys, *get_args(ActionName)}
+    return tuple(sorted((w for w in words if "-" in w or "_" in w), key=lambda w: (-len(w), w)))
+
+
+def _nested(cond: Condition) -> tuple[Condition, ...]:
+    """Every condition inside this one, at any depth."""
+    direct = (*(cond.all or ()), *(cond.any or ()), *((cond.not_,) if cond.not_ else ()))
+    return tuple(c for d in direct for c in (d, *_nested(d)))
+
+
+def reads_model_flags(cond: Condition) -> bool:
+    return any(c.model_flags_any is not None for c in (cond, *_nested(cond)))
+
+
+def _check_then(stage: str, then: Then, model_flags: bool = False) -> str | None:
     allowed = {"input": {"escalate", "set_priority", "tag"}, "output": {"block", "tag"}}[stage]
     if then.action not in allowed:
-        return f"action `{then.action}` is not allowed at stage `{stage}` (use {sorted(allowed)})"
+        return f"`action: {then.action}` is not allowed at stage `{stage}` (use {sorted(allowed)})"
     if then.action in ("escalate", "block"):
         reasons = INPUT_REASONS if stage == "input" else OUTPUT_REASONS
+        if stage == "output" and model_flags:
+            reasons = OUTPUT_REASONS | MODEL_FLAG_REASONS
         if then.reason not in reasons:
             return f"`reason` must be one of {sorted(reasons)}, got {then.reason!r}"
     if then.fallback and then.action not in ("escalate", "block"):
@@ -178,6 +227,10 @@ def _check_then(stage: str, then: Then) -> str | None:
     if then.action == "tag" and then.tag is None:
         return "action `tag` needs `tag`"
     return None
+
+
+def example_flags(example: str | Example) -> tuple[str, ...]:
+    return example.model_flags if isinstance(example, Example) else ()
 
 
 def example_text(example: str | Example) -> tuple[str, Channel]:

@@ -4,6 +4,7 @@ from fte_core.testing.bus import InMemoryBus, PublishedEvent, RecordingSender, S
 from fte_core.testing.deliveries import InMemoryDeliveries
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.mailboxes import InMemoryMailboxes
+from fte_core.testing.policy import SkewedReference
 from fte_core.testing.responder import FunctionResponder, ScriptedResponder
 from fte_core.testing.store import InMemoryStore
 
@@ -18,4 +19,5 @@ __all__ = [
     "RecordingSender",
     "ScriptedResponder",
     "SentReply",
+    "SkewedReference",
 ]

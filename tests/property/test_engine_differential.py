@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from fte_core.errors import RuleError, RuleLimitError
 from fte_core.models import Channel, Decision
-from fte_core.policy import engine as engine_module
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.engine import PolicyEngine
 from fte_core.policy.loader import RuleSet, build_ruleset, load_rules
@@ -190,16 +189,20 @@ def test_durable_failure_falls_back_to_the_reference(
 
 @pytest.mark.parametrize(("stage", "action"), [("input", "escalate"), ("output", "block")])
 def test_both_evaluators_failing_never_fails_open(
-    refund_engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch, stage: str, action: str
+    monkeypatch: pytest.MonkeyPatch, stage: str, action: str
 ) -> None:
-    monkeypatch.setattr(_durable_stage(refund_engine, stage), "fired", _boom)
-    monkeypatch.setattr(engine_module, "reference_fired", _boom)
-    decision = refund_engine.evaluate(stage, "how do boards work", Channel.EMAIL)
+    rules = build_ruleset([("a.yaml", _phrase_rules("refund", "refund"))])
+    engine = PolicyEngine(rules, reference=_boom)
+    try:
+        monkeypatch.setattr(_durable_stage(engine, stage), "fired", _boom)
+        decision = engine.evaluate(stage, "how do boards work", Channel.EMAIL)
+    finally:
+        engine.close()
     assert decision.action == action
     assert decision.reasons == ("policy_error",)
     assert decision.evaluator == "failsafe"
     assert decision.error is not None
-    assert decision.ruleset_version == refund_engine.version
+    assert decision.ruleset_version == engine.version
 
 
 def test_concurrent_evaluations_match_sequential() -> None:

@@ -47,10 +47,10 @@ def test_a_valid_file_parses_with_lines() -> None:
     ("kwargs", "line", "detail"),
     [
         ({"when": "any_phrase: [x]"}, 11, "unknown field `any_phrase`"),
-        ({"then": "{action: block, reason: refund}"}, 7, "action `block` is not allowed"),
-        ({"then": "{action: escalate, reason: money}"}, 7, "`reason` must be one of"),
-        ({"stage": "output", "then": "{action: escalate, reason: refund}"}, 7, "not allowed"),
-        ({"stage": "output", "then": "{action: block, reason: refund}"}, 7, "`reason`"),
+        ({"then": "{action: block, reason: refund}"}, 12, "`action: block` is not allowed"),
+        ({"then": "{action: escalate, reason: money}"}, 12, "`reason` must be one of"),
+        ({"stage": "output", "then": "{action: escalate, reason: refund}"}, 12, "not allowed"),
+        ({"stage": "output", "then": "{action: block, reason: refund}"}, 12, "`reason`"),
         ({"then": "{action: set_priority}"}, 7, "needs `priority`"),
         ({"then": "{action: tag}"}, 7, "needs `tag`"),
         ({"then": "{action: tag, tag: 'Not A Tag'}"}, 12, "regex"),
@@ -58,10 +58,10 @@ def test_a_valid_file_parses_with_lines() -> None:
         ({"when": "any_phrases: []"}, 11, "must not be empty"),
         ({"when": "patterns: ['(unclosed']"}, 11, "invalid pattern"),
         ({"when": "sentiment_below: 1.5"}, 11, "<= 1.0"),
-        ({"when": "channel_in: [fax]"}, 11, "Invalid enum value 'fax'"),
+        ({"when": "channel_in: [fax]"}, 11, "`channel_in` cannot be 'fax'; allowed values: email"),
         ({"when": "any_phrases: ['*']"}, 11, "bare `*`"),
         ({"when": "all: [{}]"}, 11, "needs at least one test"),
-        ({"stage": "middle"}, 8, "Invalid enum value 'middle'"),
+        ({"stage": "middle"}, 8, "`stage` cannot be 'middle'; allowed values: input, output"),
     ],
 )
 def test_schema_errors_name_file_line_and_rule(

@@ -11,7 +11,6 @@ import yaml
 from fte_core.embedding import HashingEmbedder
 from fte_core.errors import PolicyError, RuleError
 from fte_core.models import Channel
-from fte_core.policy import engine as engine_module
 from fte_core.policy.calibrate import calibrate, write_back
 from fte_core.policy.engine import PolicyEngine, features
 from fte_core.policy.loader import load_rules
@@ -120,12 +119,10 @@ def test_an_embedder_that_waits_on_io_cannot_serve_the_rules() -> None:
         embed_now(_RemoteEmbedder(), ["text"])
 
 
-def test_evaluators_disagreeing_escalate_with_policy_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    engine = PolicyEngine(load_rules(Path(__file__).resolve().parents[2] / "rules"))
+def test_evaluators_disagreeing_escalate_with_policy_error() -> None:
+    rules = load_rules(Path(__file__).resolve().parents[2] / "rules")
+    engine = PolicyEngine(rules, reference=lambda stage, facts: set())
     try:
-        monkeypatch.setattr(engine_module, "reference_fired", lambda stage, facts: set())
         decision = engine.evaluate("input", "I want a refund", Channel.EMAIL)
         assert decision.action == "escalate"
         assert decision.reasons[0] == "policy_error"

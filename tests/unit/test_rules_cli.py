@@ -153,9 +153,9 @@ def test_all_cases_passing_exits_0(
 @pytest.mark.parametrize(
     ("second_line", "message"),
     [
-        ("{not json", "line 2"),
+        ("{not json", "cases.jsonl:2: "),
         (_case("c1", "again", "allow"), "duplicate case id 'c1'"),
-        (_case("c2", "x", "maybe"), "line 2"),
+        (_case("c2", "x", "maybe"), "cases.jsonl:2: "),
         (
             json.dumps(
                 {
@@ -166,7 +166,7 @@ def test_all_cases_passing_exits_0(
                     "expect": {"action": "allow"},
                 }
             ),
-            "line 2",
+            "cases.jsonl:2: ",
         ),
     ],
 )
