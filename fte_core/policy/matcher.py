@@ -169,11 +169,9 @@ class TextMatcher:
                 self._phrases(view, found)
             if self._regexes:
                 text = view.text
-                possible = self._prefilter.possible(text)
-                for atom, regex, can in zip(
-                    self._regex_atoms, self._regexes, possible, strict=True
-                ):
-                    if can and found[atom] is None and regex.search(text) is not None:
+                for i in self._prefilter.candidates(text):
+                    atom = self._regex_atoms[i]
+                    if found[atom] is None and self._regexes[i].search(text) is not None:
                         found[atom] = view.name
         return tuple(found)
 

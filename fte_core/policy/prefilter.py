@@ -158,6 +158,13 @@ class Prefilter:
     def __init__(self, atoms: Sequence[re.Pattern[str]]) -> None:
         self._atoms = tuple(atoms)
         self._needs: list[frozenset[str] | None] = [required_literals(p) for p in atoms]
+        # Inverted once per rule set: needle -> the regexes it makes possible, so a text
+        # costs its hits, not a set test per regex (~80 per stage, on every view).
+        self._always = tuple(i for i, need in enumerate(self._needs) if need is None)
+        self._by_needle: dict[str, tuple[int, ...]] = {}
+        for i, need in enumerate(self._needs):
+            for needle in need or ():
+                self._by_needle[needle] = (*self._by_needle.get(needle, ()), i)
         self._automaton: Any = None
         literals = sorted({_bare(n) for need in self._needs if need for n in need} - {DIGIT})
         if literals:
@@ -175,13 +182,21 @@ class Prefilter:
 
     def possible(self, text: str) -> tuple[bool, ...]:
         """Which regexes can match `text` at all (their required literals occur in it)."""
-        seen: set[str] = set()
+        can = [False] * len(self._needs)
+        for i in self.candidates(text):
+            can[i] = True
+        return tuple(can)
+
+    def candidates(self, text: str) -> list[int]:
+        """The indices of the regexes that can match `text`, in order."""
+        found = set(self._always)
+        by_needle = self._by_needle
         if self._automaton is not None:
             for end, lit in self._automaton.iter(text):
-                seen.add(lit)
+                found.update(by_needle.get(lit, ()))
                 start = end - len(lit) + 1
                 if start == 0 or not text[start - 1].isalnum():
-                    seen.add(WORD_START + lit)
-        if _DIGIT.search(text) is not None:
-            seen.add(DIGIT)
-        return tuple(need is None or not seen.isdisjoint(need) for need in self._needs)
+                    found.update(by_needle.get(WORD_START + lit, ()))
+        if DIGIT in by_needle and _DIGIT.search(text) is not None:
+            found.update(by_needle[DIGIT])
+        return sorted(found)
