@@ -104,16 +104,23 @@ class SimilarityIndex:
             if problem:
                 file, line = where.get(slot.rule_id, (None, None))
                 raise RuleError(problem, file=file, line=line, rule_id=slot.rule_id)
-        self._slots = tuple(
-            _matrix(embed_now(embedder, [normalize(t) for t in slot.texts]))
-            for slot in stage.similarity
-        )
+        # Every slot's exemplars stacked in one matrix (one product per message), each
+        # slot a run of rows starting at its offset; an empty slot scores 0.
+        texts = [normalize(t) for slot in stage.similarity for t in slot.texts]
+        self._matrix = _matrix(embed_now(embedder, texts)) if texts else None
+        sizes = [len(slot.texts) for slot in stage.similarity]
+        last = max(0, len(texts) - 1)  # an empty last slot would start past the end
+        self._starts = np.minimum(np.cumsum([0, *sizes[:-1]], dtype=np.intp), last)
+        self._empty = np.array([size == 0 for size in sizes], dtype=bool)
 
     def vector(self, normalized: str) -> Vector:
         return embed_now(self.embedder, [normalized])[0]
 
     def scores(self, vector: Vector) -> tuple[int, ...]:
-        if not self._slots:
-            return ()
-        array = np.asarray(vector, dtype=np.float64)
-        return tuple(_best(array, matrix) if matrix.size else 0 for matrix in self._slots)
+        if self._matrix is None:
+            return (0,) * len(self._empty)
+        cosines = self._matrix @ np.asarray(vector, dtype=np.float64)
+        best = np.maximum.reduceat(cosines, self._starts)
+        points = np.rint(np.clip(best, 0.0, 1.0) * 10_000).astype(np.int64)
+        points[self._empty] = 0
+        return tuple(int(p) for p in points)
