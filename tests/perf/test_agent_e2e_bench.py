@@ -77,10 +77,35 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     p50_ms: float
     p99_ms: float
     max_in_flight: int
+    cpu_ms: dict[str, float]  # CPU time per message, by process group
 
     @property
     def rate(self) -> float:
         return self.n / self.seconds
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by this process (intake + worker + agent), the PostgreSQL
+    server's processes and the broker's, read from /proc (utime + stime, clock ticks)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"agent": 0.0, "postgres": 0.0, "broker": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            totals["agent"] += used
+        elif name in ("postgres", "postmaster"):
+            totals["postgres"] += used
+        elif "tansu" in name:
+            totals["broker"] += used
+    return totals
 
 
 def slow_offline(delay: float) -> FunctionResponder:
@@ -184,6 +209,7 @@ async def measure(
         if direct:
             await runtime.agent.handle_stored(turn.inbound.id)
 
+    cpu_before = cpu_seconds()
     began = time.perf_counter()
     try:
         for start in range(0, n, AT_ONCE):
@@ -193,6 +219,7 @@ async def measure(
             assert time.monotonic() < deadline, f"{bus}: {await replies(pool)} of {n} answered"
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - began
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -207,6 +234,7 @@ async def measure(
         p50_ms=p50,
         p99_ms=p99,
         max_in_flight=health.max_in_flight,
+        cpu_ms={k: v * 1000 / n for k, v in cpu.items()},
     )
 
 
@@ -224,6 +252,11 @@ def report(results: list[Result]) -> dict[tuple[str, str], float]:
             f"{statistics.median(r.p99_ms for r in rs):>9.0f}"
             f"{max(r.max_in_flight for r in rs):>8}"
         )
+    cores = os.cpu_count() or 1
+    print(f"CPU ms per message (budget for 200 msg/s on {cores} cores: {cores * 5:.0f} ms)")
+    for r in results:
+        parts = "  ".join(f"{k} {v:.1f}" for k, v in r.cpu_ms.items())
+        print(f"  {r.bus:<10}{r.responder:<15}{parts}  total {sum(r.cpu_ms.values()):.1f}")
     for bus in ("postgres", "kafka"):
         if (bus, "offline") in rates and ("direct", "offline") in rates:
             ratio = rates[(bus, "offline")] / rates[("direct", "offline")]
