@@ -239,4 +239,4 @@ def test_the_command_prints_json_and_fails_on_change_when_asked(
     broken.write_text("rules:\n  - id: broken-rule\n    stagee: input\n", encoding="utf-8")
     invalid = shadow(str(proposed))
     assert invalid.returncode == 2
-    assert "broken.yaml:2: rule 'broken-rule'" in invalid.stderr
+    assert "broken.yaml:3: rule 'broken-rule'" in invalid.stderr  # the unknown key's line
