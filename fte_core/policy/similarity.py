@@ -66,20 +66,12 @@ def best_score(vector: Vector, exemplars: Sequence[Vector]) -> int:
     """The highest cosine to any exemplar, in basis points, clamped to 0..10,000."""
     if not exemplars:
         return 0
-    return _best(np.asarray(vector, dtype=np.float64), _matrix(exemplars))
+    best = max(0.0, float(np.max(_matrix(exemplars) @ np.asarray(vector, dtype=np.float64))))
+    return min(10_000, round(best * 10_000))
 
 
 def _matrix(exemplars: Sequence[Vector]) -> np.ndarray[Any, np.dtype[np.float64]]:
     return np.asarray(exemplars, dtype=np.float64)
-
-
-def _best(
-    vector: np.ndarray[Any, np.dtype[np.float64]], matrix: np.ndarray[Any, np.dtype[np.float64]]
-) -> int:
-    # one matrix product per slot: a pure-Python dot product over 384 dimensions and a
-    # few dozen exemplars cost ~8 ms a message, the whole pipeline's largest CPU item
-    best = max(0.0, float(np.max(matrix @ vector)))
-    return min(10_000, round(best * 10_000))
 
 
 def check_calibrated(slot: SimilaritySlot, embedder: Embedder) -> str | None:
