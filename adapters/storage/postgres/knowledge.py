@@ -321,7 +321,7 @@ def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
 _TERMS_SQL = """
 WITH corpus AS (
     SELECT greatest(coalesce(max(chunks), 0), 1)::float8 AS n FROM knowledge_corpus
-), terms AS (
+), terms AS MATERIALIZED (
     SELECT lexeme, coalesce(t.ndoc, 0) AS ndoc,
            ln(1 + (c.n - coalesce(t.ndoc, 0) + 0.5) / (coalesce(t.ndoc, 0) + 0.5)) AS idf,
            coalesce(t.ndoc, 0) > greatest(%(floor)s, %(fraction)s * c.n) AS common,
