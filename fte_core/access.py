@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 _DUMMY = hashlib.sha256(b"no ticket").digest()
 
@@ -24,6 +25,11 @@ def ticket_token(secret: bytes, number: str) -> str:
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def access_digest(secret: bytes) -> Callable[[str], bytes]:
+    """What intake stores for a ticket it grants token access to (see `open_turn`)."""
+    return lambda number: token_hash(ticket_token(secret, number))
 
 
 def token_matches(token: str, stored: bytes | None) -> bool:

@@ -159,10 +159,12 @@ class Agent:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
 
-    async def submit(self, message: InboundMessage) -> Turn:
+    async def submit(
+        self, message: InboundMessage, *, access: Callable[[str], bytes] | None = None
+    ) -> Turn:
         """Intake only (SPEC 4 step 1): store the message and queue it for a worker in one
-        transaction; the answer comes later from `handle` in the worker. A resubmitted
-        message is not queued twice."""
+        transaction (with `access`, the ticket's token access too); the answer comes later
+        from `handle` in the worker. A resubmitted message is not queued twice."""
         return await self.store.open_turn(
             message,
             identifiers_for(message),
@@ -172,6 +174,7 @@ class Agent:
             category=message.category,
             priority=message.priority or Priority.NORMAL,
             announce=True,
+            access=access,
         )
 
     async def handle_stored(self, message_id: str) -> Outcome:

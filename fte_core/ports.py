@@ -6,7 +6,7 @@ ships in-memory implementations of every one. The core never imports an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -112,10 +112,13 @@ class CrmStore(Protocol):
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
+        access: Callable[[str], bytes] | None = None,
     ) -> Turn:
         """Take one message in, atomically: `resolve_customer`, then `thread` (or, for a
         message already stored, that message's own thread), a pending ticket re-opened, the
-        message stored once, and the customer's contact count.
+        message stored once, and the customer's contact count. With `access`, the turn's
+        ticket gets token access (`access(number)` is the token's digest) in the same
+        transaction: a receipt's token never points at a ticket that does not accept it.
 
         All or nothing (no customer without its message) and one commit instead of four;
         safe under concurrency like the granular methods it stands for. With `announce`,
@@ -163,10 +166,6 @@ class CrmStore(Protocol):
     ) -> Ticket:
         """Raises InvalidTransition for a move the ticket lifecycle forbids. `tags` are
         added to the ticket's (a union, kept sorted); None leaves a field as it is."""
-        ...
-
-    async def set_access_hash(self, number: str, digest: bytes) -> None:
-        """Give the ticket token access (the SHA-256 of its token); NotFound if unknown."""
         ...
 
     async def access_hash(self, number: str) -> bytes | None:

@@ -25,7 +25,7 @@ import msgspec
 from msgspec import Meta
 
 from fte_core import tools
-from fte_core.access import ticket_token, token_hash
+from fte_core.access import access_digest, ticket_token
 from fte_core.errors import InvalidTransition, NotFound
 from fte_core.formatting import format_for_channel
 from fte_core.models import (
@@ -181,10 +181,9 @@ class Toolkit:
             category=args.category,
             priority=args.priority,
         )
-        turn = await self.agent.submit(message)
+        turn = await self.agent.submit(message, access=access_digest(self.secret))
         number = turn.thread.ticket.number
         token = ticket_token(self.secret, number)
-        await self.agent.store.set_access_hash(number, token_hash(token))
         rule_text = f"{args.subject}\n{args.message}" if args.subject else args.message
         decision = self.agent.policy.evaluate_features("input", features(rule_text, args.channel))
         return TicketReceipt(

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from fte_core.access import ticket_token, token_hash, token_matches
+from fte_core.access import access_digest, ticket_token, token_matches
 from fte_core.clock import utc_now
 from fte_core.models import Author, Channel, InboundMessage, Priority
 from service.bootstrap import Runtime
@@ -63,10 +63,9 @@ async def submit_form(runtime: Runtime, form: SupportForm) -> FormReceipt:
         category=form.category,
         priority=Priority(form.priority),
     )
-    turn = await runtime.agent.submit(message)
+    turn = await runtime.agent.submit(message, access=access_digest(runtime.token_secret))
     number = turn.thread.ticket.number
     token = ticket_token(runtime.token_secret, number)
-    await runtime.store.set_access_hash(number, token_hash(token))
     return FormReceipt(
         ticket_id=number,
         status=turn.thread.ticket.status.value,

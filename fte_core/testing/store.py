@@ -298,6 +298,7 @@ class InMemoryStore:
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
+        access: Callable[[str], bytes] | None = None,
     ) -> Turn:
         """The granular methods in a row: none of them suspends, so under asyncio the turn
         is atomic. Everything that can be refused is checked before anything is written."""
@@ -337,6 +338,8 @@ class InMemoryStore:
                     await self.on_announce(events.INBOUND, customer_id, event)
         else:
             inbound, created = existing, False
+        if access is not None:
+            self._access[thread.ticket.number] = access(thread.ticket.number)
         return Turn(
             resolution=resolution,
             thread=thread,
@@ -550,11 +553,6 @@ class InMemoryStore:
         )
 
     # lifecycle ---------------------------------------------------------------------------
-
-    async def set_access_hash(self, number: str, digest: bytes) -> None:
-        if number not in self._tickets:
-            raise NotFound(f"ticket {number}")
-        self._access[number] = digest
 
     async def access_hash(self, number: str) -> bytes | None:
         return self._access.get(number)

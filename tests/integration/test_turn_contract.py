@@ -149,6 +149,22 @@ async def test_a_refused_message_leaves_nothing_behind(store: CrmStore) -> None:
     assert await store.find_inbound(Channel.EMAIL, "n-1") is None
 
 
+async def test_token_access_is_granted_with_the_turn_and_only_when_asked(store: CrmStore) -> None:
+    plain = await take(store, inbound("a-1", sender_email="ana@example.com"))
+    assert await store.access_hash(plain.thread.ticket.number) is None
+    granted = await store.open_turn(
+        inbound("a-2", sender_email="bo@example.com"),
+        [identifiers_for(inbound("a-2", sender_email="bo@example.com"))[0]],
+        None,
+        T0,
+        DAY,
+        access=lambda number: f"digest of {number}".encode(),
+    )
+    number = granted.thread.ticket.number
+    assert number != plain.thread.ticket.number
+    assert await store.access_hash(number) == f"digest of {number}".encode()
+
+
 async def test_reply_moves_the_ticket_once_and_only_when_allowed(store: CrmStore) -> None:
     turn = await take(store, inbound("r-1", sender_email="ana@example.com"))
     number = turn.thread.ticket.number

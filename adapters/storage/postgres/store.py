@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,6 +123,7 @@ class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     priority: Priority
     proven: list[str]  # identifier keys of the addresses the channel proved
     announce: bool  # queue a new message for the workers in the same transaction
+    access: Callable[[str], bytes] | None  # the ticket's token digest, by number
 
 
 class PostgresStore:
@@ -500,6 +501,7 @@ class PostgresStore:
         category: str | None = None,
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
+        access: Callable[[str], bytes] | None = None,
     ) -> Turn:
         received_at = as_utc(message.received_at, "received_at")
         turn = _TurnInput(
@@ -513,6 +515,7 @@ class PostgresStore:
             priority=priority,
             proven=[identifier_key(i) for i in proven_identifiers(message)],
             announce=announce,
+            access=access,
         )
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
@@ -576,6 +579,12 @@ class PostgresStore:
                 )
         else:
             inbound, created = existing, False
+        if turn.access is not None:  # pipelined: no round trip of its own
+            number = thread.ticket.number
+            await conn.execute(
+                "UPDATE tickets SET access_hash = %s WHERE number = %s",
+                (turn.access(number), number),
+            )
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
         count = await cursor.fetchone()
         assert count is not None
@@ -829,13 +838,6 @@ class PostgresStore:
             )
         if row is None:
             raise NotFound(f"message {message_id}")
-
-    async def set_access_hash(self, number: str, digest: bytes) -> None:
-        row = await self._one(
-            "UPDATE tickets SET access_hash = %s WHERE number = %s RETURNING 1", (digest, number)
-        )
-        if row is None:
-            raise NotFound(f"ticket {number}")
 
     async def access_hash(self, number: str) -> bytes | None:
         row = await self._one("SELECT access_hash FROM tickets WHERE number = %s", (number,))
