@@ -30,25 +30,32 @@ def free_port() -> int:
 
 
 class Served:
+    """`fte serve` in a subprocess. Its output goes to files, not pipes: a pipe nobody
+    reads fills after 64 KB of request logs and then blocks the server's event loop on a
+    log write (a load test then measures the pipe, not the server)."""
+
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir, self.port = data_dir, port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[str] | None = None
+        self.log_path = data_dir / "serve.log"
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTE_")}
         env.update(FTE_DATA_DIR=str(self.data_dir), FTE_PORT=str(self.port))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / "serve.out").open("w") as out, self.log_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.communicate()[1][-2000:]
+            assert self.proc.poll() is None, self.log()[-2000:]
             try:
                 if httpx.get(f"{self.url}/api/v1/ready", timeout=1).status_code == 200:
                     return
@@ -57,11 +64,14 @@ class Served:
             time.sleep(0.3)
         raise AssertionError("fte serve did not become ready")
 
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
     def stop(self) -> tuple[int, str]:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, err
+        self.proc.wait(timeout=60)
+        return self.proc.returncode, self.log()
 
 
 @pytest.fixture
