@@ -1,7 +1,7 @@
 """durable_rules as the evaluator of compiled rule logic, used the safe way.
 
-See ../shared/DURABLE_RULES.md: facts not events (every matching rule fires), a fresh
-session per evaluation deleted afterwards, a catch-all rule (so no message is unhandled
+See ../shared/DURABLE_RULES.md: facts not events (every matching rule fires), each
+message's fact retracted once its rules ran (a session dropped after any failure), a catch-all rule (so no message is unhandled
 and the first-message segfault cannot happen), a marker field on every condition (the
 engine's own state facts never match), our own Host with its timer threads disabled, one
 process-wide lock (the C extension is not thread-safe), and no engine regex at all.
@@ -9,6 +9,7 @@ process-wide lock (the C extension is not thread-safe), and no engine regex at a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -222,11 +223,17 @@ class DurableStage:
             except _C.error as exc:
                 raise _culprit(definition, self._rule_ids, exc) from exc
             self._handle = host._ruleset_directory[self.name]._handle
+        # One session per stage, each message fact retracted once its actions ran: a fresh
+        # session per message cost ~0.5 us per rule of the ruleset (the engine builds the
+        # session's per-rule state), 25 us for the 48 input rules; retracting costs ~2 us.
+        # The rules join nothing (one fact each), so no partial match can outlive it.
         self._sessions = itertools.count(1)
+        self._session = str(next(self._sessions))
+        self._fact_ids = itertools.count(1)
         self._reads_flags = stage.uses_model_flags
 
     def fired(self, facts: Facts) -> set[str]:
-        """Assert the message as a fact in a fresh session; every matching rule fires.
+        """Assert the message as a fact, every matching rule fires, then retract it.
 
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
@@ -251,26 +258,42 @@ class DurableStage:
             elif i in self._negated:
                 fact[f"f{i}"] = 0
         with _LOCK:
-            sid = str(next(self._sessions))
-            fact["sid"] = sid
-            handle = self._handle
+            fact["sid"] = self._session
+            fact["id"] = str(next(self._fact_ids))
+            payload = _encode(fact).decode()
             try:
-                code, state = _C.assert_fact(handle, _encode(fact).decode())
+                fired = self._run(payload)
+                code, _state = _C.retract_fact(self._handle, payload)
                 if code != 0:
-                    raise RuntimeError(f"durable_rules assert_fact returned {code}")
-                fired: set[str] = set()
-                result = _C.start_action_for_state(handle, state)
-                message: str | None = result[1] if result else None
-                while message:
-                    name = message[2 : message.index('"', 2)]
-                    if name in self._rule_ids:
-                        fired.add(self._rule_ids[name])
-                    elif name != "catch_all":
-                        raise RuntimeError(f"durable_rules fired unknown rule {name!r}")
-                    message = _C.complete_and_start_action(handle, state)
-                return fired
-            finally:
-                _C.delete_state(handle, sid)
+                    raise RuntimeError(f"durable_rules retract_fact returned {code}")
+            except BaseException:
+                self._new_session()
+                raise
+            return fired
+
+    def _run(self, payload: str) -> set[str]:
+        """Assert one message fact and drain the actions it fired (caller holds _LOCK)."""
+        handle = self._handle
+        code, state = _C.assert_fact(handle, payload)
+        if code != 0:
+            raise RuntimeError(f"durable_rules assert_fact returned {code}")
+        fired: set[str] = set()
+        result = _C.start_action_for_state(handle, state)
+        message: str | None = result[1] if result else None
+        while message:
+            name = message[2 : message.index('"', 2)]
+            if name in self._rule_ids:
+                fired.add(self._rule_ids[name])
+            elif name != "catch_all":
+                raise RuntimeError(f"durable_rules fired unknown rule {name!r}")
+            message = _C.complete_and_start_action(handle, state)
+        return fired
+
+    def _new_session(self) -> None:
+        """After a failure mid-evaluation nothing of that session is trusted: drop it."""
+        with contextlib.suppress(_C.error):  # a session that never held a fact has no state
+            _C.delete_state(self._handle, self._session)
+        self._session = str(next(self._sessions))
 
     def close(self) -> None:
         """Unregister the ruleset (the engine leaks ~60 KB per reload; see the docs)."""

@@ -272,3 +272,30 @@ def test_a_condition_too_long_for_the_engine_is_a_limit_error() -> None:
     with pytest.raises(RuleLimitError) as info:
         PolicyEngine(rules)
     assert info.value.rule_id == "wide-and"
+
+
+def test_no_message_leaves_anything_for_the_next() -> None:
+    """durable_rules reuses one session per stage (each message's fact is retracted after
+    its rules ran): a message that fires must not make the next one fire, in any order."""
+    rules = _ruleset(
+        [
+            _escalate("refund-rule", "refund", "refund"),
+            _escalate("human-rule", "human", "human_request"),
+            _rule("calm", {"not": {"any_phrases": ["refund"]}}, {"action": "tag", "tag": "calm"}),
+        ]
+    )
+    engine = PolicyEngine(rules)
+    texts = ["refund now", "hello", "a human please", "refund or a human", "thanks"] * 40
+    expected = {
+        "refund now": ("refund-rule",),
+        "hello": ("calm",),
+        "a human please": ("human-rule", "calm"),
+        "refund or a human": ("refund-rule", "human-rule"),
+        "thanks": ("calm",),
+    }
+    try:
+        for text in texts:
+            decision = engine.evaluate("input", text, Channel.WEB_FORM)
+            assert (decision.evaluator, decision.rule_ids) == ("durable_rules", expected[text])
+    finally:
+        engine.close()
