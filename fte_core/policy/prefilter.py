@@ -87,6 +87,14 @@ def _sequence(items: Sequence[tuple[Any, Any]], after_gap: bool = False) -> Requ
     `after_gap` says the character before this sequence is not alphanumeric (or there is
     none); a literal that starts there with an alphanumeric becomes a word-start needle.
     """
+    return _best(_candidates(items, after_gap))
+
+
+def _candidates(
+    items: Sequence[tuple[Any, Any]], after_gap: bool = False, nested: bool = False
+) -> list[Requirement]:
+    """Each item's requirement (all of them hold in every match); `nested` also lists
+    every requirement inside plain groups and repeats, not just their best."""
     candidates: list[Requirement] = []
     run: list[str] = []
     run_at_gap = False
@@ -102,13 +110,44 @@ def _sequence(items: Sequence[tuple[Any, Any]], after_gap: bool = False) -> Requ
             candidates.append(_literal(run, run_at_gap))
             run = []
         if (op is sre.AT and av is sre.AT_BOUNDARY) or _is_word_lookbehind(op, av):
-            gap = True  # before a word character, \\b also means a non-word one precedes
+            gap = True  # before a word character, \b also means a non-word one precedes
             continue
-        candidates.append(_item(op, av, gap))
+        inner = _inner_items(op, av) if nested else None
+        if inner is None:
+            candidates.append(_item(op, av, gap))
+        else:
+            candidates.extend(_candidates(inner, gap, nested))
         gap = _is_separator_run(op, av)
     if run:
         candidates.append(_literal(run, run_at_gap))
-    return _best(candidates)
+    return candidates
+
+
+def _inner_items(op: Any, av: Any) -> list[tuple[Any, Any]] | None:
+    """The items of a group or a (min 1) repeat that every match contains, else None."""
+    if op is sre.SUBPATTERN and not av[1] & re.IGNORECASE:
+        return list(av[3])
+    if op in _REPEATS and av[0] >= 1:
+        return list(av[2])
+    return None
+
+
+def all_required(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...]:
+    """Every literal set a match must touch (a conjunction, `required_literals` is its
+    best member): "\\d{1,3}%? (of )?the" needs a digit AND "%" AND "the", so the regex
+    runs only when all three occur, not whenever the one chosen ("the") does."""
+    if required_literals(pattern) is None:
+        return ()
+    parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    found = _candidates(list(parsed), nested=True)
+    return tuple(dict.fromkeys(c for c in found if c and all(_selective(n) for n in c)))
+
+
+def _selective(needle: str) -> bool:
+    """Worth a lookup: a space, a dot or a one-letter word is in every text, and each hit
+    is a step of the scan."""
+    bare = _bare(needle)
+    return needle == DIGIT or len(bare) >= 2 or bare in "%$€£¥₹#@¤"
 
 
 def _literal(run: list[str], at_gap: bool) -> frozenset[str]:
@@ -158,6 +197,11 @@ class Prefilter:
     def __init__(self, atoms: Sequence[re.Pattern[str]]) -> None:
         self._atoms = tuple(atoms)
         self._needs: list[frozenset[str] | None] = [required_literals(p) for p in atoms]
+        # The other requirements of each regex, checked once its best needle was seen.
+        self._also = tuple(
+            tuple(r for r in all_required(p) if r != need)
+            for p, need in zip(atoms, self._needs, strict=True)
+        )
         # Inverted once per rule set: needle -> the regexes it makes possible, so a text
         # costs its hits, not a set test per regex (~80 per stage, on every view).
         self._always = tuple(i for i, need in enumerate(self._needs) if need is None)
@@ -166,7 +210,9 @@ class Prefilter:
             for needle in need or ():
                 self._by_needle[needle] = (*self._by_needle.get(needle, ()), i)
         self._automaton: Any = None
-        literals = sorted({_bare(n) for need in self._needs if need for n in need} - {DIGIT})
+        needles = [n for need in self._needs if need for n in need]
+        needles += [n for also in self._also for need in also for n in need]
+        literals = sorted({_bare(n) for n in needles} - {DIGIT})
         if literals:
             automaton = ahocorasick.Automaton()
             for lit in literals:
@@ -191,12 +237,17 @@ class Prefilter:
         """The indices of the regexes that can match `text`, in order."""
         found = set(self._always)
         by_needle = self._by_needle
+        seen: set[str] = set()
         if self._automaton is not None:
             for end, lit in self._automaton.iter(text):
+                seen.add(lit)
                 found.update(by_needle.get(lit, ()))
                 start = end - len(lit) + 1
                 if start == 0 or not text[start - 1].isalnum():
+                    seen.add(WORD_START + lit)
                     found.update(by_needle.get(WORD_START + lit, ()))
-        if DIGIT in by_needle and _DIGIT.search(text) is not None:
-            found.update(by_needle[DIGIT])
-        return sorted(found)
+        if _DIGIT.search(text) is not None:
+            seen.add(DIGIT)
+            found.update(by_needle.get(DIGIT, ()))
+        also = self._also
+        return sorted(i for i in found if all(not seen.isdisjoint(need) for need in also[i]))
