@@ -1,10 +1,11 @@
 """durable_rules as the evaluator of compiled rule logic, used the safe way.
 
 See ../shared/DURABLE_RULES.md: facts not events (every matching rule fires), each
-message's fact retracted once its rules ran (a session dropped after any failure), a catch-all rule (so no message is unhandled
-and the first-message segfault cannot happen), a marker field on every condition (the
-engine's own state facts never match), our own Host with its timer threads disabled, one
-process-wide lock (the C extension is not thread-safe), and no engine regex at all.
+message's fact retracted once its rules ran (a session dropped after any failure), a
+catch-all rule (so no message is unhandled and the first-message segfault cannot happen),
+a marker field on every condition (the engine's own state facts never match), our own
+Host with its timer threads disabled, one process-wide lock (the C extension is not
+thread-safe), and no engine regex at all.
 """
 
 from __future__ import annotations
