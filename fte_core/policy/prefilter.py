@@ -197,9 +197,19 @@ class Prefilter:
     def __init__(self, atoms: Sequence[re.Pattern[str]]) -> None:
         self._atoms = tuple(atoms)
         self._needs: list[frozenset[str] | None] = [required_literals(p) for p in atoms]
-        # The other requirements of each regex, checked once its best needle was seen.
+        # The other requirements of each regex, checked by substring once its best needle
+        # was seen (a word-start needle by its bare text: weaker, still necessary); a
+        # second automaton over them cost more than it saved ("the" is in every text).
         self._also = tuple(
-            tuple(r for r in all_required(p) if r != need)
+            tuple(
+                tuple(sorted({_bare(n) for n in r}))
+                for r in all_required(p)
+                if r != need and DIGIT not in r
+            )
+            for p, need in zip(atoms, self._needs, strict=True)
+        )
+        self._wants_digit = tuple(
+            need != frozenset({DIGIT}) and any(r == frozenset({DIGIT}) for r in all_required(p))
             for p, need in zip(atoms, self._needs, strict=True)
         )
         # Inverted once per rule set: needle -> the regexes it makes possible, so a text
@@ -210,9 +220,7 @@ class Prefilter:
             for needle in need or ():
                 self._by_needle[needle] = (*self._by_needle.get(needle, ()), i)
         self._automaton: Any = None
-        needles = [n for need in self._needs if need for n in need]
-        needles += [n for also in self._also for need in also for n in need]
-        literals = sorted({_bare(n) for n in needles} - {DIGIT})
+        literals = sorted({_bare(n) for need in self._needs if need for n in need} - {DIGIT})
         if literals:
             automaton = ahocorasick.Automaton()
             for lit in literals:
@@ -237,17 +245,19 @@ class Prefilter:
         """The indices of the regexes that can match `text`, in order."""
         found = set(self._always)
         by_needle = self._by_needle
-        seen: set[str] = set()
         if self._automaton is not None:
             for end, lit in self._automaton.iter(text):
-                seen.add(lit)
                 found.update(by_needle.get(lit, ()))
                 start = end - len(lit) + 1
                 if start == 0 or not text[start - 1].isalnum():
-                    seen.add(WORD_START + lit)
                     found.update(by_needle.get(WORD_START + lit, ()))
-        if _DIGIT.search(text) is not None:
-            seen.add(DIGIT)
+        digit = _DIGIT.search(text) is not None
+        if digit:
             found.update(by_needle.get(DIGIT, ()))
-        also = self._also
-        return sorted(i for i in found if all(not seen.isdisjoint(need) for need in also[i]))
+        also, wants_digit = self._also, self._wants_digit
+        return sorted(
+            i
+            for i in found
+            if (digit or not wants_digit[i])
+            and all(any(n in text for n in need) for need in also[i])
+        )

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fte_core.policy.loader import load_rules
 from fte_core.policy.matcher import AtomSource, canonical_text
-from fte_core.policy.prefilter import DIGIT, WORD_START, Prefilter, required_literals
+from fte_core.policy.prefilter import DIGIT, WORD_START, Prefilter, all_required, required_literals
 from fte_core.text import normalize, phrases_regex
 from fte_core.textviews import View
 
@@ -101,3 +101,17 @@ def test_patterns_without_a_safe_requirement_always_run(pattern: str) -> None:
     assert required_literals(compiled) is None
     for text in ("", "ZZ", "REFUND", "ab", "b"):
         assert Prefilter([compiled]).atoms(text) == (compiled.search(text) is not None,)
+
+
+def test_every_required_literal_set_must_occur() -> None:
+    """A regex needing a digit, a percent and "the" does not run on a text with "the" only."""
+    pattern = re.compile(r"\b\d{1,3}\s?(%|percent) (of |off )?(the|your) price")
+    assert set(all_required(pattern)) == {
+        frozenset({DIGIT}),
+        frozenset({"%", "percent"}),
+        frozenset({"the", "your"}),
+        frozenset({" price"}),
+    }
+    prefilter = Prefilter([pattern])
+    assert prefilter.possible("the price is fine") == (False,)
+    assert prefilter.possible("20% off the price") == (True,)
