@@ -99,7 +99,7 @@ def facts_for(
         else:
             scores = similarity.scores(feats.embedding or similarity.vector(feats.normalized))
     return Facts(
-        atoms=tuple(v is not None for v in matched),
+        atoms=tuple([v is not None for v in matched]),
         sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
         channel=feats.channel,
         language=feats.language,

@@ -255,9 +255,19 @@ class Prefilter:
         if digit:
             found.update(by_needle.get(DIGIT, ()))
         also, wants_digit = self._also, self._wants_digit
-        return sorted(
-            i
-            for i in found
-            if (digit or not wants_digit[i])
-            and all(any(n in text for n in need) for need in also[i])
-        )
+        out = []
+        for i in sorted(found):
+            if (digit or not wants_digit[i]) and (not also[i] or _all_occur(also[i], text)):
+                out.append(i)
+        return out
+
+
+def _all_occur(needs: tuple[tuple[str, ...], ...], text: str) -> bool:
+    """Each set has a member in `text` (plain loops: generators cost more than the tests)."""
+    for need in needs:
+        for needle in need:
+            if needle in text:
+                break
+        else:
+            return False
+    return True

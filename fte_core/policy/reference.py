@@ -91,15 +91,43 @@ def check_of(node: Node) -> Check:
             wanted = frozenset(flags)
             return lambda f: not wanted.isdisjoint(f.model_flags)
         case All(items):
-            checks = tuple(check_of(n) for n in items)
-            return lambda f: all(c(f) for c in checks)
+            return _all_of(tuple(check_of(n) for n in items))
         case Any(items):
-            checks = tuple(check_of(n) for n in items)
-            return lambda f: any(c(f) for c in checks)
+            return _any_of(tuple(check_of(n) for n in items))
         case Not(item):
             inner = check_of(item)
             return lambda f: not inner(f)
     raise TypeError(f"unknown condition node {node!r}")
+
+
+def _all_of(checks: tuple[Check, ...]) -> Check:
+    """Plain loops, and two items unrolled (most conjunctions): a generator per call in
+    `all(...)` cost more than the checks themselves."""
+    if len(checks) == 2:
+        first, second = checks
+        return lambda f: first(f) and second(f)
+
+    def every(f: Facts) -> bool:
+        for check in checks:  # noqa: SIM110 - all(<generator>) is the slow form
+            if not check(f):
+                return False
+        return True
+
+    return every
+
+
+def _any_of(checks: tuple[Check, ...]) -> Check:
+    if len(checks) == 2:
+        first, second = checks
+        return lambda f: first(f) or second(f)
+
+    def some(f: Facts) -> bool:
+        for check in checks:  # noqa: SIM110 - any(<generator>) is the slow form
+            if check(f):
+                return True
+        return False
+
+    return some
 
 
 _checks: dict[int, tuple[StageRules, tuple[tuple[str, Check], ...]]] = {}
