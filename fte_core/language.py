@@ -29,14 +29,16 @@ LANGUAGES = ("en", "es", "fr", "de", "pt", "it")
 _WORDS = re.compile(r"[^\W\d_]+")
 _NOT_WORDS = re.compile(r"\d|[/@_=<>{}\\]|^https?:|^www\.")
 # English function words that are not also common words of the five other languages
-# ("a", "no", "me", "in", "was", "will", "also" are left out for that reason).
+# ("a", "no", "me", "in", "was", "will", "also" are left out for that reason). Chat
+# messages drop apostrophes ("cant attach a video"), so those spellings count too.
 _ENGLISH_WORDS = frozenset(
     """about after all any are as at be been before but by can could did does doing don't
     for from get got had have having his how i i'm if into is isn't it it's its just my
     need not now of or our out please pls some than thanks thank that the their them then
     there these they this those to too up us we were what when where which who why with
     without would you your can't won't didn't doesn't hi hello dear want help should and
-    see use using""".split()  # noqa: SIM905
+    see use using cant dont doesnt didnt wont isnt arent wasnt whats wheres hows ive
+    youre thats theres""".split()  # noqa: SIM905
 )
 _MIN_WORDS = 4
 _MIN_LETTERS = 15
