@@ -38,8 +38,8 @@ _ENGLISH_WORDS = frozenset(
     need not now of or our out please pls some than thanks thank that the their them then
     there these they this those to too up us we were what when where which who why with
     without would you your can't won't didn't doesn't hi hello dear want help should and
-    see use using cant didnt doesnt isnt wasnt couldnt wouldnt shouldnt ive youre thats
-    thx""".split()  # noqa: SIM905
+    see use using cant doesnt didnt wont isnt arent wasnt couldnt wouldnt shouldnt whats
+    wheres hows ive youre thats theres thx""".split()  # noqa: SIM905
 )
 _MIN_WORDS = 4
 _MIN_LETTERS = 15

@@ -7,6 +7,10 @@ we know, the similarity half of the rule adds no false alarm; how much it catche
 reported from its `match` examples, each scored against the others (leave-one-out), so
 staff see whether the examples are varied enough to generalise.
 
+A text the rule's other conditions already keep out (a `not` naming a harmless sense, a
+language gate) cannot fire it whatever its similarity, so it does not set the bar: staff
+fix a near-miss with a `not` and win the recall back for every other message.
+
 The threshold is written into the rule file together with the embedder's id: a
 threshold measured with one embedder means nothing for another, and the rules refuse to
 load until they are recalibrated.
@@ -14,6 +18,7 @@ load until they are recalibrated.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -23,7 +28,11 @@ from pathlib import Path
 import yaml
 
 from fte_core.errors import RuleError
+from fte_core.models import Channel
+from fte_core.policy.compiled import CompiledRule, StageRules
+from fte_core.policy.engine import facts_for, features
 from fte_core.policy.loader import RuleSet
+from fte_core.policy.reference import holds
 from fte_core.policy.schema import example_text
 from fte_core.policy.similarity import best_score, embed_now
 from fte_core.ports import Embedder
@@ -97,10 +106,17 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         if slot is None or not rule.enabled:
             continue
         exemplars = embed_now(embedder, [normalize(t) for t in slot.texts])
-        negatives = [example_text(e)[0] for e in rule.examples.no_match]
+        compiled = stage.by_id[rule.id]
+        own = [example_text(e) for e in rule.examples.no_match]
+        negatives = [text for text, _ in own]
         negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
         texts = [*negatives, *benign]
-        scores = [best_score(v, exemplars) for v in [*negative_vectors, *benign_vectors]]
+        gates = [_gate_open(stage, compiled, t, c) for t, c in own]
+        gates += [_gate_open(stage, compiled, t, Channel.EMAIL) for t in benign]
+        scores = [
+            best_score(v, exemplars) if gate else 0
+            for v, gate in zip([*negative_vectors, *benign_vectors], gates, strict=True)
+        ]
         closest = max(scores, default=0)
         at = scores.index(closest) if scores else None
         nearest = ""
@@ -129,6 +145,14 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
             )
         )
     return results
+
+
+def _gate_open(stage: StageRules, rule: CompiledRule, text: str, channel: Channel) -> bool:
+    """Whether `text` fires `rule` once every similarity is at its maximum: when it does
+    not, the rule's other conditions keep it out and its similarity is irrelevant."""
+    facts = facts_for(stage, features(text, channel, numbers=stage.matcher.wants_numbers))
+    wide_open = dataclasses.replace(facts, similarity=(10_000,) * len(stage.similarity))
+    return holds(rule.condition, wide_open)
 
 
 def write_back(directory: Path, calibrations: Sequence[Calibration]) -> list[str]:

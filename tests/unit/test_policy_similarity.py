@@ -66,6 +66,22 @@ def test_calibrate_writes_threshold_and_embedder(rules_dir: Path) -> None:
     assert write_back(rules_dir, calibrate(load_rules(rules_dir), embedder, BENIGN)) == []
 
 
+def test_a_text_the_rules_own_conditions_keep_out_does_not_set_the_bar(tmp_path: Path) -> None:
+    # The near-miss is a how-to question the rule's `not` already excludes: it cannot
+    # fire the rule whatever its similarity, so the threshold is measured without it.
+    near_miss = "i would like a real person field to answer my ticket"
+    ungated = RULE.replace('"how do i export my board to csv"', f'"{near_miss}"')
+    gate = "      not:\n        any_phrases: [person field]\n      similar_to:\n"
+    gated = ungated.replace("      similar_to:\n", gate)
+    thresholds = []
+    for text in (ungated, gated):
+        (tmp_path / "people.yaml").write_text(text, encoding="utf-8")
+        (result,) = calibrate(load_rules(tmp_path), HashingEmbedder(), BENIGN)
+        thresholds.append(result.threshold)
+    assert result.closest_text != near_miss
+    assert thresholds[1] < thresholds[0]
+
+
 def test_each_embedder_keeps_its_own_threshold(rules_dir: Path) -> None:
     """The offline and the semantic embedder both serve: calibrating one keeps the other's."""
     small = HashingEmbedder(dimension=256)

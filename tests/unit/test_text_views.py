@@ -90,6 +90,8 @@ def test_numbers_view_leaves_non_amounts(text: str) -> None:
         ("Hola, how do I export?", "en"),
         ("we hacked together a prototype over the weekend", "en"),
         ("ok thx", "en"),
+        ("cant attach a 400mb video", "en"),  # a chat message without apostrophes
+        ("no puedo adjuntar un video", "es"),
     ],
 )
 def test_language(text: str, language: str) -> None:
