@@ -11,8 +11,9 @@ is unsure on short English (confidence ~0.3 on "pls refund me asap"):
 - a short text (under 4 words or 15 letters) is English: too short to tell, and the
   English rules are the broader ones;
 - a text with enough English function words is English;
-- a text of 4+ words with no English function word at all is not English: lingua names
-  the closest of the five, or `other` when it is unsure.
+- a text of 4+ words with no English function word at all is not English, unless lingua
+  is sure it is (terse English: "file wont upload says storage limit reached"): lingua
+  names the closest of the five, or `other` when it is unsure.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ _ENGLISH_WORDS = frozenset(
 _MIN_WORDS = 4
 _MIN_LETTERS = 15
 _MIN_CONFIDENCE = 0.5
+# Terse English has no function word ("import fails says unknown assignee"); lingua is
+# then sure it is English (0.85+), while the Dutch it also calls English stays below 0.6.
+_SURE_ENGLISH = 0.8
 
 _lock = threading.Lock()
 _detector: Any = None
@@ -104,7 +108,7 @@ def detect_language(text: str) -> str:
         return OTHER if english == 0 else ENGLISH
     code = str(best.language.iso_code_639_1.name).lower()
     if code == ENGLISH:
-        return ENGLISH if english > 0 else _second(values)
+        return ENGLISH if english > 0 or best.value >= _SURE_ENGLISH else _second(values)
     if best.value >= _MIN_CONFIDENCE or english == 0:
         return code
     return ENGLISH

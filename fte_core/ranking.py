@@ -98,16 +98,18 @@ class Ranked(msgspec.Struct, frozen=True, kw_only=True):
 
 # Fitted by `fte kb calibrate` on context/sample-tickets.json, context/retrieval-holdout.json
 # and tests/cases/tuning-answers.json (never on tests/cases/heldout-answers.json), with the
-# sections' aliases and the brand name out of the full-text query: recall@1 0.929 on those
-# 266 questions (each question of a multi-question message counted); off-topic recall
-# 0.861 at 3.0 % false hand-over of answerable ones.
+# sections' aliases and the brand name out of the full-text query: recall@1 0.934 on those
+# 380 answerable questions (each question of a multi-question message counted); off-topic
+# recall 0.805 at 1.6 % false hand-over of answerable ones (`--max-false-escalation
+# 0.015`: the aliases were written from these questions, so they look more answerable
+# than new ones do; at 3 % in-sample, new questions were handed over about twice as often).
 MINILM = Calibration(
     embedder="all-minilm-l6-v2",
-    fusion=Fusion(k=20, lexical=2.0, vector=1.0, sentence=0.5, title=0.5, alias=2.0),
+    fusion=Fusion(k=20, lexical=2.0, vector=0.5, sentence=0.5, title=1.0, alias=2.0),
     no_match=NoMatchModel(
-        weights=(4.678, 0.993, 2.3879, 3.1586, 1.3559, -1.7731, 6.1644),
-        bias=-9.4538,
-        cut=0.2858,
+        weights=(4.9554, 1.142, 2.8293, 3.1495, 0.5254, -2.0756, 5.7377),
+        bias=-9.5319,
+        cut=0.2036,
     ),
 )
 # Hashing: recall@1 0.753; off-topic recall 0.56 at 3.4 % false hand-over.

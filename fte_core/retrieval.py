@@ -274,7 +274,7 @@ _NEW_TOPIC = re.compile(
 # "..., and how do I ..." / "... also can we ...": a second question inside one sentence.
 _SUBJECT = r"(?:i|we|you|it|there|my|our|the|a|an|they|this|that|someone|anyone)"
 _JOINED_QUESTION = re.compile(
-    r",?\s+(?:and\s+also|and|also|plus)\s+(?=(?:how|where|what|why|when|which)\b|"
+    r",?\s+(?:and\s+also|and|also|plus|\+|&)\s+(?=(?:how|where|what|why|when|which)\b|"
     rf"(?:can|could|do|does|is|are|should|will|would)\s+{_SUBJECT}\b)",
     re.I,
 )
@@ -294,6 +294,17 @@ def clean_message(text: str) -> str:
 
 def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(normalize(text)) if w not in _STOPWORDS and len(w) > 1]
+
+
+# "sign up", "log in", "set up": the particle is a stopword, yet it is half of what the
+# customer asks ("How do I sign up?" is a question of its own, not "any idea?").
+_PHRASAL = re.compile(r"\b(?:sign|log|set|back|check|opt|turn)\s+(?:up|in|out|on|off)\b")
+
+
+def _says_enough(text: str) -> bool:
+    """Enough content to be searched as a question of its own."""
+    words = len(_content_words(text)) + len(_PHRASAL.findall(normalize(text)))
+    return words >= MIN_QUESTION_WORDS
 
 
 class _Unit(msgspec.Struct, frozen=True):
@@ -321,14 +332,14 @@ def _units(text: str) -> list[_Unit]:
 
 
 def _opens_topic(unit: str) -> bool:
-    return bool(_NEW_TOPIC.match(unit)) and len(_content_words(unit)) >= MIN_QUESTION_WORDS
+    return bool(_NEW_TOPIC.match(unit)) and _says_enough(unit)
 
 
 def _joined_questions(sentence: str) -> list[str]:
     """A sentence cut before each joined question it asks, when both halves say enough
     on their own; the first half then closes its question (it ends in "?")."""
     pieces = _JOINED_QUESTION.split(sentence)
-    if len(pieces) == 1 or any(len(_content_words(p)) < MIN_QUESTION_WORDS for p in pieces):
+    if len(pieces) == 1 or not all(_says_enough(p) for p in pieces):
         return [sentence]
     return [f"{p.rstrip(' ,.?')}?" for p in pieces[:-1]] + [pieces[-1]]
 
@@ -360,11 +371,11 @@ def split_questions(text: str, subject: str | None = None) -> list[str]:
     questions: list[str] = []
     for group in groups:
         joined = " ".join(group)
-        if questions and len(_content_words(joined)) < MIN_QUESTION_WORDS:
+        if questions and not _says_enough(joined):
             questions[-1] = f"{questions[-1]} {joined}"
         else:
             questions.append(joined)
-    if len(questions) > 1 and len(_content_words(questions[0])) < MIN_QUESTION_WORDS:
+    if len(questions) > 1 and not _says_enough(questions[0]):
         questions[:2] = [f"{questions[0]} {questions[1]}"]  # "hey so 1) invite a guest 2) ..."
     if len(questions) > MAX_QUESTIONS or len(questions) <= 1:
         questions = [body]

@@ -57,6 +57,16 @@ Go to Settings > Integrations > Slack and click Connect.
             "hey so 1) invite a guest to a project 2) remove someone who left",
             ["hey so invite a guest to a project", "remove someone who left"],
         ),
+        # "sign up" is a question of its own though its particle is a stopword; "+" joins
+        (
+            "How do I sign up? And then how do I turn on two-factor authentication?",
+            ["How do I sign up?", "then how do I turn on two-factor authentication?"],
+        ),
+        (
+            "install the android app + can it work offline",
+            ["install the android app?", "can it work offline"],
+        ),
+        ("How do I log in? any idea?", None),
         # one topic with two verbs stays one question
         ("How do I export and import data?", None),
         ("Where is the export button and what formats are there?", None),

@@ -90,8 +90,12 @@ def test_numbers_view_leaves_non_amounts(text: str) -> None:
         ("Hola, how do I export?", "en"),
         ("we hacked together a prototype over the weekend", "en"),
         ("ok thx", "en"),
-        ("cant attach a 400mb video", "en"),  # a chat message without apostrophes
         ("no puedo adjuntar un video", "es"),
+        # terse English without a function word, and English without apostrophes
+        ("import fails says unknown assignee", "en"),
+        ("file wont upload says storage limit reached", "en"),
+        ("cant attach a 400mb video", "en"),
+        ("Hoe exporteer ik een project naar CSV", "other"),
     ],
 )
 def test_language(text: str, language: str) -> None:
