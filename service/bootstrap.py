@@ -209,7 +209,13 @@ class _Records:
 def _records(
     pool: AsyncConnectionPool[Any] | None, store: CrmStore, settings: Settings, buses: Buses
 ) -> _Records:
-    if pool is None:  # FTE_STORAGE=memory or injected fakes: records live as the store does
+    if pool is None:  # no PostgreSQL: only ever by the explicit FTE_STORAGE=memory
+        if settings.storage != "memory":
+            raise ConfigError(
+                "storage: a store and knowledge base passed in without a PostgreSQL pool"
+                " need storage='memory' (FTE_STORAGE=memory); in-memory records are never"
+                " a default"
+            )
         return _memory_records(store, buses)
     from adapters.storage.postgres.deliveries import PostgresDeliveries
     from adapters.storage.postgres.mailboxes import PostgresMailboxes

@@ -20,7 +20,7 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
-from fte_core.policy.similarity import Array, SimilarityIndex, Vector, as_array, unit
+from fte_core.policy.similarity import SimilarityIndex, Vector, unit
 from fte_core.ports import Embedder
 from fte_core.sentiment import sentiment_score
 from fte_core.text import normalize
@@ -45,10 +45,6 @@ class MessageFeatures:
     # The message's embedding, when the caller already has it (retrieval embeds the same
     # message): `similar_to` rules then reuse it instead of embedding again.
     embedding: Vector | None = None
-    # `embedding` and the same vector as a numpy row (`with_embedding`): the rules'
-    # similarity scores skip the conversion (~30 us a stage). Used only while its first
-    # item *is* `embedding`, so a replaced embedding never meets a stale row.
-    embedding_row: tuple[Vector, Array] | None = None
     # The model's labels for the customer's message (output stage; none when offline).
     model_flags: frozenset[str] = frozenset()
 
@@ -93,11 +89,7 @@ def facts_for(
     matched = stage.matcher.match(views)
     scores: tuple[int, ...] = ()
     if similarity is not None and stage.similarity:
-        row = feats.embedding_row
-        if row is not None and row[0] is feats.embedding:
-            scores = similarity.scores(row[1])
-        else:
-            scores = similarity.scores(feats.embedding or similarity.vector(feats.normalized))
+        scores = similarity.scores(feats.embedding or similarity.vector(feats.normalized))
     return Facts(
         atoms=tuple([v is not None for v in matched]),
         sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
@@ -210,18 +202,12 @@ class PolicyEngine:
         never blocks the event loop inside the rules' lock."""
         with self._lock:
             similarity = self._similarity
-        if similarity.stage(stage) is None or not self._rules.stage(stage).similarity:
+        if feats.embedding is not None or similarity.stage(stage) is None:
             return feats
-        embedding = feats.embedding
-        if embedding is None:
-            if similarity.embedder is None:
-                return feats
-            (vector,) = await similarity.embedder.embed([feats.normalized])
-            embedding = unit(vector)
-        elif feats.embedding_row is not None and feats.embedding_row[0] is embedding:
+        if not self._rules.stage(stage).similarity or similarity.embedder is None:
             return feats
-        row = (embedding, as_array(embedding))
-        return dataclasses.replace(feats, embedding=embedding, embedding_row=row)
+        (vector,) = await similarity.embedder.embed([feats.normalized])
+        return dataclasses.replace(feats, embedding=unit(vector))
 
     def evaluate(
         self,

@@ -26,13 +26,6 @@ from fte_core.ports import Embedder
 from fte_core.text import normalize
 
 Vector = tuple[float, ...]
-Array = np.ndarray[Any, np.dtype[np.float64]]
-
-
-def as_array(vector: Vector) -> Array:
-    """The message's vector as numpy reads it (~30 us for 384 floats: done once, when the
-    message is embedded, not in the rules)."""
-    return np.asarray(vector, dtype=np.float64)
 
 
 @runtime_checkable
@@ -115,13 +108,13 @@ class SimilarityIndex:
     def vector(self, normalized: str) -> Vector:
         return embed_now(self.embedder, [normalized])[0]
 
-    def scores(self, vector: Vector | Array) -> tuple[int, ...]:
+    def scores(self, vector: Vector) -> tuple[int, ...]:
         """Per slot, the best cosine in basis points clamped to 0..10,000 (half to even, as
         numpy's rint); the last steps in plain Python: numpy's per-call overhead on six
         numbers cost more than the matrix product."""
         if self._matrix is None:
             return (0,) * len(self._empty_slots)
-        row = vector if isinstance(vector, np.ndarray) else as_array(vector)
+        row = np.asarray(vector, dtype=np.float64)
         best = np.maximum.reduceat(self._matrix @ row, self._starts).tolist()
         return tuple(
             0 if empty else min(10_000, max(0, round(cosine * 10_000)))

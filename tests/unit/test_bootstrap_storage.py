@@ -1,0 +1,51 @@
+"""In-memory records (deliveries, notes, reports...) are the explicit opt-in's, never a
+default: a caller that passes its own store without PostgreSQL must say storage=memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fte_core.errors import ConfigError
+from fte_core.testing.knowledge import InMemoryKnowledgeBase
+from fte_core.testing.store import InMemoryStore
+from service.bootstrap import bootstrap
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(tmp_path: Path, storage: str) -> Settings:
+    return Settings(
+        storage=storage,  # type: ignore[arg-type]
+        data_dir=str(tmp_path),
+        rules_dir=str(ROOT / "rules"),
+        context_dir=str(ROOT / "context"),
+        embedder="hashing",
+        bus="memory",
+        token_secret="k" * 40,
+    )
+
+
+async def test_injected_stores_without_the_memory_opt_in_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FTE_STORAGE=memory"):
+        await bootstrap(
+            settings(tmp_path, "postgres"),
+            store=InMemoryStore(),
+            knowledge=InMemoryKnowledgeBase(),
+            ingest=False,
+        )
+
+
+async def test_injected_stores_with_the_memory_opt_in_start(tmp_path: Path) -> None:
+    runtime = await bootstrap(
+        settings(tmp_path, "memory"),
+        store=InMemoryStore(),
+        knowledge=InMemoryKnowledgeBase(),
+        ingest=False,
+    )
+    try:
+        assert runtime.agent.store is runtime.store
+    finally:
+        await runtime.aclose()
