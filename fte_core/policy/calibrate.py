@@ -29,10 +29,10 @@ import yaml
 
 from fte_core.errors import RuleError
 from fte_core.models import Channel
-from fte_core.policy.compiled import CompiledRule, StageRules
+from fte_core.policy.compiled import StageRules
 from fte_core.policy.engine import facts_for, features
 from fte_core.policy.loader import RuleSet
-from fte_core.policy.reference import holds
+from fte_core.policy.reference import Facts, holds
 from fte_core.policy.schema import example_text
 from fte_core.policy.similarity import best_score, embed_now
 from fte_core.ports import Embedder
@@ -99,6 +99,11 @@ def benign_corpus(context: Path) -> list[str]:
 def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list[Calibration]:
     results = []
     benign_vectors = embed_now(embedder, [normalize(t) for t in benign]) if benign else []
+    # The benign texts' facts per stage, once: they do not depend on the rule.
+    benign_facts = {
+        name: [_wide_open(rules.stage(name), t, Channel.EMAIL) for t in benign]
+        for name in {loaded.rule.stage for loaded in rules.rules}
+    }
     for loaded in rules.rules:
         rule = loaded.rule
         stage = rules.stage(rule.stage)
@@ -111,8 +116,8 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         negatives = [text for text, _ in own]
         negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
         texts = [*negatives, *benign]
-        gates = [_gate_open(stage, compiled, t, c) for t, c in own]
-        gates += [_gate_open(stage, compiled, t, Channel.EMAIL) for t in benign]
+        facts = [_wide_open(stage, t, c) for t, c in own] + benign_facts[rule.stage]
+        gates = [holds(compiled.condition, f) for f in facts]
         scores = [
             best_score(v, exemplars) if gate else 0
             for v, gate in zip([*negative_vectors, *benign_vectors], gates, strict=True)
@@ -147,12 +152,11 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
     return results
 
 
-def _gate_open(stage: StageRules, rule: CompiledRule, text: str, channel: Channel) -> bool:
-    """Whether `text` fires `rule` once every similarity is at its maximum: when it does
-    not, the rule's other conditions keep it out and its similarity is irrelevant."""
+def _wide_open(stage: StageRules, text: str, channel: Channel) -> Facts:
+    """`text`'s facts with every similarity at its maximum: a rule that still does not
+    fire on them is kept out by its other conditions, whatever the similarity."""
     facts = facts_for(stage, features(text, channel, numbers=stage.matcher.wants_numbers))
-    wide_open = dataclasses.replace(facts, similarity=(10_000,) * len(stage.similarity))
-    return holds(rule.condition, wide_open)
+    return dataclasses.replace(facts, similarity=(10_000,) * len(stage.similarity))
 
 
 def write_back(directory: Path, calibrations: Sequence[Calibration]) -> list[str]:
