@@ -27,6 +27,17 @@ class InboundEvent(msgspec.Struct, frozen=True, kw_only=True, tag="inbound"):
     provider_message_id: str
 
 
+class ReceivedEvent(msgspec.Struct, frozen=True, kw_only=True, tag="received"):
+    """A message acknowledged at intake before identity and thread were decided (the web
+    form's fast path, SPEC 4 step 1): the worker takes in the kept receipt, which opens
+    ticket `ticket_number`. Once taken in, the receipt is gone and the stored message is
+    found by its provider id, so a redelivery is answered from the store."""
+
+    ticket_number: str
+    channel: Channel
+    provider_message_id: str
+
+
 class OutboundEvent(msgspec.Struct, frozen=True, kw_only=True, tag="outbound"):
     """A stored reply to deliver through its channel's sender (`fte.outbound`)."""
 
@@ -60,7 +71,7 @@ class MetricsEvent(msgspec.Struct, frozen=True, kw_only=True, tag="metrics"):
     at: datetime
 
 
-Event = InboundEvent | OutboundEvent | EscalationEvent | MetricsEvent
+Event = InboundEvent | ReceivedEvent | OutboundEvent | EscalationEvent | MetricsEvent
 
 _DECODER = msgspec.json.Decoder(Event)
 

@@ -142,6 +142,17 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     verified_by: Verification | None = None
     # A ticket whose access token the intake checked: the message may join that ticket.
     ticket_access: str | None = None
+    # A ticket number the intake reserved (a web-form request, acknowledged before any
+    # worker read it): the message opens that ticket rather than joining another.
+    reserved_ticket: str | None = None
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """A message acknowledged at intake and not yet taken in by a worker: the customer
+    already holds its ticket number (`message.reserved_ticket`) and may read it."""
+
+    message: InboundMessage
+    access_hash: bytes | None  # the ticket's token digest, carried over to the ticket
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):

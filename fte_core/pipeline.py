@@ -39,6 +39,7 @@ from fte_core.models import (
     Owner,
     Passage,
     Priority,
+    Receipt,
     Reply,
     StoredMessage,
     Thread,
@@ -176,6 +177,24 @@ class Agent:
             announce=True,
             access=access,
         )
+
+    async def receive(self, message: InboundMessage, *, access: Callable[[str], bytes]) -> Receipt:
+        """Intake's fast path for a message that opens its own ticket (the web form): the
+        ticket number is reserved and the message kept and queued in one statement; a
+        worker's `handle_received` does the rest."""
+        return await self.store.receive(message, access)
+
+    async def handle_received(self, event: events.ReceivedEvent) -> Outcome:
+        """What a worker does with a receipt's event: the kept message is taken in (its
+        reserved ticket opened) and answered; once taken in, a redelivery finds the
+        stored message and is answered from the store like any processed message."""
+        receipt = await self.store.receipt(event.ticket_number)
+        if receipt is not None:
+            return await self.handle(receipt.message)
+        stored = await self.store.find_inbound(event.channel, event.provider_message_id)
+        if stored is None:
+            raise NotFound(f"receipt {event.ticket_number!r}")
+        return await self.handle_stored(stored.id)
 
     async def handle_stored(self, message_id: str) -> Outcome:
         """What a worker does with an `fte.inbound` event: the stored message, decided

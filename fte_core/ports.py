@@ -27,6 +27,7 @@ from fte_core.models import (
     Owner,
     Passage,
     Priority,
+    Receipt,
     Reply,
     StoredMessage,
     Thread,
@@ -119,12 +120,27 @@ class CrmStore(Protocol):
         message stored once, and the customer's contact count. With `access`, the turn's
         ticket gets token access (`access(number)` is the token's digest) in the same
         transaction: a receipt's token never points at a ticket that does not accept it.
+        A message with `reserved_ticket` (a `receive` receipt) opens that ticket, with the
+        receipt's token digest, and the receipt is dropped in the same transaction.
 
         All or nothing (no customer without its message) and one commit instead of four;
         safe under concurrency like the granular methods it stands for. With `announce`,
         a newly stored message is also queued for the workers (an `fte.inbound` event in
         the store's outbox) in the same transaction: never stored without being queued.
         """
+        ...
+
+    async def receive(self, message: InboundMessage, access: Callable[[str], bytes]) -> Receipt:
+        """Intake's fast path for a message that opens its own ticket (the web form): reserve
+        a ticket number, keep the message as a receipt with the token digest
+        (`access(number)`) and queue it for the workers (an `fte.inbound` ReceivedEvent), in
+        one transaction. Identity and thread are the worker's: `open_turn` with the
+        receipt's message (`reserved_ticket` set) opens that ticket and drops the receipt
+        in its own transaction."""
+        ...
+
+    async def receipt(self, number: str) -> Receipt | None:
+        """The receipt of a reserved ticket no worker has taken in yet."""
         ...
 
     async def save_inbound(
@@ -169,7 +185,8 @@ class CrmStore(Protocol):
         ...
 
     async def access_hash(self, number: str) -> bytes | None:
-        """The ticket's token digest; None for an unknown ticket or one without a token."""
+        """The ticket's (or a pending receipt's) token digest; None for an unknown ticket or
+        one without a token."""
         ...
 
     async def tickets(

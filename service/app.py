@@ -58,7 +58,7 @@ def _body(error: str, detail: str, fields: dict[str, str] | None = None) -> dict
 
 def _fte_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, FormErrors):
-        return Response(_body("validation", str(exc), exc.fields), status_code=400)
+        return Response(_body("validation", exc.detail, exc.fields), status_code=400)
     if isinstance(exc, ValidationError):
         return Response(_body("validation", exc.detail, {exc.field: exc.detail}), status_code=400)
     if isinstance(exc, NotFound):

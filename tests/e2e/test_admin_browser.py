@@ -50,16 +50,22 @@ class Inbox:
         )
         number: str = receipt["ticket_id"]
         deadline = time.monotonic() + 60
-        while self.ticket(number)["owner"] != "human":
+        # the ticket appears once the worker took the form in, then is handed over
+        while (found := self.find(number)) is None or found["owner"] != "human":
             assert time.monotonic() < deadline, f"{number} was not handed over"
             time.sleep(0.3)
         return number
 
-    def ticket(self, number: str) -> dict[str, Any]:
+    def find(self, number: str) -> dict[str, Any] | None:
         found = httpx.get(f"{self.server.url}/api/v1/tickets", headers=BEARER, timeout=10)
         assert found.status_code == 200
-        (ticket,) = [t for t in found.json() if t["number"] == number]
-        return dict(ticket)
+        tickets = [dict(t) for t in found.json() if t["number"] == number]
+        return tickets[0] if tickets else None
+
+    def ticket(self, number: str) -> dict[str, Any]:
+        found = self.find(number)
+        assert found is not None, number
+        return found
 
     def conversation(self, number: str) -> list[dict[str, Any]]:
         ticket = self.ticket(number)

@@ -78,6 +78,7 @@ async def test_bad_form_input_names_every_field(client: Client) -> None:
     assert fields["colour"] == "unknown field"
     wrong_type = await client.post("/api/v1/support/form", json={**FORM, "name": 42})
     assert (wrong_type.status_code, wrong_type.json()["fields"]) == (400, {"name": "must be text"})
+    assert wrong_type.json()["detail"] == "name: must be text"  # each field named once
 
 
 async def test_malformed_json_400_not_an_object_400(client: Client) -> None:
@@ -113,10 +114,8 @@ async def test_hand_over_queue_reply_release_resolve(client: Client) -> None:
     body = await submit(client, message="I want to talk to a human about my workspace please")
     number = body["ticket_id"]
     runtime = client.app.state.service.runtime
-    stored = await runtime.store.get_ticket(number)
-    outcome = await runtime.agent.handle_stored(
-        (await runtime.store.conversation_messages(stored.conversation_id))[0].id
-    )
+    receipt = await runtime.store.receipt(number)
+    outcome = await runtime.agent.handle(receipt.message)  # what the worker does
     assert outcome.record.action == "escalate"
     queue = await client.get("/api/v1/tickets?status=escalated", headers=AUTH)
     assert [t["number"] for t in queue.json()] == [number]
@@ -146,6 +145,7 @@ async def test_hand_over_queue_reply_release_resolve(client: Client) -> None:
         "/api/v1/tickets/TKT-999999/resolve", json={"operator": "Sam"}, headers=AUTH
     )
     assert unknown.status_code == 404
+    stored = await runtime.store.get_ticket(number)
     conversation = await client.get(f"/api/v1/conversations/{stored.conversation_id}", headers=AUTH)
     assert conversation.status_code == 200
     assert conversation.json()["messages"][1]["record"]["action"] == "escalate"

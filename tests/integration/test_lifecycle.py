@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fte_core import operators
+from fte_core import events, operators
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
-from fte_core.errors import InProgress
+from fte_core.errors import InProgress, NotFound
 from fte_core.models import (
     Author,
     Channel,
@@ -313,3 +313,42 @@ async def test_twenty_copies_at_once_give_one_model_call_one_reply_one_delivery(
     assert len(world.sender.sent) == 1
     messages = await world.store.conversation_messages(outcomes[0].conversation.id)
     assert [m.direction.value for m in messages] == ["inbound", "outbound"]
+
+
+async def test_twenty_copies_of_a_form_receipt_give_one_answer_then_replays(world: World) -> None:
+    form = InboundMessage(
+        channel=Channel.WEB_FORM,
+        provider_message_id="form-1",
+        text=HOW_TO,
+        received_at=world.clock.now,
+        sender_email="kim@example.com",
+    )
+    receipt = await world.agent.receive(form, access=lambda number: number.encode())
+    number = receipt.message.reserved_ticket
+    assert number is not None
+    event = events.ReceivedEvent(
+        ticket_number=number, channel=Channel.WEB_FORM, provider_message_id="form-1"
+    )
+    results = await asyncio.gather(
+        *(world.agent.handle_received(event) for _ in range(20)), return_exceptions=True
+    )
+    done = [r for r in results if isinstance(r, Outcome)]
+    busy = [r for r in results if isinstance(r, InProgress)]
+    assert len(done) + len(busy) == 20, [r for r in results if not isinstance(r, Outcome)]
+    # redeliveries after the receipt was taken in are answered from the store
+    later = [await world.agent.handle_received(event) for _ in range(len(busy) + 1)]
+    outcomes = done + later
+    assert len(world.requests) == 1
+    assert len({o.outbound_id for o in outcomes}) == 1
+    assert {o.conversation.ticket_number for o in outcomes} == {number}
+    assert await world.store.receipt(number) is None
+    messages = await world.store.conversation_messages(outcomes[0].conversation.id)
+    assert [m.direction.value for m in messages] == ["inbound", "outbound"]
+
+
+async def test_an_unknown_receipt_is_a_clear_error(world: World) -> None:
+    event = events.ReceivedEvent(
+        ticket_number="TKT-999999", channel=Channel.WEB_FORM, provider_message_id="nope"
+    )
+    with pytest.raises(NotFound, match="TKT-999999"):
+        await world.agent.handle_received(event)

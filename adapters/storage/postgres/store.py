@@ -19,7 +19,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.bus.postgres import enqueue
-from adapters.storage.postgres import lifecycle, rows
+from adapters.storage.postgres import lifecycle, receipts, rows
 from adapters.storage.postgres.pool import connection
 from adapters.storage.postgres.rows import Conn, Row
 from fte_core import events
@@ -29,6 +29,7 @@ from fte_core.identity import (
     canonical_identifiers,
     clean_name,
     identifier_key,
+    identifiers_for,
     normalize_identifier,
     proven_identifiers,
     sender_keys,
@@ -50,6 +51,7 @@ from fte_core.models import (
     MergeCandidate,
     Owner,
     Priority,
+    Receipt,
     StoredMessage,
     Thread,
     Ticket,
@@ -130,6 +132,7 @@ class PostgresStore:
     def __init__(self, pool: AsyncConnectionPool, *, clock: Clock = utc_now) -> None:
         self._pool = pool
         self._clock = clock
+        self._receipts = receipts.ReceiptWriter(self._conn)
 
     def _conn(self) -> AbstractAsyncContextManager[Conn]:
         return connection(self._pool, "PostgreSQL")
@@ -383,11 +386,26 @@ class PostgresStore:
         now: datetime,
         category: str | None,
         priority: Priority,
+        *,
+        reserved: str | None = None,
     ) -> Thread:
+        """With `reserved`, the ticket intake's receipt promised (the receipt goes)."""
         conversation_id = uuid.uuid4()
+        params = {
+            "id": conversation_id,
+            "customer": customer_id,
+            "channel": channel.value,
+            "now": now,
+            "priority": priority.value,
+            "category": category,
+            "number": reserved,
+        }
         # One statement for both rows: the ticket's foreign key is checked at its end.
-        cursor = await conn.execute(
-            f"""WITH c AS (
+        sql = (
+            receipts.OPEN_RESERVED_SQL.format(columns=rows.TICKET_COLUMNS)
+            if reserved
+            else (
+                f"""WITH c AS (
                     INSERT INTO conversations (id, customer_id, channel, status, started_at,
                         last_message_at)
                     VALUES (%(id)s, %(customer)s, %(channel)s, 'open', %(now)s, %(now)s))
@@ -395,18 +413,13 @@ class PostgresStore:
                     priority, category, created_at, updated_at)
                 VALUES (%(id)s, %(customer)s, %(channel)s, 'open', %(priority)s, %(category)s,
                     %(now)s, %(now)s)
-                RETURNING {rows.TICKET_COLUMNS}""",
-            {
-                "id": conversation_id,
-                "customer": customer_id,
-                "channel": channel.value,
-                "now": now,
-                "priority": priority.value,
-                "category": category,
-            },
+                RETURNING {rows.TICKET_COLUMNS}"""
+            )
         )
+        cursor = await conn.execute(sql, params)
         row = await cursor.fetchone()
-        assert row is not None
+        if row is None:  # a concurrent copy of the same receipt opened the ticket first
+            raise _IdentifierRaceError
         ticket = rows.ticket(row)
         conversation = Conversation(
             id=str(conversation_id),
@@ -618,6 +631,18 @@ class PostgresStore:
         """
         message = turn.message
         quoted = ticket_references(message.subject, message.text)
+        if message.reserved_ticket is not None:
+            if quoted:
+                await self._record_ticket_claim(conn, customer_id, turn, quoted[0])
+            return await self._open_thread(
+                conn,
+                customer_id,
+                message.channel,
+                turn.now,
+                turn.category,
+                turn.priority,
+                reserved=message.reserved_ticket,
+            ), quoted[0] if quoted else None
         wanted = ((message.ticket_access,) if message.ticket_access else ()) + quoted
         for number in dict.fromkeys(wanted):
             cursor = await conn.execute(
@@ -840,8 +865,21 @@ class PostgresStore:
             raise NotFound(f"message {message_id}")
 
     async def access_hash(self, number: str) -> bytes | None:
-        row = await self._one("SELECT access_hash FROM tickets WHERE number = %s", (number,))
+        row = await self._one(
+            """SELECT coalesce((SELECT access_hash FROM tickets WHERE number = %(n)s),
+                              (SELECT access_hash FROM receipts WHERE ticket_number = %(n)s))""",
+            {"n": number},
+        )
         return bytes(row[0]) if row and row[0] is not None else None
+
+    async def receive(self, message: InboundMessage, access: Callable[[str], bytes]) -> Receipt:
+        received_at = as_utc(message.received_at, "received_at")
+        key = identifier_key(identifiers_for(message)[0])
+        return await self._receipts.keep(message, access, key, received_at)
+
+    async def receipt(self, number: str) -> Receipt | None:
+        async with self._conn() as conn:
+            return await receipts.find(conn, number)
 
     async def tickets(
         self,
