@@ -31,7 +31,14 @@ def digest(number: str) -> bytes:
 
 
 async def take_in(store: CrmStore, receipt: Receipt) -> Turn:
-    message = receipt.message
+    return await turn_of(store, receipt.message)
+
+
+async def email_from_bo(store: CrmStore, pid: str) -> Turn:
+    return await turn_of(store, inbound(pid, sender_email="bo@example.com"))
+
+
+async def turn_of(store: CrmStore, message: InboundMessage) -> Turn:
     return await store.open_turn(message, identifiers_for(message), None, T0, DAY)
 
 
@@ -59,13 +66,7 @@ async def test_each_request_gets_its_own_ticket_numbers_never_collide(store: Crm
     receipts = await asyncio.gather(*(store.receive(form(f"n-{i}"), digest) for i in range(20)))
     numbers = [r.message.reserved_ticket for r in receipts]
     assert len(set(numbers)) == 20
-    other = await store.open_turn(
-        inbound("e-1", sender_email="bo@example.com"),
-        identifiers_for(inbound("e-1", sender_email="bo@example.com")),
-        None,
-        T0,
-        DAY,
-    )
+    other = await email_from_bo(store, "e-1")
     assert other.thread.ticket.number not in numbers
     turns = [await take_in(store, r) for r in receipts]
     assert [t.thread.ticket.number for t in turns] == numbers
@@ -87,13 +88,7 @@ async def test_concurrent_copies_of_a_receipt_open_one_ticket_with_one_message(
 async def test_a_form_quoting_someone_elses_ticket_gets_its_own_and_a_merge_candidate(
     store: CrmStore,
 ) -> None:
-    owner = await store.open_turn(
-        inbound("o-1", sender_email="bo@example.com"),
-        identifiers_for(inbound("o-1", sender_email="bo@example.com")),
-        None,
-        T0,
-        DAY,
-    )
+    owner = await email_from_bo(store, "o-1")
     theirs = owner.thread.ticket.number
     receipt = await store.receive(form("q-1", text=f"About {theirs}: any news?"), digest)
     turn = await take_in(store, receipt)
