@@ -13,9 +13,13 @@ sentence, title and alias (the last three ranked among the candidates: an exact 
 of the top of the first two). A question is answerable when a logistic model over the top
 candidate's evidence (coverage, best-sentence and chunk cosine, fused score, the margin
 to the best candidate of another section, and the share of the question's distinctive
-words the base never uses: "dark mode", "CEO", "Salesforce") says so. Weights and model are fitted
-per embedder (`fte kb calibrate`), because cosines mean different things for different
-models: MiniLM puts unrelated text near 0.1, the hashing embedder near 0.
+words the base never uses: "dark mode", "CEO", "Salesforce") says so. The passages of an
+answerable question are then put in the order of a learned linear ranker over each
+candidate's reciprocal ranks and raw evidence (`Fusion.learned`, `reorder`): the fusion
+only counts places in lists, the ranker also how close an alias or a sentence really is,
+and tells neighbouring sections apart better. Weights and models are fitted per embedder
+(`fte kb calibrate`), because cosines mean different things for different models: MiniLM
+puts unrelated text near 0.1, the hashing embedder near 0.
 """
 
 from __future__ import annotations
