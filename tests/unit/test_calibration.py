@@ -65,7 +65,8 @@ def test_the_ranker_learns_the_evidence_that_tells_sections_apart() -> None:
     learned = fit_ranker(samples, fusion.k)
     assert len(learned) == len(RANKER_FEATURES)
     weights = dict(zip(RANKER_FEATURES, learned, strict=True))
-    assert weights["alias_similarity"] > 0 and weights["alias_rr"] > 0
+    assert weights["alias_similarity"] > 0
+    assert weights["alias_rr"] > 0
     with_ranker = msgspec.structs.replace(fusion, learned=learned)
     assert recall_at_1(samples, with_ranker) == 1.0 > fused_recall
 
