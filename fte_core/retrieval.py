@@ -439,9 +439,9 @@ _BACK_REFERENCE = re.compile(
 
 
 def _leans_back(question: str) -> bool:
-    """A follow-up that cannot stand alone: it points back, or says too little by
-    itself ("do the links stay?"). "And who won the match?" stands alone."""
-    return bool(_BACK_REFERENCE.search(question)) or len(_content_words(question)) <= 2
+    """A follow-up that points back ("can I undo it afterwards?"). Few words are not
+    enough: "And what is the capital of Mongolia?" is short, and a question of its own."""
+    return bool(_BACK_REFERENCE.search(question))
 
 
 def _retries(questions: Sequence[str], index: int) -> list[str]:
