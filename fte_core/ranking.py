@@ -125,15 +125,17 @@ class Ranked(msgspec.Struct, frozen=True, kw_only=True):
     fused: float  # in [0, 1]: 1 is first in every list
 
 
-# Fitted by `fte kb calibrate --max-false-escalation 0.015` on context/sample-tickets.json,
+# Fitted by `fte kb calibrate --max-false-escalation 0.01` on context/sample-tickets.json,
 # context/retrieval-holdout.json and tests/cases/tuning-answers.json (never on
 # tests/cases/heldout-answers.json): 538 answerable questions (each question of a
 # multi-question message counted) and 105 off-topic ones. recall@1 0.941 with the learned
-# ranker (0.924 by the fusion alone); off-topic recall 0.800 at 1.7 % false hand-over of
-# answerable ones (1.5 % rather than 3 %: the aliases were written from these questions,
-# so they look more answerable than new ones do). Out of sample, the ranker fitted
-# without the 158 questions U319-U482 put the right section first for 0.930 of them,
-# the fusion for 0.886.
+# ranker (0.924 by the fusion alone); off-topic recall 0.762 at 1.1 % false hand-over of
+# answerable ones. 1 % rather than 3 %: the aliases were written from these questions, so
+# they look more answerable than new ones do (158 questions written after the aliases
+# were handed over at 1.9-2.5 % with a 1.5 % in-sample cut), and the benign
+# false-escalation budget (5 %) is shared with every guardrail rule. Out of sample, the
+# ranker fitted without those 158 questions put the right section first for 0.930 of
+# them, the fusion for 0.886.
 MINILM = Calibration(
     embedder="all-minilm-l6-v2",
     fusion=Fusion(
@@ -159,7 +161,7 @@ MINILM = Calibration(
     no_match=NoMatchModel(
         weights=(5.0635, 0.9018, 2.8561, 2.7994, 0.2306, -2.226, 5.4336),
         bias=-8.8776,
-        cut=0.2095,
+        cut=0.172,
     ),
 )
 # Hashing: recall@1 0.753; off-topic recall 0.56 at 3.4 % false hand-over.
