@@ -7,6 +7,9 @@ support, ... Kind regards, Tom" says nothing about the question and blurs its ve
 The second attempt for a question nothing answered keeps only its content words, so that
 a long, chatty message still finds the section a short question would.
 
+A later question that finds nothing and points back ("... and can I change my mind
+afterwards?") is searched again after the question before it.
+
 `retrieve` does all of it for the pipeline, embedding every query of the message in one
 call (the vectors travel with the result, computed once).
 """
@@ -413,11 +416,12 @@ async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int
     vectors = await kb.embed_queries(questions)
     attempts = 0
     found: list[Question] = []
-    for question, vector in zip(questions, vectors, strict=True):
+    for index, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
         passages = await kb.search(question, limit, embedding=vector or None)
         attempts += 1
-        retry = reformulate(question, None)
-        if not passages and retry.strip() and retry != question:
+        for retry in _retries(questions, index):
+            if passages:
+                break
             passages = await kb.search(retry, limit)
             attempts += 1
         found.append(Question(text=question, passages=tuple(passages)))
@@ -426,6 +430,30 @@ async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int
         embeddings=tuple(tuple(v) for v in vectors),
         attempts=attempts,
     )
+
+
+# Words by which a follow-up points back at the question before it.
+_BACK_REFERENCE = re.compile(
+    r"\b(?:it|its|they|them|their|those|these|one|ones|afterwards|later|then|instead)\b", re.I
+)
+
+
+def _leans_back(question: str) -> bool:
+    """A follow-up that points back ("can I undo it afterwards?"). Few words are not
+    enough: "And what is the capital of Mongolia?" is short, and a question of its own."""
+    return bool(_BACK_REFERENCE.search(question))
+
+
+def _retries(questions: Sequence[str], index: int) -> list[str]:
+    """What to search when a question found nothing: a later question leaning on the one
+    before it with that one ("How do I close my account, and can I change my mind
+    afterwards?"; found in the same section, the two merge), then its content words."""
+    question = questions[index]
+    retries = [f"{questions[index - 1]} {question}"] if index and _leans_back(question) else []
+    words = reformulate(question, None)
+    if words.strip() and words != question:
+        retries.append(words)
+    return retries
 
 
 def _merge_same_section(questions: Sequence[Question]) -> tuple[Question, ...]:

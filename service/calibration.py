@@ -6,7 +6,15 @@ once from the knowledge base; then, in memory:
 
 1. fusion: the weights and k of fte_core.ranking.Fusion maximising recall@1 over a small
    grid (ties: the earlier, plainer grid point);
-2. no-match: a logistic regression over fte_core.ranking.FEATURES of the top candidate
+2. ranker: a linear model over each candidate's reciprocal ranks (with that k) and raw
+   evidence (fte_core.ranking.RANKER_FEATURES), fitted as a softmax over the question's
+   candidates (the right section's candidates share the target; L2 `RANKER_L2`). Fitted
+   on some labelled sets and scored on others, it beats the grid-fitted fusion on the
+   held-back ones (recall@1 0.930 vs 0.886 on 158 new tuning questions, 0.948 vs 0.933
+   the other way round): the fusion weighs ranks only, the ranker also how close a
+   sentence or an alias really is. The calibration ships it in `Fusion.learned`; it
+   only orders the passages of a question found answerable;
+3. no-match: a logistic regression over fte_core.ranking.FEATURES of the top candidate
    (answerable = 1, off-topic = 0, classes weighted equally, light L2), and the
    probability cut that keeps the false hand-over of answerable questions at or under
    `max_false_escalation` on the data (a wrong hand-over is cheap, a confident wrong
@@ -26,6 +34,7 @@ import msgspec
 from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
 from fte_core.chunking import slugify
 from fte_core.ranking import (
+    RANKER_FEATURES,
     Calibration,
     Candidate,
     Fusion,
@@ -33,6 +42,8 @@ from fte_core.ranking import (
     features,
     positions,
     rank,
+    ranker_features,
+    reorder,
 )
 from fte_core.retrieval import split_questions
 from service.evaluation import SampleTicket
@@ -40,6 +51,8 @@ from service.evaluation import SampleTicket
 _K = (20, 60)
 _WEIGHTS = (0.5, 1.0, 2.0)
 _ALIAS_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+RANKER_L2 = 0.1
+_RANKER_STEPS = 3000
 
 
 class Sample(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +77,7 @@ def recall_at_1(samples: Sequence[Sample], fusion: Fusion) -> float:
     answerable = [s for s in samples if s.wanted]
     hits = 0
     for s in answerable:
-        ranked = rank(s.candidates, fusion)
+        ranked = reorder(rank(s.candidates, fusion), fusion)
         hits += bool(ranked) and _slug(ranked[0].candidate.id) in s.wanted
     return hits / max(1, len(answerable))
 
@@ -115,6 +128,36 @@ def best_fusion(samples: Sequence[Sample]) -> tuple[Fusion, float]:
     return best, best_recall
 
 
+def fit_ranker(samples: Sequence[Sample], k: int) -> tuple[float, ...]:
+    """RANKER_FEATURES weights maximising the softmax likelihood of the right section's
+    candidates, by full-batch gradient descent on standardised features (the scale is
+    folded back into the weights; a shift changes no softmax, so there is no bias)."""
+    import numpy as np
+
+    usable = [s for s in samples if s.wanted and any(_slug(c.id) in s.wanted for c in s.candidates)]
+    if not usable:
+        return ()
+    width = max(len(s.candidates) for s in usable)
+    x = np.zeros((len(usable), width, len(RANKER_FEATURES)))
+    present = np.zeros((len(usable), width), dtype=bool)
+    target = np.zeros((len(usable), width))
+    for i, s in enumerate(usable):
+        n = len(s.candidates)
+        x[i, :n] = ranker_features(s.candidates, k)
+        present[i, :n] = True
+        target[i, :n] = [_slug(c.id) in s.wanted for c in s.candidates]
+    target /= target.sum(axis=1, keepdims=True)
+    mean, scale = x[present].mean(axis=0), x[present].std(axis=0) + 1e-9
+    z = np.where(present[..., None], (x - mean) / scale, 0.0)
+    w = np.zeros(len(RANKER_FEATURES))
+    for _ in range(_RANKER_STEPS):
+        scores = np.where(present, z @ w, -np.inf)
+        p = np.exp(scores - scores.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        w -= 0.5 * (np.einsum("nc,ncd->d", p - target, z) / len(usable) + RANKER_L2 * w)
+    return tuple(round(float(v), 4) for v in w / scale)
+
+
 def fit_no_match(
     samples: Sequence[Sample], fusion: Fusion, max_false_escalation: float
 ) -> NoMatchModel:
@@ -145,7 +188,9 @@ def fit_no_match(
 def calibrate(
     samples: Sequence[Sample], embedder: str, max_false_escalation: float = 0.03
 ) -> tuple[Calibration, dict[str, float]]:
-    fusion, recall = best_fusion(samples)
+    grid, grid_recall = best_fusion(samples)
+    fusion = msgspec.structs.replace(grid, learned=fit_ranker(samples, grid.k))
+    recall = recall_at_1(samples, fusion)
     model = fit_no_match(samples, fusion, max_false_escalation)
     probabilities = [
         (model.probability(features(rank(s.candidates, fusion))), bool(s.wanted)) for s in samples
@@ -154,6 +199,7 @@ def calibrate(
     off_topic = [p for p, a in probabilities if not a]
     stats = {
         "recall_at_1": recall,
+        "recall_at_1_fusion_only": grid_recall,
         "answerable": len(answerable),
         "off_topic": len(off_topic),
         "false_escalation": sum(p < model.cut for p in answerable) / max(1, len(answerable)),

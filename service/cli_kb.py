@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--tickets", default=None, help="default: <context>/sample-tickets.json")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=kb_eval_command)
-    cal = ksub.add_parser("calibrate", help="fit fusion and no-match for this embedder")
+    cal = ksub.add_parser("calibrate", help="fit fusion, ranker and no-match for this embedder")
     cal.add_argument("tickets", nargs="+", help="labelled ticket files (never the held-out)")
     cal.add_argument("--max-false-escalation", type=float, default=0.03)
     cal.set_defaults(handler=calibrate_command)

@@ -122,6 +122,18 @@ async def test_questions_answered_by_one_section_are_one_question() -> None:
     assert result.questions[0].passages[0].section == "Exporting data to CSV or JSON"
 
 
+async def test_a_follow_up_that_finds_nothing_is_searched_with_the_question_before_it() -> None:
+    """ "afterwards" alone matches no article: searched after the first question it finds
+    the same section, and the two are one question; an unrelated follow-up stays apart."""
+    kb = await _kb()
+    leaning = await retrieve(kb, "How do I export to JSON? Can I change it afterwards?", None, 3)
+    assert [q.passages[0].section for q in leaning.questions] == ["Exporting data to CSV or JSON"]
+    assert not partial_handover(leaning)
+    for unrelated in ("Who won the football match?", "And the capital of Mongolia?"):
+        apart = await retrieve(kb, f"How do I export to JSON? {unrelated}", None, 3)
+        assert [bool(q.passages) for q in apart.questions] == [True, False]
+
+
 async def test_an_empty_message_asks_nothing() -> None:
     result = await retrieve(await _kb(), "  ?! ", None, 3)
     assert result.questions == ()

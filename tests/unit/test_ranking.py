@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
+from fte_core.errors import ValidationError
 from fte_core.grounding import grounded
 from fte_core.models import Passage
 from fte_core.ports import Answer
@@ -11,12 +13,14 @@ from fte_core.ranking import (
     GENERIC,
     HASHING,
     MINILM,
+    RANKER_FEATURES,
     Candidate,
     Fusion,
     NoMatchModel,
     calibration_for,
     features,
     rank,
+    reorder,
     select,
     with_cut,
 )
@@ -82,6 +86,32 @@ def test_the_alias_list_tells_neighbouring_sections_apart() -> None:
     ]
     assert rank(pair, Fusion(k=20))[0].candidate.id == "d/transfer/0"
     assert rank(pair, Fusion(k=20, alias=2.0))[0].candidate.id == "d/remove/0"
+
+
+# the learned ranker weighing only the alias cosine (index 8 of RANKER_FEATURES)
+ALIAS_ONLY = tuple(1.0 if name == "alias_similarity" else 0.0 for name in RANKER_FEATURES)
+
+
+def test_the_learned_ranker_reorders_only_the_final_choice() -> None:
+    """The fused order (which the no-match decision reads) stays; `reorder` puts the
+    candidate the learned weights prefer first, and `select` returns that order."""
+    fusion = Fusion(k=20, learned=ALIAS_ONLY)
+    candidates = [
+        cand("d/a/0", lexical_rank=1, vector_rank=1, sentence_similarity=0.9, alias_similarity=0.2),
+        cand("d/b/0", lexical_rank=2, vector_rank=2, sentence_similarity=0.8, alias_similarity=0.9),
+    ]
+    ranked = rank(candidates, fusion)
+    assert [r.candidate.id for r in ranked] == ["d/a/0", "d/b/0"]
+    assert [r.candidate.id for r in reorder(ranked, fusion)] == ["d/b/0", "d/a/0"]
+    plain = msgspec.structs.replace(fusion, learned=())
+    assert reorder(ranked, plain) == ranked
+    calibration = with_cut(msgspec.structs.replace(MINILM, fusion=fusion), 0.0)
+    assert [r.candidate.id for r in select(ranked, calibration, 5)] == ["d/b/0", "d/a/0"]
+
+
+def test_learned_weights_must_match_the_ranker_features() -> None:
+    with pytest.raises(ValidationError, match="learned"):
+        Fusion(learned=(1.0, 2.0))
 
 
 def test_every_calibration_scores_the_features_it_is_given() -> None:
