@@ -236,13 +236,7 @@ async def _stages(
     vector_sql = sql.SQL(k._VECTOR_SQL).format(vtype=sql.SQL("vector(384)"), dim=sql.Literal(384))
     async with pool.connection() as conn:
         for question, vector in zip(questions, vectors, strict=True):
-            params = {
-                "query": question,
-                "embedder": kb._embedder.name,
-                "floor": k.COMMON_FLOOR,
-                "fraction": kb.common_fraction,
-                "title_weight": kb.title_weight,
-            }
+            params = kb.query_params(question)
             async with conn.transaction():
                 await conn.execute(
                     sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(kb.ef_search))

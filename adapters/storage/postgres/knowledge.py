@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 
 COMMON_FLOOR = 500
+# how many chunks the full-text half may select and score for one question (see _LEXICAL_SQL)
+LEXICAL_BUDGET = 500
 _QUERY_WORD = re.compile(r"\w+")
 _MAX_QUERY_CHARS = 2000
 _EMBED_BATCH = 256
@@ -264,16 +266,21 @@ class PostgresKnowledgeBase:
         found = await self._candidates(query, vector_literal(vector))
         return rank(found, self.calibration.fusion)
 
-    async def _candidates(self, query: str, vector: str) -> list[Candidate]:
-        query = lexical_query(query)
-        content = reformulate(query, None) or query
-        params: dict[str, Any] = {
+    def query_params(self, query: str) -> dict[str, Any]:
+        """The search statements' parameters for one (already lexical) question."""
+        return {
             "query": query,
             "embedder": self._embedder.name,
             "floor": COMMON_FLOOR,
             "fraction": self.common_fraction,
             "title_weight": self.title_weight,
+            "budget": LEXICAL_BUDGET,
         }
+
+    async def _candidates(self, query: str, vector: str) -> list[Candidate]:
+        query = lexical_query(query)
+        content = reformulate(query, None) or query
+        params = self.query_params(query)
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
@@ -341,11 +348,18 @@ _SCORE = """
  FROM terms t WHERE t.ndoc > 0)
 """
 
+# The OR query takes the query words rarest first while the chunks containing the rarer
+# ones number fewer than %(budget)s: every chunk it selects is scored, and at 100k chunks a
+# few mid-frequency words would select tens of thousands. A base small enough never
+# reaches the budget and keeps every word.
 _LEXICAL_SQL = (
     _TERMS_SQL
-    + """, query AS (
+    + """, chosen AS (
+    SELECT q, sum(ndoc) OVER (ORDER BY ndoc, lexeme) - ndoc AS rarer
+    FROM terms WHERE ndoc > 0 AND NOT common
+), query AS (
     SELECT coalesce(
-        (SELECT fte_tsquery_or(q) FROM terms WHERE ndoc > 0 AND NOT common),
+        (SELECT fte_tsquery_or(q) FROM chosen WHERE rarer < %(budget)s),
         plainto_tsquery('english', %(query)s)) AS q
 )
 SELECT kb.id, """
