@@ -286,7 +286,9 @@ async def _postgres(
             await reset_schema(setup, scope)
         finally:
             await setup.close()
-    pool = await open_pool(url, connect_timeout=timeout, schema=scope)
+    pool = await open_pool(
+        url, connect_timeout=timeout, schema=scope, local=settings.database_url is None
+    )
     stack.push_async_callback(pool.close)
     await migrate(pool)
     knowledge = PostgresKnowledgeBase(pool, embedder)

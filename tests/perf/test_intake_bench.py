@@ -22,7 +22,7 @@ from tests.e2e.test_serve import Served, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("FTE_BENCH_SECONDS", "30"))
-RATES = (100, 300, 500)
+RATES = tuple(int(r) for r in os.environ.get("FTE_BENCH_RATES", "100,300,500").split(","))
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,27 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         log.debug("vector extension not installed yet; pgvector types not registered")
 
 
+async def _configure_local(conn: psycopg.AsyncConnection[Any]) -> None:
+    await _configure(conn)
+    await _share_priority(conn)
+
+
+async def _share_priority(conn: psycopg.AsyncConnection[Any]) -> None:
+    """A server on this machine runs each session as its own process: give it this
+    process's CPU priority, so a niced worker's queries are niced too instead of taking
+    the CPU from the API's. Best effort: another user's server may refuse (logged)."""
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness <= 0:
+        return
+    cursor = await conn.execute("SELECT pg_backend_pid()")
+    row = await cursor.fetchone()
+    try:
+        if row is not None and os.getpriority(os.PRIO_PROCESS, row[0]) < niceness:
+            os.setpriority(os.PRIO_PROCESS, row[0], niceness)
+    except OSError as exc:
+        log.debug("database session %s keeps its CPU priority: %s", row, exc)
+
+
 async def open_pool(
     url: str,
     *,
@@ -33,12 +55,14 @@ async def open_pool(
     max_size: int = 10,
     connect_timeout: float = 10.0,
     schema: str | None = None,
+    local: bool = False,
 ) -> AsyncConnectionPool:
     """An open pool of autocommit connections (adapters open explicit transactions).
 
     `schema` puts every table in that schema (before `public`, where pgvector lives): an
     isolated scope, e.g. for `fte eval`. Fails within `connect_timeout` seconds with one
-    line that never quotes the password.
+    line that never quotes the password. `local`: the server runs on this machine (the
+    embedded one); its sessions take this process's CPU priority.
     """
     options = "-c TimeZone=UTC" + (f" -c search_path={schema},public" if schema else "")
     pool = AsyncConnectionPool(
@@ -46,7 +70,7 @@ async def open_pool(
         min_size=min_size,
         max_size=max_size,
         open=False,
-        configure=_configure,
+        configure=_configure_local if local else _configure,
         kwargs={
             "autocommit": True,
             "options": options,

@@ -96,11 +96,14 @@ class ReceiptWriter:
     is lost.
     """
 
-    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[Conn]]) -> None:
+    def __init__(
+        self, connect: Callable[[], AbstractAsyncContextManager[Conn]], *, writers: int = 2
+    ) -> None:
         self._connect = connect
         self._numbers = TicketNumbers(block=64)
         self._pending: list[_Pending] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._writers = writers
+        self._writing: set[asyncio.Task[None]] = set()
 
     async def keep(
         self,
@@ -113,8 +116,12 @@ class ReceiptWriter:
         self._pending.append(
             _Pending(message=message, access=access, key=key, received_at=received_at, done=done)
         )
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_all())
+        # A second write may start while the first waits for its flush (PostgreSQL then
+        # flushes both at once): a post waits for one flush, not for one and a half.
+        if len(self._writing) < self._writers:
+            task = asyncio.create_task(self._write_all())
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
         # shielded: a post whose client went away must not cancel its neighbours' write
         return await asyncio.shield(done)
 
@@ -132,7 +139,6 @@ class ReceiptWriter:
                     for item, receipt in zip(batch, receipts, strict=True):
                         item.done.set_result(receipt)
         finally:
-            self._writing = None
             for item in batch + self._pending:  # cancelled (shutdown) before its commit
                 if not item.done.done():
                     item.done.set_exception(StorageError("intake stopped before the commit"))
