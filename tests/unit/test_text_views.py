@@ -33,7 +33,7 @@ def _views(text: str) -> dict[str, list[str]]:
         ("s3curity br3ach", "leet", "security breach"),
         ("$ecurity", "leet", "security"),
         ("ʀᴇꜰᴜɴᴅ please", "joined", "refund please"),
-        ("\U0001f1f7\U0001f1ea\U0001f1eb\U0001f1fa\U0001f1f3\U0001f1e9 now", "joined", "refund now"),
+        ("🇷🇪🇫🇺🇳🇩 now", "joined", "refund now"),
         ("see you in cօurt", "joined", "see you in court"),
         ("a cһargeback", "joined", "a chargeback"),
         ("reeeefund now", "joined", "refund now"),
