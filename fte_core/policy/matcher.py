@@ -18,11 +18,13 @@ literal prefilter says it can match: `patterns`, and the rare phrase with a `*` 
 its last word ("violat* gdpr").
 
 A word with one letter masked by a symbol ("refu*d", "l#wyer") is read as the phrase
-word it can only be; that repair is part of the `joined` view.
+word it can only be, and a phrase word split by one space ("ref und", "hac ked") is read
+whole; those repairs are part of the `joined` view.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,6 +113,7 @@ class TextMatcher:
         entries: dict[str, list[_Entry]] = {}
         regex_parts: list[list[str]] = [[] for _ in atoms]
         vocabulary: set[str] = set()
+        star_words: set[str] = set()  # phrase words written with a trailing `*`
         self._stem_lengths: set[int] = set()
         for index, atom in enumerate(atoms):
             inner_stars = []
@@ -126,6 +129,7 @@ class TextMatcher:
                 words = phrase_words(phrase)
                 vocabulary.update(w.rstrip("*") for w in words if "*" not in w[:-1])
                 self._stem_lengths.update(len(w) - 1 for w in words if w.endswith("*"))
+                star_words.update(w[:-1] for w in words if w.endswith("*"))
                 if any(w.endswith("*") for w in words[:-1]):
                     inner_stars.append(phrase)
                     continue
@@ -158,6 +162,7 @@ class TextMatcher:
         self._regexes = tuple(r for _, r in pairs)
         self._prefilter = Prefilter(self._regexes)
         self._masks = _mask_table(vocabulary)
+        self._splits = _split_table(vocabulary, star_words)
         # Only patterns over currency codes (¤usd) need the numbers view.
         self.wants_numbers = any("¤" in p for atom in atoms for p in atom.patterns)
 
@@ -230,7 +235,27 @@ class TextMatcher:
             repaired = _MASKED.sub(self._repair, out[0].text)
             if repaired != out[0].text:
                 out.append(View("joined", repaired))
+        rejoined = self._rejoin_split(out[-1] if has_joined else out[0])
+        if rejoined is not None:
+            out.append(rejoined)
         return out
+
+    def _rejoin_split(self, view: View) -> View | None:
+        """A phrase word split by one space ("ref und", "my acc ount was hac ked") read
+        whole; only where the two pieces make a phrase word, so ordinary word pairs stay."""
+        text = view.text
+        words = list(_LETTERS.finditer(text))
+        joins = []
+        for left, right in itertools.pairwise(words):
+            if right.start() != left.end() + 1 or text[left.end()] != " ":
+                continue
+            rests = self._splits.get(left.group())
+            if rests is not None and any(_completes(right.group(), r) for r in rests):
+                joins.append(left.end())
+        if not joins:
+            return None
+        starts, ends = [0, *[j + 1 for j in joins]], [*joins, len(text)]
+        return View("joined", "".join(text[a:b] for a, b in zip(starts, ends, strict=True)))
 
     def _repair(self, match: re.Match[str]) -> str:
         return self.read_masked(match.group())
@@ -297,6 +322,29 @@ def _glue(
             ends.add(len(out))
         out.append(ch)
     return "".join(out), starts, ends, [joined[i] for i, ch in enumerate(text) if ch.isalnum()]
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _completes(word: str, rest: tuple[str, bool]) -> bool:
+    """`word` is the rest of a phrase word: all of it, or its start when the phrase word
+    is a stem (`refund*`)."""
+    tail, stem = rest
+    return word.startswith(tail) if stem else word == tail
+
+
+def _split_table(vocabulary: set[str], stems: set[str]) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """ "refund" → {"re": ("fund",), "ref": ("und",), ...}: each phrase word of 5+ letters
+    cut in two pieces of 2+ letters; a stem's second piece may go on ("ref unds")."""
+    table: dict[str, set[tuple[str, bool]]] = {}
+    for word in vocabulary:
+        if len(word) < 5 or not word.isalpha():
+            continue
+        stem = word in stems
+        for i in range(2, len(word) - 1):
+            table.setdefault(word[:i], set()).add((word[i:], stem))
+    return {first: tuple(sorted(rests)) for first, rests in table.items()}
 
 
 def _mask_table(vocabulary: set[str]) -> dict[str, str]:
