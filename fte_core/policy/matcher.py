@@ -18,7 +18,8 @@ literal prefilter says it can match: `patterns`, and the rare phrase with a `*` 
 its last word ("violat* gdpr").
 
 A word with one letter masked by a symbol ("refu*d", "l#wyer") is read as the phrase
-word it can only be, and a phrase word split by one space ("ref und", "hac ked") is read
+word it can only be (so is one emoji or symbol in its place: "m💰ney"), and a phrase
+word split by one space ("ref und", "hac ked") is read
 whole; those repairs are part of the `joined` view.
 """
 
@@ -62,6 +63,9 @@ _SEPARATORS = re.compile(r"[\s_\-'\"‘’“”]+")
 _NEEDS_CANONICAL = re.compile(r"[_\-'\"‘’“”]| {2}")
 _APOSTROPHES = re.compile(r"['’]")
 _MASKED = re.compile(r"(?<![\w*#])[^\W\d_]+[*#][^\W\d_]+(?![\w*#])")
+# One emoji or symbol between two letters may stand for a letter too ("m💰ney"); the
+# joined view drops it ("law🔥suit"), so it is read as a mask on the written text.
+_MASKABLE = re.compile(r"(?<=[^\W\d_])(?:[?%^~+=<>]|(?![\w\s])[^\x00-\x7f])(?=[^\W\d_])")
 
 
 def phrase_words(phrase: str) -> list[str]:
@@ -235,6 +239,10 @@ class TextMatcher:
             repaired = _MASKED.sub(self._repair, out[0].text)
             if repaired != out[0].text:
                 out.append(View("joined", repaired))
+        if _MASKABLE.search(out[0].text) is not None:  # "m💰ney back", "h?man"
+            masked = _MASKED.sub(self._repair, _MASKABLE.sub("*", out[0].text))
+            if all(masked != view.text for view in out):
+                out.append(View("joined", masked))
         rejoined = self._rejoin_split(out[-1] if has_joined else out[0])
         if rejoined is not None:
             out.append(rejoined)

@@ -151,6 +151,28 @@ def test_the_matching_view_is_recorded() -> None:
         engine.close()
 
 
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("my account was hac ked", "escalate"),  # a phrase word split by a space
+        ("give my mo ney back", "escalate"),
+        ("i want my m💰ney back", "escalate"),  # an emoji in place of a letter
+        ("can i talk to a h?man", "escalate"),
+        ("he hac kept his notes", "allow"),  # two pieces that make no phrase word
+        ("my money is back", "allow"),
+    ],
+)
+def test_split_and_emoji_masked_words_are_read_whole(text: str, action: str) -> None:
+    engine = _engine({"any_phrases": ["hacked", "money back", "a human"]})
+    try:
+        decision = engine.evaluate("input", text, Channel.EMAIL)
+        assert decision.action == action
+        if action == "escalate":
+            assert decision.text_views == ("r1:joined",)
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("use_durable", [True, False])
 def test_language_conditions_and_fallback(use_durable: bool) -> None:
     rules = [
