@@ -25,7 +25,6 @@ whole; those repairs are part of the `joined` view.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,18 +249,22 @@ class TextMatcher:
 
     def _rejoin_split(self, view: View) -> View | None:
         """A phrase word split by one space ("ref und", "my acc ount was hac ked") read
-        whole; only where the two pieces make a phrase word, so ordinary word pairs stay."""
+        whole; only where the two pieces make a phrase word, so ordinary word pairs stay.
+        One pass of an automaton of every phrase word's split forms ("ref und")."""
+        if self._splits is None:
+            return None
         text = view.text
-        words = list(_LETTERS.finditer(text))
+        last = len(text) - 1
         joins = []
-        for left, right in itertools.pairwise(words):
-            if right.start() != left.end() + 1 or text[left.end()] != " ":
+        for end, (length, gap, stem) in self._splits.iter(text):
+            start = end - length + 1
+            if start and text[start - 1].isalnum():
                 continue
-            rests = self._splits.get(left.group())
-            if rests is not None and any(_completes(right.group(), r) for r in rests):
-                joins.append(left.end())
+            if stem or end == last or not text[end + 1].isalnum():
+                joins.append(start + gap)
         if not joins:
             return None
+        joins = sorted(set(joins))
         starts, ends = [0, *[j + 1 for j in joins]], [*joins, len(text)]
         return View("joined", "".join(text[a:b] for a, b in zip(starts, ends, strict=True)))
 
@@ -332,27 +335,21 @@ def _glue(
     return "".join(out), starts, ends, [joined[i] for i, ch in enumerate(text) if ch.isalnum()]
 
 
-_LETTERS = re.compile(r"[^\W\d_]+")
-
-
-def _completes(word: str, rest: tuple[str, bool]) -> bool:
-    """`word` is the rest of a phrase word: all of it, or its start when the phrase word
-    is a stem (`refund*`)."""
-    tail, stem = rest
-    return word.startswith(tail) if stem else word == tail
-
-
-def _split_table(vocabulary: set[str], stems: set[str]) -> dict[str, tuple[tuple[str, bool], ...]]:
-    """ "refund" → {"re": ("fund",), "ref": ("und",), ...}: each phrase word of 5+ letters
-    cut in two pieces of 2+ letters; a stem's second piece may go on ("ref unds")."""
-    table: dict[str, set[tuple[str, bool]]] = {}
+def _split_table(vocabulary: set[str], stems: set[str]) -> Any:
+    """An automaton of each phrase word of 5+ letters cut by one space into pieces of 2+
+    letters ("ref und", "refu nd"), with where the space is and whether the word is a
+    stem (`refund*`: "ref unds" still reads "refunds"); None without such words."""
+    automaton = ahocorasick.Automaton()
     for word in vocabulary:
         if len(word) < 5 or not word.isalpha():
             continue
-        stem = word in stems
         for i in range(2, len(word) - 1):
-            table.setdefault(word[:i], set()).add((word[i:], stem))
-    return {first: tuple(sorted(rests)) for first, rests in table.items()}
+            split = word[:i] + " " + word[i:]
+            automaton.add_word(split, (len(split), i, word in stems))
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
 
 
 def _mask_table(vocabulary: set[str]) -> dict[str, str]:
