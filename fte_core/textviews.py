@@ -7,10 +7,13 @@ records the view that matched:
 
 - `written`: the normalised text as the customer wrote it;
 - `joined`: runs of single letters (spaced, dotted, hyphenated, starred) joined into one
-  word, symbols and emoji inside a word dropped, words broken over a line re-joined;
+  word, symbols and emoji inside a word dropped, words broken over a line re-joined,
+  letters that only look Latin read as Latin ("ʀᴇꜰᴜɴᴅ", "🇷🇪🇫🇺🇳🇩", Armenian "օ") and
+  a letter typed three or more times read once ("reeeefund");
 - `leet`: `joined` with digits and symbols read as letters (3→e, 1→i or l, 0→o, @→a,
   $→s, 4→a, 5→s, 7→t), only inside tokens that mix them with letters ("l4wyer", never
-  "2024"); two variants when a "1" is present (i and l);
+  "2024"); two variants when a "1" is present (i and l); "!" and "|" between letters
+  read as i and l ("ph!shed", "he|p");
 - `decoded`: words hidden in base64 ("cmVmdW5k" is "refund"), decoded and normalised;
   built from the raw text (`decoded_view`), since base64 is case-sensitive;
 - `numbers`: `written` with numbers in words as digits and currency words and symbols as
@@ -47,6 +50,27 @@ _LEET_I = str.maketrans(
     {"3": "e", "1": "i", "0": "o", "@": "a", "$": "s", "4": "a", "5": "s", "7": "t"}
 )
 _LEET_L = str.maketrans({"1": "l"})
+# "ph!shed", "h|jacked": "!" and "|" between letters stand for i and l; the joined view
+# drops them as symbols inside a word, so the leet view reads them from the written text
+_LEET_PUNCT = re.compile(r"(?<=[^\W\d_])[!|]+(?=[^\W\d_])")
+_LEET_PUNCT_READ = str.maketrans({"!": "i", "|": "l"})
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+_REPEATS = re.compile(r"([^\W\d_w])\1{2,}")  # "reeeefund": a key held down ("www" is a web address)
+
+
+def _lookalikes() -> dict[int, str]:
+    """Letters `fte_core.text.normalize` leaves alone that read as Latin ones: small
+    capitals, regional indicators and negative circled or squared letters (emoji
+    alphabets), and a few Cyrillic, Armenian and Latin look-alikes."""
+    small_capitals = "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡxʏᴢ"  # no small capital x
+    table = {ord(ch): latin for ch, latin in zip(small_capitals, _ALPHABET, strict=True)}
+    for first in (0x1F1E6, 0x1F150, 0x1F170):  # 🇦.., 🅐.., 🅰..
+        table.update({first + i: latin for i, latin in enumerate(_ALPHABET)})
+    table.update({ord(ch): latin for ch, latin in zip("һԛԝӏօհցıɑɩʋ", "hqwlohgiaiv", strict=True)})
+    return table
+
+
+_LOOKALIKES = _lookalikes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +165,16 @@ def _drop_symbols_tracking(
     return out, tuple((before[a], before[b]) for a, b in runs)
 
 
+def _undisguise(written: str) -> str:
+    """Look-alike letters read as Latin, a held-down key read once."""
+    if not written.isascii():
+        written = written.translate(_LOOKALIKES)
+    return _REPEATS.sub(r"\1", written)
+
+
 def joined_view(written: str) -> View:
     """Re-join line-broken words, join single letters, then drop symbols inside words."""
+    written = _undisguise(written)
     if "- " in written:
         written = _LINE_HYPHEN.sub("", written)
     text, runs = _join_runs(written)
@@ -175,6 +207,10 @@ def leet_views(joined: View) -> tuple[View, ...]:
     return tuple(views)
 
 
+def _read_punct(match: re.Match[str]) -> str:
+    return match.group().translate(_LEET_PUNCT_READ)
+
+
 def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
     """The distinct views of a normalised text, `written` first; `numbers=False` skips the
     numbers view (only rules with currency patterns read it)."""
@@ -183,6 +219,10 @@ def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
     if joined.text != written:
         views.append(joined)
     views.extend(leet_views(joined))
+    if _LEET_PUNCT.search(written) is not None:
+        punct = joined_view(_LEET_PUNCT.sub(_read_punct, written))
+        if all(punct.text != view.text for view in views):
+            views.append(View("leet", punct.text, punct.runs))
     if numbers:
         amounts = numbers_view(written)
         if amounts != written:

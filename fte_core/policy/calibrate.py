@@ -1,8 +1,10 @@
 """`fte rules calibrate`: each `similar_to` threshold measured, explained and written back.
 
 For a rule with `similar_to`, the threshold is set just above the most similar text that
-must NOT fire it: the rule's own `no_match` examples and a benign corpus (the product
-documentation's questions and the sample tickets the agent answers). So, on the texts
+must NOT fire it: the `no_match` examples of every rule on its stage (`fte rules test
+--strict` fails any of them that another rule escalates, so none may fire this one
+either) and a benign corpus (the product documentation's questions and the sample
+tickets the agent answers). So, on the texts
 we know, the similarity half of the rule adds no false alarm; how much it catches is
 reported from its `match` examples, each scored against the others (leave-one-out), so
 staff see whether the examples are varied enough to generalise.
@@ -104,6 +106,7 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         name: [_wide_open(rules.stage(name), t, Channel.EMAIL) for t in benign]
         for name in {loaded.rule.stage for loaded in rules.rules}
     }
+    near_misses = _near_misses(rules)
     for loaded in rules.rules:
         rule = loaded.rule
         stage = rules.stage(rule.stage)
@@ -112,7 +115,7 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
             continue
         exemplars = embed_now(embedder, [normalize(t) for t in slot.texts])
         compiled = stage.by_id[rule.id]
-        own = [example_text(e) for e in rule.examples.no_match]
+        own = near_misses[rule.stage]
         negatives = [text for text, _ in own]
         negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
         texts = [*negatives, *benign]
@@ -150,6 +153,20 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
             )
         )
     return results
+
+
+def _near_misses(rules: RuleSet) -> dict[str, list[tuple[str, Channel]]]:
+    """Every enabled rule's `no_match` examples, per stage, each text once: harmless
+    messages sharing some rule's vocabulary are exactly what a meaning rule must not
+    catch."""
+    found: dict[str, dict[str, Channel]] = {}
+    for loaded in rules.rules:
+        if loaded.rule.enabled:
+            stage = found.setdefault(loaded.rule.stage, {})
+            for example in loaded.rule.examples.no_match:
+                text, channel = example_text(example)
+                stage.setdefault(text, channel)
+    return {name: list(texts.items()) for name, texts in found.items()}
 
 
 def _wide_open(stage: StageRules, text: str, channel: Channel) -> Facts:

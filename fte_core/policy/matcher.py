@@ -18,7 +18,9 @@ literal prefilter says it can match: `patterns`, and the rare phrase with a `*` 
 its last word ("violat* gdpr").
 
 A word with one letter masked by a symbol ("refu*d", "l#wyer") is read as the phrase
-word it can only be; that repair is part of the `joined` view.
+word it can only be (so is one emoji or symbol in its place: "m💰ney"), and a phrase
+word split by one space ("ref und", "hac ked") is read
+whole; those repairs are part of the `joined` view.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ _SEPARATORS = re.compile(r"[\s_\-'\"‘’“”]+")
 _NEEDS_CANONICAL = re.compile(r"[_\-'\"‘’“”]| {2}")
 _APOSTROPHES = re.compile(r"['’]")
 _MASKED = re.compile(r"(?<![\w*#])[^\W\d_]+[*#][^\W\d_]+(?![\w*#])")
+# One emoji or symbol between two letters may stand for a letter too ("m💰ney"); the
+# joined view drops it ("law🔥suit"), so it is read as a mask on the written text.
+_MASKABLE = re.compile(r"(?<=[^\W\d_])(?:[?%^~+=<>]|(?![\w\s])[^\x00-\x7f])(?=[^\W\d_])")
 
 
 def phrase_words(phrase: str) -> list[str]:
@@ -111,6 +116,7 @@ class TextMatcher:
         entries: dict[str, list[_Entry]] = {}
         regex_parts: list[list[str]] = [[] for _ in atoms]
         vocabulary: set[str] = set()
+        star_words: set[str] = set()  # phrase words written with a trailing `*`
         self._stem_lengths: set[int] = set()
         for index, atom in enumerate(atoms):
             inner_stars = []
@@ -126,6 +132,7 @@ class TextMatcher:
                 words = phrase_words(phrase)
                 vocabulary.update(w.rstrip("*") for w in words if "*" not in w[:-1])
                 self._stem_lengths.update(len(w) - 1 for w in words if w.endswith("*"))
+                star_words.update(w[:-1] for w in words if w.endswith("*"))
                 if any(w.endswith("*") for w in words[:-1]):
                     inner_stars.append(phrase)
                     continue
@@ -158,6 +165,7 @@ class TextMatcher:
         self._regexes = tuple(r for _, r in pairs)
         self._prefilter = Prefilter(self._regexes)
         self._masks = _mask_table(vocabulary)
+        self._splits = _split_table(vocabulary, star_words)
         # Only patterns over currency codes (¤usd) need the numbers view.
         self.wants_numbers = any("¤" in p for atom in atoms for p in atom.patterns)
 
@@ -230,7 +238,35 @@ class TextMatcher:
             repaired = _MASKED.sub(self._repair, out[0].text)
             if repaired != out[0].text:
                 out.append(View("joined", repaired))
+        if _MASKABLE.search(out[0].text) is not None:  # "m💰ney back", "h?man"
+            masked = _MASKED.sub(self._repair, _MASKABLE.sub("*", out[0].text))
+            if all(masked != view.text for view in out):
+                out.append(View("joined", masked))
+        rejoined = self._rejoin_split(out[-1] if has_joined else out[0])
+        if rejoined is not None:
+            out.append(rejoined)
         return out
+
+    def _rejoin_split(self, view: View) -> View | None:
+        """A phrase word split by one space ("ref und", "my acc ount was hac ked") read
+        whole; only where the two pieces make a phrase word, so ordinary word pairs stay.
+        One pass of an automaton of every phrase word's split forms ("ref und")."""
+        if self._splits is None:
+            return None
+        text = view.text
+        last = len(text) - 1
+        joins = []
+        for end, (length, gap, stem) in self._splits.iter(text):
+            start = end - length + 1
+            if start and text[start - 1].isalnum():
+                continue
+            if stem or end == last or not text[end + 1].isalnum():
+                joins.append(start + gap)
+        if not joins:
+            return None
+        joins = sorted(set(joins))
+        starts, ends = [0, *[j + 1 for j in joins]], [*joins, len(text)]
+        return View("joined", "".join(text[a:b] for a, b in zip(starts, ends, strict=True)))
 
     def _repair(self, match: re.Match[str]) -> str:
         return self.read_masked(match.group())
@@ -297,6 +333,23 @@ def _glue(
             ends.add(len(out))
         out.append(ch)
     return "".join(out), starts, ends, [joined[i] for i, ch in enumerate(text) if ch.isalnum()]
+
+
+def _split_table(vocabulary: set[str], stems: set[str]) -> Any:
+    """An automaton of each phrase word of 5+ letters cut by one space into pieces of 2+
+    letters ("ref und", "refu nd"), with where the space is and whether the word is a
+    stem (`refund*`: "ref unds" still reads "refunds"); None without such words."""
+    automaton = ahocorasick.Automaton()
+    for word in vocabulary:
+        if len(word) < 5 or not word.isalpha():
+            continue
+        for i in range(2, len(word) - 1):
+            split = word[:i] + " " + word[i:]
+            automaton.add_word(split, (len(split), i, word in stems))
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
 
 
 def _mask_table(vocabulary: set[str]) -> dict[str, str]:

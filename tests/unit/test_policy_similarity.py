@@ -82,6 +82,37 @@ def test_a_text_the_rules_own_conditions_keep_out_does_not_set_the_bar(tmp_path:
     assert thresholds[1] < thresholds[0]
 
 
+OTHER_RULE = """\
+  - id: export-words
+    stage: input
+    description: Tags export questions.
+    when:
+      any_phrases: [export]
+    then: {action: tag, tag: export}
+    examples:
+      match:
+        - "how do i export my board"
+      no_match:
+        - "{near_miss}"
+"""
+
+
+def test_another_rules_near_miss_sets_the_bar_too(tmp_path: Path) -> None:
+    # `fte rules test --strict` fails a no_match example that any rule escalates, so a
+    # near miss listed under another rule must not fire the meaning rule either.
+    near_miss = "i would like a real person field on my ticket"
+    alone = RULE
+    together = RULE + OTHER_RULE.replace("{near_miss}", near_miss)
+    results = []
+    for text in (alone, together):
+        (tmp_path / "people.yaml").write_text(text, encoding="utf-8")
+        (result,) = calibrate(load_rules(tmp_path), HashingEmbedder(), BENIGN)
+        results.append(result)
+    assert results[1].closest_text == near_miss
+    assert results[1].threshold > results[0].threshold
+    assert results[1].negatives == results[0].negatives + 1
+
+
 def test_each_embedder_keeps_its_own_threshold(rules_dir: Path) -> None:
     """The offline and the semantic embedder both serve: calibrating one keeps the other's."""
     small = HashingEmbedder(dimension=256)

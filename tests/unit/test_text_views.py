@@ -32,6 +32,13 @@ def _views(text: str) -> dict[str, list[str]]:
         ("my l4wyer", "leet", "my lawyer"),
         ("s3curity br3ach", "leet", "security breach"),
         ("$ecurity", "leet", "security"),
+        ("ʀᴇꜰᴜɴᴅ please", "joined", "refund please"),
+        ("🇷🇪🇫🇺🇳🇩 now", "joined", "refund now"),
+        ("see you in cօurt", "joined", "see you in court"),
+        ("a cһargeback", "joined", "a chargeback"),
+        ("reeeefund now", "joined", "refund now"),
+        ("i got ph!shed", "leet", "i got phished"),
+        ("p|ease ca|l me", "leet", "please call me"),
     ],
 )
 def test_views_read_disguised_words(text: str, view: str, expected: str) -> None:
@@ -140,6 +147,28 @@ def test_the_matching_view_is_recorded() -> None:
         decision = engine.evaluate("input", "my account was h4cked", Channel.EMAIL)
         assert decision.text_views == ("r1:leet",)
         assert engine.evaluate("input", "hacked", Channel.EMAIL).text_views == ("r1:written",)
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("my account was hac ked", "escalate"),  # a phrase word split by a space
+        ("give my mo ney back", "escalate"),
+        ("i want my m💰ney back", "escalate"),  # an emoji in place of a letter
+        ("can i talk to a h?man", "escalate"),
+        ("he hac kept his notes", "allow"),  # two pieces that make no phrase word
+        ("my money is back", "allow"),
+    ],
+)
+def test_split_and_emoji_masked_words_are_read_whole(text: str, action: str) -> None:
+    engine = _engine({"any_phrases": ["hacked", "money back", "a human"]})
+    try:
+        decision = engine.evaluate("input", text, Channel.EMAIL)
+        assert decision.action == action
+        if action == "escalate":
+            assert decision.text_views == ("r1:joined",)
     finally:
         engine.close()
 
