@@ -53,8 +53,8 @@ class TicketView(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[MessageView, ...]
 
 
-def status_url(runtime: Runtime, number: str) -> str:
-    token = ticket_token(runtime.token_secret, number)
+def status_url(runtime: Runtime, number: str, token: str | None = None) -> str:
+    token = token or ticket_token(runtime.token_secret, number)
     return f"{runtime.settings.base_url}/status/{number}?token={token}"
 
 
@@ -79,7 +79,7 @@ async def submit_form(runtime: Runtime, form: SupportForm) -> FormReceipt:
         ticket_id=number,
         status=TicketStatus.OPEN.value,
         access_token=token,
-        status_url=status_url(runtime, number),
+        status_url=status_url(runtime, number, token),
         message=RECEIVED.format(ticket=number),
     )
 
