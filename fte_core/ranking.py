@@ -47,7 +47,15 @@ class Candidate(msgspec.Struct, kw_only=True):
     alias_similarity: float = 0.0  # cosine with the closest alias (0: none)
     coverage: float = 0.0  # share of the question's idf mass found in the chunk
     unknown: float = 0.0  # share of the question's idf mass the whole base never uses
-    focus: str = ""  # the sentence that matched best
+    best_sentence: int = 0  # 1-based index of the closest sentence (0: unknown)
+
+    def focus(self) -> str:
+        """The sentence that matched best; split only for the passages returned (a
+        search reads ~100 candidates, and splitting each cost more than ranking them)."""
+        if self.best_sentence <= 0:
+            return ""
+        sentences = sentences_of(self.text)
+        return sentences[self.best_sentence - 1] if self.best_sentence <= len(sentences) else ""
 
 
 class Fusion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

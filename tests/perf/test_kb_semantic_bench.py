@@ -229,39 +229,25 @@ async def _stages(
     questions: list[str],
     vectors: list[str],
 ) -> str:
-    """Where search() spends its time: each of its statements run alone, p50/p99 ms."""
+    """Where search() spends its time: each candidate list computed alone, then the whole
+    statement (the evidence is the difference), server-side p50/p99 ms."""
     from adapters.storage.postgres import knowledge as k
 
-    timings: dict[str, list[float]] = {"lexical": [], "nearest": [], "unknown": [], "detail": []}
-    vector_sql = sql.SQL(k._VECTOR_SQL).format(vtype=sql.SQL("vector(384)"), dim=sql.Literal(384))
+    statements = {
+        "lexical": kb.candidate_sql(k.CANDIDATE_CTES + "SELECT count(*) FROM lexical"),
+        "nearest": kb.candidate_sql(k.CANDIDATE_CTES + "SELECT count(*) FROM nearest"),
+        "whole": kb.candidate_sql(k._SEARCH_SQL),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in statements}
     async with pool.connection() as conn:
         for question, vector in zip(questions, vectors, strict=True):
-            params = kb.query_params(question)
-            async with conn.transaction():
-                await conn.execute(
-                    sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(kb.ef_search))
-                )
-                t0 = time.perf_counter()
-                rows = await (
-                    await conn.execute(k._LEXICAL_SQL, {**params, "limit": kb.candidates})
-                ).fetchall()
-                t1 = time.perf_counter()
-                near = await (
-                    await conn.execute(vector_sql, (kb._embedder.name, vector, kb.candidates))
-                ).fetchall()
-                t2 = time.perf_counter()
-                await conn.execute(k._UNKNOWN_SQL, params)
-                t3 = time.perf_counter()
-                ids = list(dict.fromkeys([r[0] for r in rows] + [r[0] for r in near]))
-                await conn.execute(k._DETAIL_SQL, {**params, "vector": vector, "ids": ids})
-                t4 = time.perf_counter()
-            for name, a, b in (
-                ("lexical", t0, t1),
-                ("nearest", t1, t2),
-                ("unknown", t2, t3),
-                ("detail", t3, t4),
-            ):
-                timings[name].append((b - a) * 1000)
+            params = kb.search_params(question, vector)
+            for name, statement in statements.items():
+                async with conn.transaction():
+                    await conn.execute(kb.ef_sql)
+                    t0 = time.perf_counter()
+                    await (await conn.execute(statement, params)).fetchall()
+                    timings[name].append((time.perf_counter() - t0) * 1000)
     return "    stages: " + ", ".join(
         f"{name} p50 {_pct(v, 50):.2f} / p99 {_pct(v, 99):.2f} ms" for name, v in timings.items()
     )

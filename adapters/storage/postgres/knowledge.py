@@ -99,6 +99,21 @@ class PostgresKnowledgeBase:
         self._dim = int(embedder.dimension)
         self._index_ready = False
         self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
+        self._search_sql = self.candidate_sql(_SEARCH_SQL)
+
+    def candidate_sql(self, statement: str) -> sql.Composed:
+        """A statement over CANDIDATE_CTES for this base's dimension."""
+        return sql.SQL(statement).format(vtype=self._vector_type, dim=sql.Literal(self._dim))
+
+    @property
+    def ef_sql(self) -> sql.Composed:
+        """Per search transaction: the HNSW beam width, and a plan made for the actual
+        question every time (a generic plan, made once, was 5x slower at 100k chunks: it
+        cannot see the tsquery's selectivity; the default may switch to it unasked)."""
+        return sql.SQL(
+            "SELECT set_config('hnsw.ef_search', {}, true),"
+            " set_config('plan_cache_mode', 'force_custom_plan', true)"
+        ).format(sql.Literal(str(self.ef_search)))
 
     def _conn(self) -> AbstractAsyncContextManager[Conn]:
         return connection(self._pool, "PostgreSQL knowledge base")
@@ -243,7 +258,7 @@ class PostgresKnowledgeBase:
                 section=r.candidate.section,
                 text=r.candidate.text,
                 score=r.fused,
-                focus=r.candidate.focus,
+                focus=r.candidate.focus(),
             )
             for r in chosen
         ]
@@ -266,10 +281,14 @@ class PostgresKnowledgeBase:
         found = await self._candidates(query, vector_literal(vector))
         return rank(found, self.calibration.fusion)
 
-    def query_params(self, query: str) -> dict[str, Any]:
-        """The search statements' parameters for one (already lexical) question."""
+    def search_params(self, question: str, vector: str) -> dict[str, Any]:
+        """The search statement's parameters for one question and its vector literal."""
+        query = lexical_query(question)
         return {
             "query": query,
+            "content": reformulate(query, None) or query,
+            "vector": vector,
+            "limit": self.candidates,
             "embedder": self._embedder.name,
             "floor": COMMON_FLOOR,
             "fraction": self.common_fraction,
@@ -278,35 +297,18 @@ class PostgresKnowledgeBase:
         }
 
     async def _candidates(self, query: str, vector: str) -> list[Candidate]:
-        query = lexical_query(query)
-        content = reformulate(query, None) or query
-        params = self.query_params(query)
-        async with self._conn() as conn, conn.transaction():
-            await conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
-            )
-            lexical = await conn.execute(_LEXICAL_SQL, {**params, "limit": self.candidates})
-            lexical_ids = [row[0] for row in await lexical.fetchall()]
-            nearest = await conn.execute(
-                sql.SQL(_VECTOR_SQL).format(vtype=self._vector_type, dim=sql.Literal(self._dim)),
-                (self._embedder.name, vector, self.candidates),
-            )
-            vector_ids = [row[0] for row in await nearest.fetchall()]
-            union = list(dict.fromkeys(lexical_ids + vector_ids))
-            unknown_cursor = await conn.execute(_UNKNOWN_SQL, {**params, "query": content})
-            unknown = float((await unknown_cursor.fetchone() or (0.0,))[0] or 0.0)
-            details = await conn.execute(_DETAIL_SQL, {**params, "vector": vector, "ids": union})
-            found = {row[0]: _candidate(row, unknown) for row in await details.fetchall()}
-        for position, chunk_id in enumerate(lexical_ids, start=1):
-            found[chunk_id].lexical_rank = position
-        for position, chunk_id in enumerate(vector_ids, start=1):
-            found[chunk_id].vector_rank = position
-        return list(found.values())
+        """Both candidate lists and their evidence in one statement, sent with its
+        transaction in one pipeline: at 100k chunks each extra round trip cost more
+        than the statement it carried (a loaded machine wakes two processes for each)."""
+        params = self.search_params(query, vector)
+        async with self._conn() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(self.ef_sql)
+            cursor = await conn.execute(self._search_sql, params)
+            rows = await cursor.fetchall()
+        return [_candidate(row) for row in rows]
 
 
-def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
-    sentences = sentences_of(row[3])
-    best = row[7]  # 1-based index of the closest sentence, or NULL
+def _candidate(row: tuple[Any, ...]) -> Candidate:
     return Candidate(
         id=row[0],
         document=row[1],
@@ -317,27 +319,28 @@ def _candidate(row: tuple[Any, ...], unknown: float) -> Candidate:
         title_similarity=float(row[6] or 0.0),
         sentence_similarity=float(row[8] or 0.0),
         alias_similarity=float(row[9] or 0.0),
-        unknown=unknown,
-        focus=sentences[best - 1] if best and best <= len(sentences) else "",
+        lexical_rank=row[10],
+        vector_rank=row[11],
+        unknown=float(row[12] or 0.0),
+        best_sentence=row[7] or 0,
     )
 
 
 # Query lexemes with their inverse document frequency (BM25's, always positive). A word
 # absent from the base keeps the highest idf: it is evidence the question is about
 # something the base does not cover. `common` marks words too frequent to select by.
-_TERMS_SQL = """
-WITH corpus AS (
-    SELECT greatest(coalesce(max(chunks), 0), 1)::float8 AS n FROM knowledge_corpus
-), terms AS MATERIALIZED (
+# `terms` are the lexical question's words; `content_terms` its content words only
+# (greetings and chat filler are not evidence the base lacks anything).
+_TERMS = """
+{name} AS MATERIALIZED (
     SELECT lexeme, coalesce(t.ndoc, 0) AS ndoc,
            ln(1 + (c.n - coalesce(t.ndoc, 0) + 0.5) / (coalesce(t.ndoc, 0) + 0.5)) AS idf,
            coalesce(t.ndoc, 0) > greatest(%(floor)s, %(fraction)s * c.n) AS common,
            to_tsquery('simple', quote_literal(lexeme)) AS q,
            to_tsquery('simple', quote_literal(lexeme) || ':A') AS qa
-    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS lexeme
+    FROM unnest(tsvector_to_array(to_tsvector('english', %({param})s))) AS lexeme
     LEFT JOIN knowledge_terms t USING (lexeme) CROSS JOIN corpus c
-)
-"""
+)"""
 
 # Score = sum of idf over the query words a chunk contains, a word in the section title
 # counting (1 + title_weight) times: presence, not term frequency, because chunks are
@@ -348,51 +351,54 @@ _SCORE = """
  FROM terms t WHERE t.ndoc > 0)
 """
 
-# The OR query takes the query words rarest first while the chunks containing the rarer
-# ones number fewer than %(budget)s: every chunk it selects is scored, and at 100k chunks a
-# few mid-frequency words would select tens of thousands. A base small enough never
-# reaches the budget and keeps every word.
-_LEXICAL_SQL = (
-    _TERMS_SQL
+# The candidate lists, as CTEs (tests/perf times each one alone: `SELECT ... FROM lexical`).
+# `lexical`: the OR query takes the query words rarest first while the chunks containing
+# them number at most %(budget)s (the rarest word always): every chunk it selects is
+# scored, and at 100k chunks one mid-frequency word would select thousands. A base small
+# enough never reaches the budget and keeps every word. `nearest`: through the HNSW index
+# of this dimension ({dim}, {vtype} are filled in per embedder).
+CANDIDATE_CTES = (
+    "WITH corpus AS (\n"
+    "    SELECT greatest(coalesce(max(chunks), 0), 1)::float8 AS n FROM knowledge_corpus\n"
+    "),"
+    + _TERMS.replace("{name}", "terms").replace("{param}", "query")
+    + ","
+    + _TERMS.replace("{name}", "content_terms").replace("{param}", "content")
     + """, chosen AS (
-    SELECT q, sum(ndoc) OVER (ORDER BY ndoc, lexeme) - ndoc AS rarer
+    SELECT q, ndoc, sum(ndoc) OVER (ORDER BY ndoc, lexeme) - ndoc AS rarer
     FROM terms WHERE ndoc > 0 AND NOT common
 ), query AS (
     SELECT coalesce(
-        (SELECT fte_tsquery_or(q) FROM chosen WHERE rarer < %(budget)s),
+        (SELECT fte_tsquery_or(q) FROM chosen WHERE rarer = 0 OR rarer + ndoc <= %(budget)s),
         plainto_tsquery('english', %(query)s)) AS q
-)
-SELECT kb.id, """
+), lexical AS MATERIALIZED (
+    SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
+        SELECT kb.id, """
     + _SCORE
     + """ AS score FROM knowledge_base kb
-WHERE kb.tsv @@ (SELECT q FROM query)
-ORDER BY score DESC, kb.id
-LIMIT %(limit)s
+        WHERE kb.tsv @@ (SELECT q FROM query)
+        ORDER BY score DESC, kb.id
+        LIMIT %(limit)s
+    ) found
+), nearest AS MATERIALIZED (
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM (
+        SELECT id, embedding::{vtype} <=> %(vector)s::{vtype} AS distance
+        FROM knowledge_base
+        WHERE dim = {dim} AND embedder = %(embedder)s
+        ORDER BY embedding::{vtype} <=> %(vector)s::{vtype}
+        LIMIT %(limit)s
+    ) found
+)
 """
 )
 
-_VECTOR_SQL = """
-SELECT id FROM knowledge_base
-WHERE dim = {dim} AND embedder = %s
-ORDER BY embedding::{vtype} <=> %s::{vtype}
-LIMIT %s
-"""
-
-# The share of the question's idf mass in words no chunk contains (the question's
-# content words only: greetings and chat filler are not evidence of anything).
-_UNKNOWN_SQL = (
-    _TERMS_SQL
-    + """
-SELECT coalesce(sum(idf) FILTER (WHERE ndoc = 0), 0) / nullif(sum(idf), 0) FROM terms
-"""
-)
-
-# Vector evidence only from rows this base's embedder embedded (NULL otherwise): chunk
-# cosine, the share of the question's idf mass the chunk contains (the lexical half of
-# the no-match decision), title cosine, the closest sentence (index, cosine) and the
-# closest alias (cosine).
-_DETAIL_SQL = (
-    _TERMS_SQL
+# For the union of both lists, the evidence: vector evidence only from rows this base's
+# embedder embedded (NULL otherwise): chunk cosine, the share of the question's idf mass
+# the chunk contains (the lexical half of the no-match decision), title cosine, the
+# closest sentence (index, cosine) and the closest alias (cosine); then both ranks and
+# the share of the question's content idf mass in words no chunk contains.
+_SEARCH_SQL = (
+    CANDIDATE_CTES
     + """
 SELECT kb.id, kb.document, kb.section, kb.chunk_text,
        CASE WHEN kb.embedder = %(embedder)s
@@ -404,8 +410,14 @@ SELECT kb.id, kb.document, kb.section, kb.chunk_text,
        best.i, best.similarity,
        CASE WHEN kb.embedder = %(embedder)s
             THEN (SELECT max(1 - (a.v <=> %(vector)s::vector))
-                  FROM unnest(kb.alias_embeddings) AS a(v)) END
-FROM knowledge_base kb
+                  FROM unnest(kb.alias_embeddings) AS a(v)) END,
+       l.rank, n.rank,
+       (SELECT coalesce(sum(idf) FILTER (WHERE ndoc = 0), 0) / nullif(sum(idf), 0)
+        FROM content_terms)
+FROM (SELECT id FROM lexical UNION SELECT id FROM nearest) u
+JOIN knowledge_base kb ON kb.id = u.id
+LEFT JOIN lexical l ON l.id = u.id
+LEFT JOIN nearest n ON n.id = u.id
 LEFT JOIN LATERAL (
     SELECT s.i, 1 - (s.v <=> %(vector)s::vector) AS similarity
     FROM unnest(CASE WHEN kb.embedder = %(embedder)s THEN kb.sentence_embeddings END)
@@ -413,6 +425,6 @@ LEFT JOIN LATERAL (
     ORDER BY s.v <=> %(vector)s::vector
     LIMIT 1
 ) best ON true
-WHERE kb.id = ANY(%(ids)s)
+ORDER BY l.rank NULLS LAST, n.rank
 """
 )
