@@ -5,6 +5,7 @@ Tests call the same `bootstrap()` with fakes for whatever they want to replace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from fte_core.context import KB_DOCUMENT, Context, load_context
 from fte_core.delivery import Outbound
 from fte_core.embedding import HashingEmbedder
 from fte_core.errors import ConfigError
+from fte_core.language import warm as warm_languages
 from fte_core.models import Channel
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
@@ -132,6 +134,15 @@ def make_responder(settings: Settings) -> Responder:
         api_key=settings.llm_api_key,
         timeout=settings.llm_timeout,
     )
+
+
+def _warm(responder: Responder) -> None:
+    """lingua's language models load on first use (seconds) and litellm takes ~3 s to
+    import: a worker pays both before it consumes, not on a customer's message."""
+    warm_languages()
+    warm = getattr(responder, "warm", None)
+    if callable(warm):
+        warm()
 
 
 def _close_on_exit(stack: AsyncExitStack, component: object) -> None:
@@ -352,6 +363,8 @@ async def bootstrap(
         if responder is None:
             responder = make_responder(settings)
             _close_on_exit(stack, responder)
+        if consume:  # this process answers messages: load now what the first would wait for
+            await asyncio.to_thread(_warm, responder)
         if fallback is None and responder.name != "offline":
             fallback = OfflineResponder()
         if pool is None and settings.bus == "postgres":

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from fte_core import language
 from fte_core.errors import ConfigError
+from fte_core.ports import Answer
+from fte_core.testing import FunctionResponder
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 from fte_core.testing.store import InMemoryStore
 from service.bootstrap import bootstrap
+from service.handlers import TOPICS
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,5 +51,37 @@ async def test_injected_stores_with_the_memory_opt_in_start(tmp_path: Path) -> N
     )
     try:
         assert runtime.agent.store is runtime.store
+    finally:
+        await runtime.aclose()
+
+
+class WarmedResponder(FunctionResponder):
+    def __init__(self) -> None:
+        super().__init__(lambda _: Answer(text="hello", passage_ids=(), responder="function"))
+        self.warmed = 0
+
+    def warm(self) -> None:
+        self.warmed += 1
+
+
+@pytest.mark.parametrize("consume", [TOPICS, ()])
+async def test_a_consuming_process_loads_models_before_its_first_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, consume: tuple[str, ...]
+) -> None:
+    """The first message must not wait seconds for lingua's models or litellm's import;
+    a process that only publishes (the API beside its worker child) loads neither."""
+    monkeypatch.setattr(language, "_detector", None)
+    responder = WarmedResponder()
+    runtime = await bootstrap(
+        settings(tmp_path, "memory"),
+        store=InMemoryStore(),
+        knowledge=InMemoryKnowledgeBase(),
+        responder=responder,
+        ingest=False,
+        consume=consume,
+    )
+    try:
+        assert responder.warmed == (1 if consume else 0)
+        assert (language._detector is not None) == bool(consume)
     finally:
         await runtime.aclose()
