@@ -22,16 +22,18 @@ from fte_core import events
 from fte_core.errors import StorageError
 from fte_core.models import InboundMessage, Receipt
 
-# Many receipts in one statement (and one commit): rows in arrival order.
+# Many receipts in one statement (and one commit): rows in arrival order. The arrays go
+# in binary (`%b`): as text, each JSON message's quotes were escaped one regex
+# substitution at a time, a fifth of the intake's CPU.
 _KEEP_SQL = """
 WITH kept AS (
     INSERT INTO receipts (ticket_number, message, access_hash, received_at)
-    SELECT * FROM unnest(%(numbers)s::text[], %(messages)s::jsonb[], %(access)s::bytea[],
-                         %(at)s::timestamptz[])
+    SELECT * FROM unnest(%(numbers)b::text[], %(messages)b::text[]::jsonb[],
+                         %(access)b::bytea[], %(at)b::timestamptz[])
 )
 INSERT INTO outbox (topic, key, payload)
 SELECT %(topic)s, key, payload
-FROM unnest(%(keys)s::text[], %(events)s::bytea[]) WITH ORDINALITY AS e(key, payload, n)
+FROM unnest(%(keys)b::text[], %(events)b::bytea[]) WITH ORDINALITY AS e(key, payload, n)
 ORDER BY n
 """
 
