@@ -116,6 +116,11 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 # long runs of punctuation linear.
 _SENTENCE = re.compile(r"\S.*?(?:[.!?…。！？]++[\"'”’»)\]]*+(?=\s|\Z)|(?=\n)|\Z)", re.S)
 _WORD = re.compile(r"\S+")
+# Unicode categories Cs (lone surrogates: dropped) and Cc but the newline (controls: a
+# space, some are word separators: never glue two words); regexes, not a per-character
+# loop, which cost ~1 ms per message.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _GLUE = frozenset({"\u200d", "\ufe0e", "\ufe0f"})  # zero-width joiner, variation selectors
 
 
@@ -128,20 +133,9 @@ def normalize_text(text: str) -> str:
     """Canonical body text: newlines unified, control chars and lone surrogates gone,
     horizontal whitespace collapsed, lines trimmed, at most one blank line in a row."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(_clean_char(c) for c in text)
+    text = _CONTROL.sub(" ", _SURROGATE.sub("", text))
     lines = (_HSPACE.sub(" ", line).strip() for line in text.split("\n"))
     return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _clean_char(char: str) -> str:
-    if char == "\n":
-        return char
-    category = unicodedata.category(char)
-    if category == "Cs":
-        return ""
-    if category == "Cc":
-        return " "  # some controls are word separators: never glue two words
-    return char
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import msgspec
 import pytest
@@ -345,3 +346,21 @@ def test_keeps_ordinary_text_mentioning_from_and_on() -> None:
 
 def test_message_that_is_only_a_quote_is_not_emptied() -> None:
     assert strip_quoted_history("> only quoted\n") == "> only quoted"
+
+
+def test_normalize_text_drops_exactly_surrogates_and_spaces_exactly_controls() -> None:
+    """Every code point against the Unicode categories the regexes stand for: a lone
+    surrogate (Cs) is dropped, a control (Cc) becomes a space (CR a newline), whitespace
+    collapses to one space, everything else is kept."""
+    for code in range(0x110000):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category == "Cs":
+            expected = "ab"
+        elif char in "\n\r":
+            expected = "a\nb"
+        elif category == "Cc" or char.isspace():
+            expected = "a b"
+        else:
+            expected = f"a{char}b"
+        assert normalize_text(f"a{char}b") == expected, hex(code)
