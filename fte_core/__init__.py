@@ -40,10 +40,13 @@ from fte_core.models import (
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent, AgentConfig
 from fte_core.policy import PolicyEngine, RuleSet, load_rules
+from fte_core.ports import Answer, AnswerRequest, Responder
 
 __all__ = [
     "Agent",
     "AgentConfig",
+    "Answer",
+    "AnswerRequest",
     "BusError",
     "Channel",
     "ChannelConfig",
@@ -67,6 +70,7 @@ __all__ = [
     "PolicyError",
     "Priority",
     "Reply",
+    "Responder",
     "ResponderError",
     "RuleError",
     "RuleLimitError",

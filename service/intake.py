@@ -11,6 +11,7 @@ import msgspec
 
 from fte_core.access import access_digest, ticket_token, token_matches
 from fte_core.clock import utc_now
+from fte_core.errors import StorageError
 from fte_core.models import (
     Author,
     Channel,
@@ -73,7 +74,8 @@ async def submit_form(runtime: Runtime, form: SupportForm) -> FormReceipt:
     )
     receipt = await runtime.agent.receive(message, access=access_digest(runtime.token_secret))
     number = receipt.message.reserved_ticket
-    assert number is not None  # receive() reserves it
+    if number is None:  # receive() reserves one: a store that did not broke its port
+        raise StorageError("receive() kept the form without reserving a ticket number")
     token = ticket_token(runtime.token_secret, number)
     return FormReceipt(
         ticket_id=number,

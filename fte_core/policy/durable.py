@@ -60,6 +60,20 @@ _C = durable_engine.durable_rules_engine
 _encode = msgspec.json.Encoder().encode
 
 
+# An action is `{"<rule name>": {"m": <the fact>}}`: read its one key, the fact left raw.
+_ACTION = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _fired_rule(message: str) -> str:
+    try:
+        action = _ACTION.decode(message)
+    except msgspec.DecodeError as exc:
+        raise RuntimeError(f"durable_rules returned a malformed action: {exc}") from exc
+    if len(action) != 1:
+        raise RuntimeError(f"durable_rules returned an action naming {len(action)} rules")
+    return next(iter(action))
+
+
 def _noop(c: AnyType) -> None:
     """Registered as every rule's action; fired rules are read from the action queue."""
 
@@ -282,7 +296,7 @@ class DurableStage:
         result = _C.start_action_for_state(handle, state)
         message: str | None = result[1] if result else None
         while message:
-            name = message[2 : message.index('"', 2)]
+            name = _fired_rule(message)
             if name in self._rule_ids:
                 fired.add(self._rule_ids[name])
             elif name != "catch_all":

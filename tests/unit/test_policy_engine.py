@@ -9,7 +9,7 @@ import yaml
 
 from fte_core.errors import RuleLimitError
 from fte_core.models import Channel, Priority
-from fte_core.policy.durable import MAX_DNF_TERMS, MAX_FIELDS
+from fte_core.policy.durable import MAX_DNF_TERMS, MAX_FIELDS, _fired_rule
 from fte_core.policy.engine import NEUTRAL, PolicyEngine, features
 from fte_core.policy.loader import RuleSet, build_ruleset
 
@@ -299,3 +299,13 @@ def test_no_message_leaves_anything_for_the_next() -> None:
             assert (decision.evaluator, decision.rule_ids) == ("durable_rules", expected[text])
     finally:
         engine.close()
+
+
+def test_an_engine_action_is_read_by_its_one_key_and_a_malformed_one_is_an_error() -> None:
+    """The rule name is the action's only key, read as JSON (a quote inside the fact
+    cannot shift it); anything else is the engine misbehaving, not a silent allow."""
+    assert _fired_rule('{"r13":{"m":{"fte_msg":1,"lg":"a\\"b"}}}') == "r13"
+    with pytest.raises(RuntimeError, match="malformed"):
+        _fired_rule('{"r13":')
+    with pytest.raises(RuntimeError, match="naming 2 rules"):
+        _fired_rule('{"r1":{},"r2":{}}')

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.storage.postgres.pool import connection
+from adapters.storage.postgres.rows import fetch_one
 from fte_core.errors import StorageError
 from fte_core.ports import ReportKind, StoredReport
 
@@ -38,8 +39,7 @@ class PostgresReports:
                 f" RETURNING {_COLUMNS}",
                 (kind, title, Jsonb(document), html),
             )
-            row = await cursor.fetchone()
-        assert row is not None
+            row = await fetch_one(cursor, "report insert")
         return _report(row)
 
     async def latest_report(self, kind: ReportKind) -> StoredReport | None:

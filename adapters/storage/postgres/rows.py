@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import psycopg
 
+from fte_core.errors import StorageError
 from fte_core.models import (
     Author,
     Channel,
@@ -28,6 +29,18 @@ from fte_core.models import (
 )
 
 Conn = psycopg.AsyncConnection[Any]
+
+
+async def fetch_one(cursor: psycopg.AsyncCursor[Any], what: str) -> tuple[Any, ...]:
+    """The row a statement always returns (RETURNING after a locked row, an aggregate);
+    its absence is a broken invariant, raised even under `python -O`, where an assert
+    would vanish."""
+    row = await cursor.fetchone()
+    if row is None:
+        raise StorageError(f"{what}: the statement returned no row")
+    return tuple(row)
+
+
 Row = tuple[Any, ...]
 
 CUSTOMER_COLUMNS = """c.id, c.name, c.created_at,

@@ -362,8 +362,7 @@ class PostgresStore:
                     RETURNING {rows.TICKET_COLUMNS}""",
                 (now, ticket.number),
             )
-            row = await cursor.fetchone()
-            assert row is not None  # locked above
+            row = await rows.fetch_one(cursor, "close ticket")
             ticket = rows.ticket(row)
         cursor = await conn.execute(
             f"""UPDATE conversations c
@@ -372,8 +371,7 @@ class PostgresStore:
                 RETURNING {rows.CONVERSATION_COLUMNS}""",
             (ticket.status.value, now, uuid.UUID(ticket.conversation_id)),
         )
-        row = await cursor.fetchone()
-        assert row is not None
+        row = await rows.fetch_one(cursor, "conversation status")
         return Thread(
             conversation=rows.conversation(row), ticket=ticket, resumed=True, reopened=reopened
         )
@@ -481,8 +479,7 @@ class PostgresStore:
                     number,
                 ),
             )
-            updated = await cursor.fetchone()
-            assert updated is not None
+            updated = await rows.fetch_one(cursor, "ticket update")
             ticket = rows.ticket(updated)
             await conn.execute(
                 "UPDATE conversations SET status = %s WHERE id = %s",
@@ -599,8 +596,7 @@ class PostgresStore:
                 (turn.access(number), number),
             )
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
-        count = await cursor.fetchone()
-        assert count is not None
+        count = await rows.fetch_one(cursor, "contact count")
         return Turn(
             resolution=resolution,
             thread=thread,
@@ -700,8 +696,8 @@ class PostgresStore:
                 JOIN tickets t ON t.conversation_id = c.id WHERE c.id = %s""",
             (uuid.UUID(message.conversation_id),),
         )
-        row = await cursor.fetchone()
-        assert row is not None  # a message's conversation and ticket are never deleted alone
+        # a message's conversation and ticket are never deleted alone
+        row = await rows.fetch_one(cursor, "message's ticket")
         conversation, ticket = rows.conversation_and_ticket(row)
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
 
@@ -716,8 +712,7 @@ class PostgresStore:
                 RETURNING {rows.CONVERSATION_COLUMNS}, {rows.TICKET_COLUMNS}""",
             (self._clock(), thread.ticket.number),
         )
-        row = await cursor.fetchone()
-        assert row is not None
+        row = await rows.fetch_one(cursor, "thread touch")
         conversation, ticket = rows.conversation_and_ticket(row)
         return msgspec.structs.replace(thread, conversation=conversation, ticket=ticket)
 
