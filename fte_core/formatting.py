@@ -24,6 +24,7 @@ from typing import Literal
 
 import msgspec
 
+from fte_core.context import DEFAULT_SIGNATURE
 from fte_core.errors import ValidationError
 from fte_core.models import Channel, Reply
 
@@ -31,14 +32,15 @@ Tone = Literal["formal", "conversational", "semi-formal"]
 
 ELLIPSIS = "…"
 _GREETING_FIELDS = frozenset({"name"})
-_CLOSING_FIELDS = frozenset({"ticket_number", "status_url"})
+_CLOSING_FIELDS = frozenset({"ticket_number", "status_url", "signature"})
 
 
 class ChannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Per-channel settings (the `channel_configs` table decodes into this).
 
-    Templates use str.format placeholders: `{name}` in greeting_named; `{ticket_number}`
-    and `{status_url}` in closing lines. Limits count the WHOLE formatted message.
+    Templates use str.format placeholders: `{name}` in greeting_named; `{ticket_number}`,
+    `{status_url}` and `{signature}` (who signs: the company's support team, see
+    Context.signature) in closing lines. Limits count the WHOLE formatted message.
     """
 
     channel: Channel
@@ -51,6 +53,7 @@ class ChannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     greeting_anonymous: str = ""
     closing: tuple[str, ...] = ()
     status_url: str = "/"
+    signature: str = DEFAULT_SIGNATURE
 
     def __post_init__(self) -> None:
         for field in ("max_words", "max_chars", "max_chars_per_part", "preferred_chars"):
@@ -81,7 +84,7 @@ DEFAULT_CHANNEL_CONFIGS: Mapping[Channel, ChannelConfig] = MappingProxyType(
             max_words=500,
             greeting_named="Dear {name},",
             greeting_anonymous="Hello,",
-            closing=("Best regards,", "Tasklane Support", "Ticket {ticket_number}"),
+            closing=("Best regards,", "{signature}", "Ticket {ticket_number}"),
         ),
         Channel.WHATSAPP: ChannelConfig(
             channel=Channel.WHATSAPP,
@@ -100,7 +103,7 @@ DEFAULT_CHANNEL_CONFIGS: Mapping[Channel, ChannelConfig] = MappingProxyType(
             closing=(
                 "Your ticket number is {ticket_number}. You can follow it and reply at any"
                 " time on its status page: {status_url}",
-                "Tasklane Support",
+                "{signature}",
             ),
         ),
     }
@@ -282,7 +285,8 @@ def render_for_channel(
         raise ValidationError("ticket_number", "must be 1-64 non-space characters")
     head = _greeting(cfg, _clean_name(customer_name))
     tail = "\n".join(
-        line.format(ticket_number=ticket, status_url=cfg.status_url) for line in cfg.closing
+        line.format(ticket_number=ticket, status_url=cfg.status_url, signature=cfg.signature)
+        for line in cfg.closing
     )
     return _fit_body(cfg, head, normalize_text(body), tail)
 
@@ -325,7 +329,7 @@ _TEAM_BY_REASON: Mapping[str, str] = MappingProxyType(
 _DEFAULT_TEAM = "a member of our team"
 
 
-def handover_body(reason: str, channel: Channel) -> str:
+def handover_body(reason: str, channel: Channel, signature: str = DEFAULT_SIGNATURE) -> str:
     """What the customer reads when a person takes over (SPEC 4, brand voice).
 
     Names at most the team, never the reason code, the rule or the policy, and never a
@@ -339,7 +343,7 @@ def handover_body(reason: str, channel: Channel) -> str:
         )
     who = "A specialist from " + team if team != _DEFAULT_TEAM else "A member of our team"
     return (
-        "Thank you for contacting Tasklane Support. "
+        f"Thank you for contacting {signature}. "
         f"{who} will review your message and follow up with you. "
         "If you reply with your ticket number, on any channel, it stays on the same case."
     )

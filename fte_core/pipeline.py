@@ -17,7 +17,7 @@ import msgspec
 from fte_core import events, tools
 from fte_core.clock import Clock, utc_now
 from fte_core.closing import closing_body, is_closing
-from fte_core.context import Context
+from fte_core.context import DEFAULT_SIGNATURE, Context
 from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import (
     DEFAULT_CHANNEL_CONFIGS,
@@ -266,6 +266,7 @@ class Agent:
             passages=tuple(run.passages),
             history=tuple(history),
             brand_voice=self.context.brand_voice,
+            company=self.context.company,
             channel_config=self.config.channel_configs.get(run.message.channel),
             questions=run.retrieval.questions if run.retrieval else (),
         )
@@ -350,7 +351,8 @@ class Agent:
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         # the hand-over message is the first acknowledgement of the period
         await self.store.claim_acknowledgement(ticket.number, self.clock(), timedelta(0))
-        reply = self._format(run, handover_body(reasons[0], run.message.channel))
+        body = handover_body(reasons[0], run.message.channel, self.context.signature)
+        reply = self._format(run, body)
         record = self._record(
             run,
             decision,
@@ -363,16 +365,23 @@ class Agent:
 
     def _format(self, run: _Run, body: str) -> Reply:
         number = run.thread.ticket.number
-        config = self.config.channel_configs.get(run.message.channel)
-        if config is not None and self.config.status_link is not None:
-            config = msgspec.structs.replace(config, status_url=self.config.status_link(number))
         return format_for_channel(
             body,
             run.message.channel,
             ticket_number=number,
             customer_name=run.customer.name or run.message.sender_name,
-            config=config,
+            config=self.channel_config(run.message.channel, number),
         )
+
+    def channel_config(self, channel: Channel, number: str) -> ChannelConfig:
+        """The channel's settings for one ticket's reply: its status page and the
+        company's signature (a config that names its own signature keeps it)."""
+        config = self.config.channel_configs.get(channel) or DEFAULT_CHANNEL_CONFIGS[channel]
+        if config.signature == DEFAULT_SIGNATURE:
+            config = msgspec.structs.replace(config, signature=self.context.signature)
+        if self.config.status_link is not None:
+            config = msgspec.structs.replace(config, status_url=self.config.status_link(number))
+        return config
 
     def _record(
         self,

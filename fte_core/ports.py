@@ -377,6 +377,7 @@ class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True):
     passages: tuple[Passage, ...]
     history: tuple[HistoryItem, ...] = ()
     brand_voice: str = ""
+    company: str = ""  # the company the agent speaks for (Context.company)
     # the channel settings the reply will be formatted with, so the model is told the same
     channel_config: ChannelConfig | None = None
     # a message asking several things, split; empty: `question` is one question and

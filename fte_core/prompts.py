@@ -90,8 +90,8 @@ def channel_style(config: ChannelConfig) -> str:
 def system_prompt(request: AnswerRequest, config: ChannelConfig | None = None) -> str:
     cfg = config or request.channel_config or DEFAULT_CHANNEL_CONFIGS[request.channel]
     sections = [
-        "You are the customer-success assistant of Tasklane Inc., maker of Tasklane, a "
-        "project and task management app. You answer one customer message.",
+        f"You are the customer-success assistant of {request.company or 'a company'}."
+        " You answer one customer message.",
         HARD_RULES,
         channel_style(cfg),
         CITATION_RULE,

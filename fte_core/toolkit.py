@@ -280,18 +280,14 @@ class Toolkit:
         checked: Decision,
         sentiment: float,
     ) -> SendResult:
-        store, config = self.agent.store, self.agent.config
+        store = self.agent.store
         customer = await store.get_customer(ticket.customer_id)
-        channel_config = config.channel_configs.get(inbound.channel)
-        if channel_config is not None and config.status_link is not None:
-            link = config.status_link(ticket.number)
-            channel_config = msgspec.structs.replace(channel_config, status_url=link)
         reply = format_for_channel(
             body,
             inbound.channel,
             ticket_number=ticket.number,
             customer_name=(customer.name if customer else None) or inbound.sender_name,
-            config=channel_config,
+            config=self.agent.channel_config(inbound.channel, ticket.number),
         )
         record = DecisionRecord(
             message_id=latest.id,

@@ -69,7 +69,7 @@ def test_split_message_keeps_every_character_in_order(text: str, limit: int) -> 
 def test_email_stays_within_500_words(body: str, name: str | None) -> None:
     text = format_for_channel(body, Channel.EMAIL, ticket_number=TICKET, customer_name=name).text
     assert count_words(text) <= 500
-    assert text.endswith(f"Tasklane Support\nTicket {TICKET}")
+    assert text.endswith(f"Customer Support\nTicket {TICKET}")
 
 
 @fast

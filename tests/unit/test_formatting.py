@@ -48,7 +48,7 @@ def test_email_has_named_greeting_body_and_signature_with_ticket() -> None:
     reply = format_for_channel(ANSWER, Channel.EMAIL, ticket_number=TICKET, customer_name="Ana")
     assert reply.channel is Channel.EMAIL
     assert reply.parts == (
-        f"Dear Ana,\n\n{ANSWER}\n\nBest regards,\nTasklane Support\nTicket {TICKET}",
+        f"Dear Ana,\n\n{ANSWER}\n\nBest regards,\nCustomer Support\nTicket {TICKET}",
     )
 
 
@@ -63,7 +63,7 @@ def test_email_word_limit_cuts_body_at_a_sentence_end_and_keeps_signature() -> N
     text = reply.text
     assert count_words(text) <= 500
     assert text.startswith("Dear Ana,")
-    assert text.endswith(f"Tasklane Support\nTicket {TICKET}")
+    assert text.endswith(f"Customer Support\nTicket {TICKET}")
     body_part = text.split("\n\n")[1]
     assert body_part.endswith("seven words.")
     assert count_words(text) > 490  # filled, not gutted

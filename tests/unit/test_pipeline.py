@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from fte_core import events
@@ -345,3 +346,38 @@ async def test_thanks_with_a_new_problem_is_not_taken_for_a_closing(
     )
     assert outcome.record.action == "answer"
     assert "resetting-your-password" in {p.split("/")[1] for p in outcome.record.passage_ids}
+
+
+@pytest.mark.parametrize(
+    ("profile", "company", "signature"),
+    [
+        (None, "Tasklane Inc.", "Tasklane Support"),
+        ("# Acme GmbH company profile\n\nWe make anvils.", "Acme GmbH", "Acme Support"),
+        ("", "", "Customer Support"),
+    ],
+)
+async def test_replies_are_signed_by_the_company_of_the_context(
+    policy: PolicyEngine,
+    kb: InMemoryKnowledgeBase,
+    profile: str | None,
+    company: str,
+    signature: str,
+) -> None:
+    """Nothing in the core names a company: the dossier's profile does (the model is told
+    whom it speaks for, the email closing and the hand-over wording sign with it)."""
+    context = load_context(ROOT / "context")
+    if profile is not None:
+        context = msgspec.structs.replace(context, company_profile=profile)
+    responder = cite_first("Open Settings, then Security, and choose Reset password.")
+    world = World(policy, responder, kb)
+    world.agent.context = context
+    answered = await world.agent.handle(
+        message("How do I reset my password?", channel=Channel.EMAIL, pid="a1")
+    )
+    assert responder.requests[0].company == company
+    assert answered.reply.text.endswith(f"{signature}\nTicket {answered.ticket.number}")
+    handed = await world.agent.handle(
+        message("my lawyer will sue you", channel=Channel.EMAIL, pid="a2", email="b@x.org")
+    )
+    assert handed.record.action == "escalate"
+    assert f"Thank you for contacting {signature}." in handed.reply.text
