@@ -228,11 +228,15 @@ ModelLabel = Literal[
 MODEL_LABELS: tuple[str, ...] = get_args(ModelLabel)
 
 
+# What a rule stage may decide (the rule schema's `action:` values, plus allow).
+RuleAction = Literal["allow", "escalate", "block"]
+
+
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """What the rules decided for one text at one stage."""
 
     stage: str  # input | output
-    action: str  # allow | escalate | block
+    action: RuleAction
     reasons: tuple[str, ...] = ()  # most urgent first
     rule_ids: tuple[str, ...] = ()
     ruleset_version: str = ""

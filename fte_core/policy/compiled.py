@@ -66,12 +66,12 @@ class ModelFlagsAny:
 
 
 @dataclass(frozen=True, slots=True)
-class All:
+class AllOf:
     items: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Any:
+class AnyOf:
     items: tuple[Node, ...]
 
 
@@ -88,8 +88,8 @@ Node = (
     | LanguageIn
     | Similar
     | ModelFlagsAny
-    | All
-    | Any
+    | AllOf
+    | AnyOf
     | Not
 )
 
@@ -198,18 +198,18 @@ def _compile_condition(
         return _compile_condition(c, atoms, slots, rule, vocabulary)
 
     if cond.all:
-        parts.append(All(tuple(inner(c) for c in cond.all)))
+        parts.append(AllOf(tuple(inner(c) for c in cond.all)))
     if cond.any:
-        parts.append(Any(tuple(inner(c) for c in cond.any)))
+        parts.append(AnyOf(tuple(inner(c) for c in cond.any)))
     if cond.not_ is not None:
         parts.append(Not(inner(cond.not_)))
-    return parts[0] if len(parts) == 1 else All(tuple(parts))
+    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
 
 def atoms_of(node: Node) -> tuple[int, ...]:
     if isinstance(node, TextAtom):
         return (node.index,)
-    if isinstance(node, All | Any):
+    if isinstance(node, AllOf | AnyOf):
         return tuple(i for n in node.items for i in atoms_of(n))
     if isinstance(node, Not):
         return atoms_of(node.item)
@@ -220,7 +220,7 @@ def _uses(node: Node, kinds: type | tuple[type, ...]) -> bool:
     """Whether the condition reads a feature of one of these node kinds."""
     if isinstance(node, kinds):
         return True
-    if isinstance(node, All | Any):
+    if isinstance(node, AllOf | AnyOf):
         return any(_uses(n, kinds) for n in node.items)
     if isinstance(node, Not):
         return _uses(node.item, kinds)

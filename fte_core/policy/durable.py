@@ -15,7 +15,7 @@ import copy
 import itertools
 import json
 import threading
-from typing import Any as AnyType
+from typing import Any
 
 import msgspec
 from durable import engine as durable_engine
@@ -23,8 +23,8 @@ from durable import engine as durable_engine
 from fte_core.errors import RuleLimitError
 from fte_core.models import MODEL_LABELS
 from fte_core.policy.compiled import (
-    All,
-    Any,
+    AllOf,
+    AnyOf,
     ChannelIn,
     LanguageIn,
     ModelFlagsAny,
@@ -38,7 +38,7 @@ from fte_core.policy.compiled import (
 )
 from fte_core.policy.reference import Facts
 
-Json = dict[str, AnyType]
+Json = dict[str, Any]
 MARKER = "fte_msg"
 MAX_DNF_TERMS = 48  # durable expands $or per rule; >64 satisfied conditions is error 303
 MAX_FIELDS = 200  # ~254 top-level fact fields fails inside the engine
@@ -74,7 +74,7 @@ def _fired_rule(message: str) -> str:
     return next(iter(action))
 
 
-def _noop(c: AnyType) -> None:
+def _noop(c: Any) -> None:
     """Registered as every rule's action; fired rules are read from the action queue."""
 
 
@@ -108,9 +108,9 @@ def _expr(node: Node, negate: bool = False) -> Json:
             if negate:
                 return _join("$and", [{flag_field(f): 0} for f in flags])
             return _join("$or", [{flag_field(f): 1} for f in flags])
-        case All(items):
+        case AllOf(items):
             return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
-        case Any(items):
+        case AnyOf(items):
             return _join("$and" if negate else "$or", [_expr(n, negate) for n in items])
         case Not(item):
             return _expr(item, not negate)

@@ -14,8 +14,8 @@ import functools
 import re
 
 from fte_core.policy.compiled import (
-    All,
-    Any,
+    AllOf,
+    AnyOf,
     ChannelIn,
     CompiledRule,
     LanguageIn,
@@ -81,7 +81,7 @@ def _conditions(node: Node, feats: MessageFeatures) -> list[str]:
             return [f"language {feats.language} (rule: {', '.join(languages)})"]
         case Similar(_, threshold):
             return [f"similar to the rule's examples (threshold {threshold})"]
-        case All(items) | Any(items):
+        case AllOf(items) | AnyOf(items):
             return [c for item in items for c in _conditions(item, feats)]
         case Not(item):
             return [f"not {c}" for c in _conditions(item, feats)]

@@ -9,10 +9,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from fte_core.models import Channel, Decision, Priority
+from fte_core.models import Channel, Decision, Priority, RuleAction
 from fte_core.policy.compiled import (
-    All,
-    Any,
+    AllOf,
+    AnyOf,
     ChannelIn,
     CompiledRule,
     LanguageIn,
@@ -57,9 +57,9 @@ def holds(node: Node, facts: Facts) -> bool:
             return facts.similarity[slot] >= round(threshold * 10_000)
         case ModelFlagsAny(flags):
             return any(flag in facts.model_flags for flag in flags)
-        case All(items):
+        case AllOf(items):
             return all(holds(n, facts) for n in items)
-        case Any(items):
+        case AnyOf(items):
             return any(holds(n, facts) for n in items)
         case Not(item):
             return not holds(item, facts)
@@ -90,9 +90,9 @@ def check_of(node: Node) -> Check:
         case ModelFlagsAny(flags):
             wanted = frozenset(flags)
             return lambda f: not wanted.isdisjoint(f.model_flags)
-        case All(items):
+        case AllOf(items):
             return _all_of(tuple(check_of(n) for n in items))
-        case Any(items):
+        case AnyOf(items):
             return _any_of(tuple(check_of(n) for n in items))
         case Not(item):
             inner = check_of(item)
@@ -150,7 +150,7 @@ def reference_fired(stage: StageRules, facts: Facts) -> set[str]:
     return {rule_id for rule_id, check in _stage_checks(stage) if check(facts)}
 
 
-_STAGE_ACTION = {"input": "escalate", "output": "block"}
+_STAGE_ACTION: dict[str, RuleAction] = {"input": "escalate", "output": "block"}
 
 
 def decide(
