@@ -2,12 +2,15 @@
 
 It is NOT a language model and does not understand the question. It takes the passage
 retrieval ranked first (another only when it shares clearly more of the question's
-words), and from it the run of consecutive sentences around the sentence retrieval found
-closest to the question (`Passage.focus`) that shares the most words with the question,
-not the article's opening lines. It keeps them verbatim and in the documentation's order
-(so steps stay steps), names the help article section they come from and cites the
-passage ids. A message asking several questions gets one such answer per question, and
-a line saying a person will take the question no passage answers. It never writes a
+words), and from it the run of consecutive sentences that shares the most words with the
+question, preferring a run that holds the sentence retrieval found closest to the
+question (`Passage.focus`), not the article's opening lines. It keeps them verbatim and
+in the documentation's order (so steps stay steps), names the help article section they
+come from and cites the passage ids. When retrieval's ranker finds a second section
+nearly as likely (`Passage.share`), that section's closest sentences follow ("If you
+meant ..."): quoting both beats a confident answer to the wrong question. A message
+asking several questions gets one such answer per question, and a line saying a person
+will take the question no passage answers. It never writes a
 fact of its own: every sentence of substance is copied from the documentation, and
 sentences that mention money, percentages or promises are skipped even there.
 Deterministic: the same request always gives the same answer.
@@ -178,20 +181,26 @@ def _best_window(passage: Passage, rank: int, weights: dict[str, float], size: i
 def _focused(
     sentences: Sequence[str], focus: int, weights: dict[str, float], size: int
 ) -> tuple[tuple[str, ...], float]:
-    """Runs holding the focus sentence: coverage, FOCUS_BONUS, and a penalty of
-    IDLE_PENALTY for each sentence sharing no word with the question (the one right
-    after the focus excepted: it usually finishes the step)."""
+    """Runs of up to `size` sentences: coverage, FOCUS_BONUS when the run holds the
+    focus sentence, and a penalty of IDLE_PENALTY for each sentence sharing no word with
+    the question (one right after a sentence that does excepted: it usually finishes the
+    step). The focus is evidence, not a constraint: retrieval's closest sentence by
+    meaning is often the section's general one ("Two-factor authentication asks for a
+    code"), while the sentence sharing the question's own words states the condition or
+    limit asked about ('If the code is rejected with "Invalid code"').'"""
     best: tuple[str, ...] = ()
     best_score = -1e9
-    for start in range(max(0, focus - size + 1), focus + 1):
-        for end in range(focus + 1, min(len(sentences), start + size) + 1):
+    shares = [bool(_coverage([s], weights)) for s in sentences]
+    for start in range(len(sentences)):
+        for end in range(start + 1, min(len(sentences), start + size) + 1):
             window = sentences[start:end]
             idle = sum(
                 1
-                for i, sentence in enumerate(window, start=start)
-                if i not in (focus, focus + 1) and not _coverage([sentence], weights)
+                for i in range(start, end)
+                if not shares[i] and i != focus and not (i > start and shares[i - 1])
             )
-            score = _coverage(window, weights) + FOCUS_BONUS - IDLE_PENALTY * idle
+            score = _coverage(window, weights) - IDLE_PENALTY * idle
+            score += FOCUS_BONUS if start <= focus < end else 0.0
             score -= 0.01 * (end - start)  # the shorter of equal runs
             if score > best_score + 1e-9:
                 best, best_score = tuple(window), score

@@ -261,3 +261,15 @@ async def test_a_distant_or_unknown_second_section_is_left_out(second: float, fi
     answer = await OfflineResponder().answer(request)
     assert answer.passage_ids == (RESET.id,)
     assert "If you meant" not in answer.text
+
+
+async def test_the_sentence_stating_what_was_asked_beats_a_distant_focus() -> None:
+    """Retrieval's closest sentence by meaning opens the article; the question's own
+    words ("link", "expire", "once") point at the limit stated further down."""
+    focused = msgspec.structs.replace(
+        RESET, focus="On the sign-in page click Forgot password?, enter the email address"
+    )
+    answer = await OfflineResponder().answer(
+        _request("does the reset link expire once used", Channel.WHATSAPP, focused)
+    )
+    assert "expires after 60 minutes" in answer.text
