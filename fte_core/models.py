@@ -256,6 +256,9 @@ class Passage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     score: float = 0.0
     focus: str = ""  # the sentence of `text` closest to the question, when known
+    # the ranker's probability that this passage is the one asked for, among the
+    # passages returned for the question (0: unknown)
+    share: float = 0.0
 
 
 class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):

@@ -131,6 +131,9 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class Ranked(msgspec.Struct, frozen=True, kw_only=True):
     candidate: Candidate
     fused: float  # in [0, 1]: 1 is first in every list
+    # the learned ranker's probability that this is the passage asked for, among those
+    # `select` returns (its softmax); 0: unknown (no learned ranker, or not selected)
+    share: float = 0.0
 
 
 # Fitted by `fte kb calibrate --max-false-escalation 0.01` on context/sample-tickets.json,
@@ -270,12 +273,36 @@ def reorder(ranked: Sequence[Ranked], fusion: Fusion) -> list[Ranked]:
     scores keep the fused order. Why two orders: the fused scores tell answerable
     questions from off-topic ones better, the ranker tells the right section from its
     neighbours better (see service/calibration.py)."""
-    if not fusion.learned or not ranked:
+    scores = _learned_scores(ranked, fusion)
+    if not scores:
         return list(ranked)
-    rows = ranker_features([r.candidate for r in ranked], fusion.k)
-    scores = [sum(w * x for w, x in zip(fusion.learned, row, strict=True)) for row in rows]
     order = sorted(range(len(ranked)), key=lambda i: (-round(scores[i], 9), i))
     return [ranked[i] for i in order]
+
+
+def _learned_scores(ranked: Sequence[Ranked], fusion: Fusion) -> list[float]:
+    if not fusion.learned or not ranked:
+        return []
+    rows = ranker_features([r.candidate for r in ranked], fusion.k)
+    return [sum(w * x for w, x in zip(fusion.learned, row, strict=True)) for row in rows]
+
+
+def with_shares(ranked: Sequence[Ranked], fusion: Fusion) -> list[Ranked]:
+    """Each passage with its `share`: the learned ranker was fitted as a softmax over a
+    question's candidates, so exp(score) normalised over the returned passages is its
+    estimate of which one the customer asks about. Two close shares mean the evidence
+    does not tell two sections apart (the offline responder then quotes both); without
+    a learned ranker the shares stay 0 (unknown)."""
+    scores = _learned_scores(ranked, fusion)
+    if not scores:
+        return list(ranked)
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    total = sum(weights)
+    return [
+        msgspec.structs.replace(r, share=round(w / total, 6))
+        for r, w in zip(ranked, weights, strict=True)
+    ]
 
 
 def _ranks(
@@ -310,11 +337,12 @@ def features(ranked: Sequence[Ranked]) -> tuple[float, ...]:
 
 def select(ranked: Sequence[Ranked], calibration: Calibration, limit: int) -> list[Ranked]:
     """The passages to return: none when the fused list's top does not answer, else, in
-    the learned order, the best one and those whose fused score is close to its."""
+    the learned order, the best one and those whose fused score is close to its, each
+    with its share of the ranker's probability (`with_shares`)."""
     if not ranked or limit <= 0:
         return []
     if calibration.no_match.probability(features(ranked)) < calibration.no_match.cut:
         return []
     ordered = reorder(ranked, calibration.fusion)
     floor = ordered[0].fused * calibration.keep_ratio
-    return [r for r in ordered if r.fused >= floor][:limit]
+    return with_shares([r for r in ordered if r.fused >= floor][:limit], calibration.fusion)

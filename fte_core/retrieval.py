@@ -275,10 +275,12 @@ _NEW_TOPIC = re.compile(
     re.I,
 )
 # "..., and how do I ..." / "... also can we ...": a second question inside one sentence.
+# A spaced "+" or "&" joins two requests whatever follows ("mute one task + archive my
+# inbox"): chat shorthand for "and also"; both halves must still say enough.
 _SUBJECT = r"(?:i|we|you|it|there|my|our|the|a|an|they|this|that|someone|anyone)"
 _JOINED_QUESTION = re.compile(
-    r",?\s+(?:and\s+also|and|also|plus|\+|&)\s+(?=(?:how|where|what|why|when|which)\b|"
-    rf"(?:can|could|do|does|is|are|should|will|would)\s+{_SUBJECT}\b)",
+    r",?\s+(?:(?:and\s+also|and|also|plus)\s+(?=(?:how|where|what|why|when|which)\b|"
+    rf"(?:can|could|do|does|is|are|should|will|would)\s+{_SUBJECT}\b)|[+&]\s+)",
     re.I,
 )
 
@@ -326,9 +328,10 @@ def _units(text: str) -> list[_Unit]:
             first = True
             for sentence in split_sentences(_LIST_ITEM.sub("", item)):
                 for part in _AFTER_QUESTION.split(sentence):
-                    for piece in _joined_questions(part):
+                    for joined, piece in enumerate(_joined_questions(part)):
                         if piece.strip():
-                            opens = (item_listed and first) or _opens_topic(piece)
+                            # a joined request opens its own question, asking or not
+                            opens = (item_listed and first) or joined > 0 or _opens_topic(piece)
                             units.append(_Unit(piece, opens))
                             first = False
     return units

@@ -72,7 +72,8 @@ async def test_email_answer_quotes_the_best_passage_in_order_and_cites_it() -> N
 
 
 _INTROS = re.compile(
-    r'Here is what our help article "[^"]*" says:|From our help article "[^"]*":|From "[^"]*":'
+    r'Here is what our help article "[^"]*" says:|From our help article "[^"]*":'
+    r'|From "[^"]*":|If you meant "[^"]*":'
 )
 
 
@@ -227,3 +228,48 @@ async def test_a_question_without_passages_is_left_for_a_person() -> None:
     answer = await OfflineResponder().answer(request)
     assert answer.passage_ids == (RESET.id,)
     assert answer.text.endswith(PARTIAL)
+
+
+def _shared(passage: Passage, share: float) -> Passage:
+    return msgspec.structs.replace(passage, share=share)
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+async def test_a_section_the_ranker_finds_nearly_as_likely_is_quoted_too(channel: Channel) -> None:
+    """Retrieval cannot tell the two apart (shares 0.55 / 0.45): both are quoted, the
+    second as an alternative, each sentence still copied from the documentation."""
+    request = _request(
+        "my password does not work", channel, _shared(RESET, 0.55), _shared(SIGN_IN, 0.45)
+    )
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id, SIGN_IN.id)
+    assert 'If you meant "Signing in to Tasklane":' in answer.text
+    docs = f"{RESET.text} {SIGN_IN.text}"
+    assert all(s in docs for s in split_sentences(_INTROS.sub("\n", answer.text)))
+    if channel is Channel.WHATSAPP:
+        assert len(answer.text) <= 300
+
+
+@pytest.mark.parametrize(("second", "first"), [(0.2, 0.8), (0.0, 0.0)])
+async def test_a_distant_or_unknown_second_section_is_left_out(second: float, first: float) -> None:
+    request = _request(
+        "my password does not work",
+        Channel.EMAIL,
+        _shared(RESET, first),
+        _shared(SIGN_IN, second),
+    )
+    answer = await OfflineResponder().answer(request)
+    assert answer.passage_ids == (RESET.id,)
+    assert "If you meant" not in answer.text
+
+
+async def test_the_sentence_stating_what_was_asked_beats_a_distant_focus() -> None:
+    """Retrieval's closest sentence by meaning opens the article; the question's own
+    words ("link", "expire", "once") point at the limit stated further down."""
+    focused = msgspec.structs.replace(
+        RESET, focus="On the sign-in page click Forgot password?, enter the email address"
+    )
+    answer = await OfflineResponder().answer(
+        _request("does the reset link expire once used", Channel.WHATSAPP, focused)
+    )
+    assert "expires after 60 minutes" in answer.text

@@ -66,6 +66,12 @@ Go to Settings > Integrations > Slack and click Connect.
             "install the android app + can it work offline",
             ["install the android app?", "can it work offline"],
         ),
+        (
+            "mute one task + archive everything in my inbox",
+            ["mute one task?", "archive everything in my inbox"],
+        ),
+        # a "+" between words that do not each say enough stays inside the question
+        ("connect slack + github", None),
         ("How do I log in? any idea?", None),
         # one topic with two verbs stays one question
         ("How do I export and import data?", None),

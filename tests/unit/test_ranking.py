@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
 
@@ -23,6 +25,7 @@ from fte_core.ranking import (
     reorder,
     select,
     with_cut,
+    with_shares,
 )
 
 
@@ -107,6 +110,27 @@ def test_the_learned_ranker_reorders_only_the_final_choice() -> None:
     assert reorder(ranked, plain) == ranked
     calibration = with_cut(msgspec.structs.replace(MINILM, fusion=fusion), 0.0)
     assert [r.candidate.id for r in select(ranked, calibration, 5)] == ["d/b/0", "d/a/0"]
+
+
+def test_shares_are_the_learned_rankers_softmax_over_the_returned_passages() -> None:
+    fusion = Fusion(k=20, learned=ALIAS_ONLY)
+    ranked = rank(
+        [
+            cand("d/a/0", lexical_rank=1, sentence_similarity=0.9, alias_similarity=0.9),
+            cand("d/b/0", lexical_rank=2, sentence_similarity=0.8, alias_similarity=0.4),
+        ],
+        fusion,
+    )
+    shares = [r.share for r in with_shares(ranked, fusion)]
+    assert sum(shares) == pytest.approx(1.0)
+    assert shares[1] / shares[0] == pytest.approx(math.exp(0.4 - 0.9), rel=1e-4)
+    calibration = with_cut(msgspec.structs.replace(MINILM, fusion=fusion), 0.0)
+    assert [r.share for r in select(ranked, calibration, 5)] == shares
+
+
+def test_without_a_learned_ranker_shares_are_unknown() -> None:
+    ranked = rank([cand("d/a/0", lexical_rank=1, sentence_similarity=0.9)], HASHING.fusion)
+    assert [r.share for r in with_shares(ranked, HASHING.fusion)] == [0.0]
 
 
 def test_learned_weights_must_match_the_ranker_features() -> None:

@@ -259,6 +259,7 @@ class PostgresKnowledgeBase:
                 text=r.candidate.text,
                 score=r.fused,
                 focus=r.candidate.focus(),
+                share=r.share,
             )
             for r in chosen
         ]
