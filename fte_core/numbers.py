@@ -27,9 +27,10 @@ _NUMBER_WORDS = re.compile(
     rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
 )
 _FRACTIONS = {"half": 50, "third": 33, "quarter": 25, "fifth": 20, "tenth": 10}
+# "half a minute", "a quarter of an hour": a span of time, not a share of a price
 _FRACTION = re.compile(
     r"(?<!\w)(?:(a|an|one|two|three|four)[\s-]+)?(half|halves|thirds?|quarters?|fifths?|tenths?)"
-    r"(?!\w)"
+    r"(?!\w)(?![\s-]+(?:of[\s-]+)?an?[\s-]+(?:second|minute|hour|day|week|dozen)s?(?!\w))"
 )
 _SLANG = (
     (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
