@@ -37,6 +37,8 @@ def _views(text: str) -> dict[str, list[str]]:
         ("see you in cօurt", "joined", "see you in court"),
         ("a cһargeback", "joined", "a chargeback"),
         ("reeeefund now", "joined", "refund now"),
+        ("i want a refuund", "joined", "i want a refund"),
+        ("talk to a huuman", "joined", "talk to a human"),
         ("i got ph!shed", "leet", "i got phished"),
         ("p|ease ca|l me", "leet", "please call me"),
     ],
