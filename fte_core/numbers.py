@@ -35,6 +35,8 @@ _FRACTION = re.compile(
 _SLANG = (
     (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
     (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 ¤gbp"),
+    (re.compile(r"(?<!\w)a buck(?!\w)"), "1 ¤usd"),
+    (re.compile(r"(?<!\w)a quid(?!\w)"), "1 ¤gbp"),
 )
 
 _SYMBOLS = {
@@ -113,6 +115,8 @@ _WORD_HINTS = (
     "tenth",
     "fiver",
     "tenner",
+    "a buck",
+    "a quid",
 )
 _DIGIT = re.compile(r"\d")
 
