@@ -127,6 +127,8 @@ def detect_language(text: str) -> str:
     """
     # Links, addresses, ids and code-like tokens say nothing about the language.
     head = " ".join(t for t in text[:2000].split() if not _NOT_WORDS.search(t))
+    if not head.isascii():  # "𝓱𝓸𝔀 𝓭𝓸 𝓲" and full-width letters are Latin letters in disguise
+        head = unicodedata.normalize("NFKC", head)
     if _non_latin_share(head) > 0.5:
         return OTHER
     words = _WORDS.findall(head.casefold())

@@ -119,6 +119,7 @@ def test_numbers_view_leaves_non_amounts(text: str) -> None:
         ("our tasklane mails land in junk", "en"),
         ("Bagaimana cara menambahkan anggota ke proyek saya?", "other"),
         ("Hogyan adhatok hozzá egy tagot a projekthez?", "other"),
+        ("𝓱𝓸𝔀 𝓭𝓸 𝓲 𝓮𝔁𝓹𝓸𝓻𝓽 𝓪 𝓫𝓸𝓪𝓻𝓭 𝓽𝓸 𝓬𝓼𝓿", "en"),
     ],
 )
 def test_language(text: str, language: str) -> None:
