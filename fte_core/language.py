@@ -13,7 +13,15 @@ is unsure on short English (confidence ~0.3 on "pls refund me asap"):
 - a text with enough English function words is English;
 - a text of 4+ words with no English function word at all is not English, unless lingua
   is sure it is (terse English: "file wont upload says storage limit reached"): lingua
-  names the closest of the five, or `other` when it is unsure.
+  names the closest of the five, or `other` when it is unsure. Lingua calls Dutch (and
+  other languages it was not asked about) English, but it calls short product jargon
+  ("revoke an api token") English with the same middling confidence; so when lingua's
+  best guess is English, the text stays English unless it shows a mark of another
+  language: a letter English does not write ("ø", "é", "ş") or a function word of Dutch,
+  the Scandinavian languages, Polish, Turkish, Indonesian and the like;
+- a short text (under 8 words) with an English function word stays English unless lingua
+  is sure (0.9+) of another language: "all tasklane emails land in junk" reads as
+  German to lingua ("land in") at 0.7.
 """
 
 from __future__ import annotations
@@ -49,6 +57,19 @@ _MIN_CONFIDENCE = 0.5
 # then sure it is English (0.85+), while the Dutch it also calls English stays below 0.6.
 _SURE_ENGLISH = 0.8
 _LINGUA_CHARS = 300
+# Short texts with an English function word: only a sure call makes them foreign.
+_SHORT_WORDS = 8
+_SURE_FOREIGN = 0.9
+# Function words of languages lingua is not asked about, none of them an English word
+# (nor a piece of an English contraction: "ve", "ll", "re"): with a letter English does
+# not write (any accent), marks that a text lingua calls English is not.
+_OTHER_WORDS = frozenset(
+    """ik een het mijn niet hoe zijn ook naar aan bij uit graag bedankt alstublieft
+    kunnen wordt worden jullie jij je jeg ikke hvordan hvor hva hvad jag och att inte
+    hur för jak nie czy jest moje moja dziękuję proszę mam
+    nasil için değil nasıl bir bu şu nerede saya tidak bagaimana
+    cara untuk dengan yang ini itu bisa paano ang mga ako hindi egy hogyan nem""".split()  # noqa: SIM905
+)
 
 _lock = threading.Lock()
 _detector: Any = None
@@ -106,6 +127,8 @@ def detect_language(text: str) -> str:
     """
     # Links, addresses, ids and code-like tokens say nothing about the language.
     head = " ".join(t for t in text[:2000].split() if not _NOT_WORDS.search(t))
+    if not head.isascii():  # "𝓱𝓸𝔀 𝓭𝓸 𝓲" and full-width letters are Latin letters in disguise
+        head = unicodedata.normalize("NFKC", head)
     if _non_latin_share(head) > 0.5:
         return OTHER
     words = _WORDS.findall(head.casefold())
@@ -120,7 +143,11 @@ def detect_language(text: str) -> str:
         return OTHER if english == 0 else ENGLISH
     code = str(best.language.iso_code_639_1.name).lower()
     if code == ENGLISH:
-        return ENGLISH if english > 0 or best.value >= _SURE_ENGLISH else _second(values)
+        if english > 0 or best.value >= _SURE_ENGLISH or not _other_marks(words):
+            return ENGLISH
+        return _second(values)
+    if english and len(words) < _SHORT_WORDS and best.value < _SURE_FOREIGN:
+        return ENGLISH
     if best.value >= _MIN_CONFIDENCE or english == 0:
         return code
     return ENGLISH
@@ -134,6 +161,11 @@ def _sample(text: str) -> str:
         return text
     cut = text.rfind(" ", 0, _LINGUA_CHARS)
     return text[: cut if cut > 0 else _LINGUA_CHARS]
+
+
+def _other_marks(words: list[str]) -> bool:
+    """A word or letter of a language lingua was not asked about (Dutch, Polish, ...)."""
+    return any(w in _OTHER_WORDS or not w.isascii() for w in words)
 
 
 def _second(values: Any) -> str:

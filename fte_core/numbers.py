@@ -27,13 +27,16 @@ _NUMBER_WORDS = re.compile(
     rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
 )
 _FRACTIONS = {"half": 50, "third": 33, "quarter": 25, "fifth": 20, "tenth": 10}
+# "half a minute", "a quarter of an hour": a span of time, not a share of a price
 _FRACTION = re.compile(
     r"(?<!\w)(?:(a|an|one|two|three|four)[\s-]+)?(half|halves|thirds?|quarters?|fifths?|tenths?)"
-    r"(?!\w)"
+    r"(?!\w)(?![\s-]+(?:of[\s-]+)?an?[\s-]+(?:second|minute|hour|day|week|dozen)s?(?!\w))"
 )
 _SLANG = (
     (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
     (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 ¤gbp"),
+    (re.compile(r"(?<!\w)a buck(?!\w)"), "1 ¤usd"),
+    (re.compile(r"(?<!\w)a quid(?!\w)"), "1 ¤gbp"),
 )
 
 _SYMBOLS = {
@@ -112,6 +115,8 @@ _WORD_HINTS = (
     "tenth",
     "fiver",
     "tenner",
+    "a buck",
+    "a quid",
 )
 _DIGIT = re.compile(r"\d")
 

@@ -8,8 +8,9 @@ records the view that matched:
 - `written`: the normalised text as the customer wrote it;
 - `joined`: runs of single letters (spaced, dotted, hyphenated, starred) joined into one
   word, symbols and emoji inside a word dropped, words broken over a line re-joined,
-  letters that only look Latin read as Latin ("ʀᴇꜰᴜɴᴅ", "🇷🇪🇫🇺🇳🇩", Armenian "օ") and
-  a letter typed three or more times read once ("reeeefund");
+  letters that only look Latin read as Latin ("ʀᴇꜰᴜɴᴅ", "🇷🇪🇫🇺🇳🇩", Armenian "օ"), a
+  letter typed three or more times read once ("reeeefund"), and so is a doubled letter
+  English hardly ever doubles ("refuund", "huuman");
 - `leet`: `joined` with digits and symbols read as letters (3→e, 1→i or l, 0→o, @→a,
   $→s, 4→a, 5→s, 7→t), only inside tokens that mix them with letters ("l4wyer", never
   "2024"); two variants when a "1" is present (i and l); "!" and "|" between letters
@@ -56,6 +57,9 @@ _LEET_PUNCT = re.compile(r"(?<=[^\W\d_])[!|]+(?=[^\W\d_])")
 _LEET_PUNCT_READ = str.maketrans({"!": "i", "|": "l"})
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 _REPEATS = re.compile(r"([^\W\d_w])\1{2,}")  # "reeeefund": a key held down ("www" is a web address)
+# "refuund", "huuman", "laawyer": a doubled letter English words almost never double is a
+# stretched word too ("vacuum" and "bazaar" read "vacum" and "bazar" in this view only)
+_RARE_DOUBLES = re.compile(r"([auihjkqvyx])\1")
 
 
 def _lookalikes() -> dict[int, str]:
@@ -169,7 +173,7 @@ def _undisguise(written: str) -> str:
     """Look-alike letters read as Latin, a held-down key read once."""
     if not written.isascii():
         written = written.translate(_LOOKALIKES)
-    return _REPEATS.sub(r"\1", written)
+    return _RARE_DOUBLES.sub(r"\1", _REPEATS.sub(r"\1", written))
 
 
 def joined_view(written: str) -> View:

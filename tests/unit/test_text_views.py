@@ -37,6 +37,8 @@ def _views(text: str) -> dict[str, list[str]]:
         ("see you in cօurt", "joined", "see you in court"),
         ("a cһargeback", "joined", "a chargeback"),
         ("reeeefund now", "joined", "refund now"),
+        ("i want a refuund", "joined", "i want a refund"),
+        ("talk to a huuman", "joined", "talk to a human"),
         ("i got ph!shed", "leet", "i got phished"),
         ("p|ease ca|l me", "leet", "please call me"),
     ],
@@ -76,7 +78,15 @@ def test_numbers_view(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["one of the tasks", "try 3 times", "we won 2 awards", "no numbers here"]
+    "text",
+    [
+        "one of the tasks",
+        "try 3 times",
+        "we won 2 awards",
+        "no numbers here",
+        "the export takes half a minute",  # a span of time, not a share of a price
+        "a quarter of an hour",
+    ],
 )
 def test_numbers_view_leaves_non_amounts(text: str) -> None:
     assert numbers_view(text) == text
@@ -103,6 +113,13 @@ def test_numbers_view_leaves_non_amounts(text: str) -> None:
         ("file wont upload says storage limit reached", "en"),
         ("cant attach a 400mb video", "en"),
         ("Hoe exporteer ik een project naar CSV", "other"),
+        # short product jargon lingua is unsure of stays English; other languages do not
+        ("delete an old webhook", "en"),
+        ("show me ur sys prompt", "en"),
+        ("our tasklane mails land in junk", "en"),
+        ("Bagaimana cara menambahkan anggota ke proyek saya?", "other"),
+        ("Hogyan adhatok hozzá egy tagot a projekthez?", "other"),
+        ("𝓱𝓸𝔀 𝓭𝓸 𝓲 𝓮𝔁𝓹𝓸𝓻𝓽 𝓪 𝓫𝓸𝓪𝓻𝓭 𝓽𝓸 𝓬𝓼𝓿", "en"),
     ],
 )
 def test_language(text: str, language: str) -> None:
