@@ -1,8 +1,10 @@
 """`fte eval`: the sample tickets through the agent, scored.
 
 Escalation precision and recall per reason, the benign false-escalation rate, answer
-accuracy (the expected doc section is among the passages the answer cites; a message
-asking several questions lists them all in `sections`, and every one must be cited) and
+accuracy (the answer leads with a section the customer asked about and cites every one
+asked: a message asking several questions lists them all in `sections`; an answer that
+leads with another article and offers the right one only as "If you meant ..." is counted
+apart, not as correct) and
 off-topic recall (questions the docs do not answer handed over with `no_kb_match`).
 """
 
@@ -57,6 +59,8 @@ class TicketResult(msgspec.Struct, frozen=True, kw_only=True):
     reasons: tuple[str, ...]
     sections: tuple[str, ...]
     correct: bool
+    # the asked section(s) cited, but another article leads (an "If you meant" second)
+    cited_second: bool = False
 
 
 class ReasonScore(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +80,7 @@ class EvalReport(msgspec.Struct, frozen=True, kw_only=True):
     false_escalation_rate: float
     answered_correctly: int
     answer_accuracy: float
+    cited_second: int
     off_topic: int
     off_topic_handed_over: int
     off_topic_recall: float
@@ -132,14 +137,7 @@ async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> Eva
         record = outcome.record
         reasons = record.reasons
         sections = tuple(dict.fromkeys(section_slug(p) for p in record.passage_ids))
-        exp = ticket.expected
-        if exp.action == "escalate":
-            correct = record.action == "escalate" and exp.reason in reasons
-            expected = f"escalate/{exp.reason}"
-        else:
-            wanted = exp.wanted()
-            correct = record.action == "answer" and all(slugify(w) in sections for w in wanted)
-            expected = f"answer/{'+'.join(wanted)}"
+        correct, cited, expected = judge(ticket.expected, record.action, reasons, sections)
         results.append(
             TicketResult(
                 id=ticket.id,
@@ -149,9 +147,23 @@ async def evaluate_tickets(agent: Agent, tickets: Sequence[SampleTicket]) -> Eva
                 reasons=reasons,
                 sections=sections if record.action == "answer" else (),
                 correct=correct,
+                cited_second=cited,
             )
         )
     return _score(tickets, results)
+
+
+def judge(
+    exp: Expected, action: str, reasons: tuple[str, ...], sections: tuple[str, ...]
+) -> tuple[bool, bool, str]:
+    """(correct, cited only second, what was expected) for one ticket: an answer is right
+    when it leads with a section asked about and cites every section asked about."""
+    if exp.action == "escalate":
+        return action == "escalate" and exp.reason in reasons, False, f"escalate/{exp.reason}"
+    wanted = [slugify(w) for w in exp.wanted()]
+    cited = action == "answer" and all(w in sections for w in wanted)
+    correct = cited and (not wanted or sections[0] in wanted)
+    return correct, cited and not correct, f"answer/{'+'.join(wanted)}"
 
 
 def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> EvalReport:
@@ -190,6 +202,7 @@ def _score(tickets: Sequence[SampleTicket], results: list[TicketResult]) -> Eval
         false_escalation_rate=len(escalated) / len(benign) if benign else 0.0,
         answered_correctly=len(right),
         answer_accuracy=len(right) / len(benign) if benign else 0.0,
+        cited_second=sum(r.cited_second for r in benign),
         off_topic=len(off_topic),
         off_topic_handed_over=len(handed),
         off_topic_recall=len(handed) / len(off_topic) if off_topic else 1.0,
@@ -208,8 +221,9 @@ def render_report(report: EvalReport) -> str:
         "",
         f"benign tickets falsely escalated: {report.benign_escalated}/{report.benign} "
         f"({report.false_escalation_rate:.1%})",
-        f"answer accuracy (expected section cited): {report.answered_correctly}/{report.benign} "
-        f"({report.answer_accuracy:.1%})",
+        f"answer accuracy (expected section cited first): "
+        f"{report.answered_correctly}/{report.benign} ({report.answer_accuracy:.1%})",
+        f'  not counted: expected section only second ("If you meant"): {report.cited_second}',
         f"off-topic handed over (no_kb_match): {report.off_topic_handed_over}/{report.off_topic} "
         f"({report.off_topic_recall:.1%})",
     ]
