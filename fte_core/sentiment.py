@@ -1,4 +1,5 @@
-"""Sentiment in [0, 1] from vaderSentiment: 0 furious, 0.5 neutral, 1 delighted.
+"""Sentiment in [0, 1] from vaderSentiment (its scores, computed by fte_core.vader):
+0 furious, 0.5 neutral, 1 delighted.
 
 The analyzer reads its lexicon from disk, so it is built on first use, not at import.
 """
@@ -7,18 +8,18 @@ from __future__ import annotations
 
 import threading
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from fte_core.vader import FastAnalyzer
 
 _lock = threading.Lock()
-_analyzer: SentimentIntensityAnalyzer | None = None
+_analyzer: FastAnalyzer | None = None
 
 
-def _get() -> SentimentIntensityAnalyzer:
+def _get() -> FastAnalyzer:
     global _analyzer
     if _analyzer is None:
         with _lock:
             if _analyzer is None:
-                _analyzer = SentimentIntensityAnalyzer()
+                _analyzer = FastAnalyzer()
     return _analyzer
 
 

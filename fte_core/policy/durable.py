@@ -89,7 +89,9 @@ def _expr(node: Node, negate: bool = False) -> Json:
     """A durable_rules expression in negation normal form (the engine has no `not`)."""
     match node:
         case TextAtom(index):
-            return {f"f{index}": 0 if negate else 1}
+            # a false atom is absent from the fact (`$nex`): the fact carries only the
+            # few atoms that hold, and the engine's cost grows with the fact's fields
+            return {"$nex": {f"f{index}": 1}} if negate else {f"f{index}": 1}
         case SentimentBelow(value):
             return {"$gte" if negate else "$lt": {"s": basis_points(value)}}
         case SentimentAbove(value):
@@ -142,18 +144,6 @@ def _dnf_terms(expr: Json) -> int:
             total *= _dnf_terms(e)
         return total
     return 1
-
-
-def _zero_tests(expr: Json) -> list[str]:
-    """The atom fields an expression compares with 0 (negated text conditions)."""
-    found = []
-    for key, value in expr.items():
-        if key in ("$and", "$or"):
-            for e in value:
-                found.extend(_zero_tests(e))
-        elif not key.startswith("$") and key.startswith("f") and value == 0:
-            found.append(key)
-    return found
 
 
 def _field_tests(expr: Json, counts: dict[str, int]) -> None:
@@ -228,9 +218,6 @@ class DurableStage:
             "run": _noop,
         }
         self._rule_ids = {f"r{rule.order}": rule.id for rule in stage.rules}
-        self._negated = frozenset(
-            int(name[1:]) for rule in stage.rules for name in _zero_tests(_expr(rule.condition))
-        )
         with _LOCK:
             host = _get_host()
             try:
@@ -264,14 +251,10 @@ class DurableStage:
         if self._reads_flags:
             for label in MODEL_LABELS:
                 fact[flag_field(label)] = int(label in facts.model_flags)
-        # A text atom enters the fact when it holds, or when some rule tests it for 0 (a
-        # negation); an absent field fails `fN == 1`. Most atoms are false and never
-        # negated, so the fact stays small: the engine's cost grows with its fields.
+        # Only the atoms that hold enter the fact (a negation tests absence, `$nex`).
         for i, value in enumerate(facts.atoms):
             if value:
                 fact[f"f{i}"] = 1
-            elif i in self._negated:
-                fact[f"f{i}"] = 0
         with _LOCK:
             fact["sid"] = self._session
             fact["id"] = str(next(self._fact_ids))

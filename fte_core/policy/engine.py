@@ -101,6 +101,29 @@ def facts_for(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StageFacts:
+    """One message's facts for one stage of one rule-set version (atom numbers are that
+    version's); `facts` is None when computing them failed, with the error."""
+
+    stage: str
+    version: str
+    feats: MessageFeatures
+    facts: Facts | None
+    error: str = ""
+
+
+def _stage_facts(
+    stage: str, rules: RuleSet, similarity: _Similarity, feats: MessageFeatures
+) -> StageFacts:
+    try:
+        facts = facts_for(rules.stage(stage), feats, similarity.stage(stage))
+    except Exception as exc:  # noqa: BLE001 - a guardrail must never fail open
+        log.error("policy features failed: %s", exc)
+        return StageFacts(stage, rules.version, feats, None, f"features: {exc!r}")
+    return StageFacts(stage, rules.version, feats, facts)
+
+
 class _Similarity:
     """Both stages' exemplar vectors for one rule set (built when the rules load); `rules`
     is the set with the thresholds measured for the active embedder."""
@@ -239,21 +262,36 @@ class PolicyEngine:
         return features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
-        decision = self._decide(stage, feats)
-        if not feats.model_flags:
-            return decision
-        return msgspec.structs.replace(decision, model_flags=tuple(sorted(feats.model_flags)))
+        return self.evaluate_facts(self.facts(stage, feats))
 
-    def _decide(self, stage: str, feats: MessageFeatures) -> Decision:
+    def facts(self, stage: str, feats: MessageFeatures) -> StageFacts:
+        """The text matched in Python (phrases, patterns, similarity) into the booleans and
+        scores the rules read: the rules' own evaluation (`evaluate_facts`) then sees no
+        text at all (../shared/DURABLE_RULES.md). Never raises: a failure is carried to
+        `evaluate_facts`, which escalates."""
+        with self._lock:
+            rules, similarity = self._rules, self._similarity
+        return _stage_facts(stage, rules, similarity, feats)
+
+    def evaluate_facts(self, prepared: StageFacts) -> Decision:
+        """Both evaluators on one message's facts. Facts computed against a rule set that
+        has since been reloaded are recomputed: their atom numbers are the old set's."""
         with self._lock:
             rules, compiled, similarity = self._rules, self._current, self._similarity
-        stage_rules = rules.stage(stage)
-        try:
-            facts = facts_for(stage_rules, feats, similarity.stage(stage))
-        except Exception as exc:  # noqa: BLE001 - a guardrail must never fail open
-            log.error("policy features failed: %s", exc)
-            return failsafe(stage, rules.version, f"features: {exc!r}")
-        version, views = rules.version, facts.views
+        if prepared.version != rules.version:
+            prepared = _stage_facts(prepared.stage, rules, similarity, prepared.feats)
+        decision = self._decide(prepared, rules, compiled)
+        flags = prepared.feats.model_flags
+        if not flags:
+            return decision
+        return msgspec.structs.replace(decision, model_flags=tuple(sorted(flags)))
+
+    def _decide(self, prepared: StageFacts, rules: RuleSet, compiled: _Compiled | None) -> Decision:
+        stage = prepared.stage
+        version, facts = rules.version, prepared.facts
+        if facts is None:
+            return failsafe(stage, version, prepared.error)
+        stage_rules, views = rules.stage(stage), facts.views
         if compiled is None:
             fired = self._reference(stage_rules, facts)
             return decide(stage_rules, fired, version, "reference", views=views)
