@@ -135,7 +135,7 @@ def detect_language(text: str) -> str:
     if len(words) < _MIN_WORDS or sum(len(w) for w in words) < _MIN_LETTERS:
         return ENGLISH
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
-    if english >= 2 and english * 5 >= len(words):
+    if _enough_english(english, len(words)):
         return ENGLISH
     values = _get().compute_language_confidence_values(_sample(head))
     best = values[0] if values else None
@@ -151,6 +151,15 @@ def detect_language(text: str) -> str:
     if best.value >= _MIN_CONFIDENCE or english == 0:
         return code
     return ENGLISH
+
+
+def _enough_english(english: int, words: int) -> bool:
+    """Two English function words in five, or three in eight: a bug report is mostly
+    nouns ("Steps to reproduce: open the board, drag a card, reload the page. Browser:
+    Firefox on Windows"), and such texts went to lingua (~0.5 ms), which only confirmed
+    English. None of the held-out or tuning messages changed language with the second
+    bar."""
+    return (english >= 2 and english * 5 >= words) or (english >= 3 and english * 8 >= words)
 
 
 def _sample(text: str) -> str:

@@ -233,6 +233,8 @@ class DurableStage:
         self._session = str(next(self._sessions))
         self._fact_ids = itertools.count(1)
         self._reads_flags = stage.uses_model_flags
+        self._atom_fields = tuple(f"f{i}" for i in range(len(stage.atoms)))
+        self._similarity_fields = tuple(f"m{i}" for i in range(len(stage.similarity)))
 
     def fired(self, facts: Facts) -> set[str]:
         """Assert the message as a fact, every matching rule fires, then retract it.
@@ -240,21 +242,16 @@ class DurableStage:
         The action loop talks to the C engine directly (the same calls the Host makes)
         because the Python wrapper's per-action bookkeeping costs more than the rules.
         """
-        fact: Json = {
-            MARKER: 1,
-            "s": basis_points(facts.sentiment),
-            "ch": facts.channel.value,
-            "lg": facts.language,
-        }
-        for i, score in enumerate(facts.similarity):
-            fact[f"m{i}"] = score
+        # Only the atoms that hold enter the fact (a negation tests absence, `$nex`).
+        fact: Json = dict.fromkeys(itertools.compress(self._atom_fields, facts.atoms), 1)
+        fact[MARKER] = 1
+        fact["s"] = basis_points(facts.sentiment)
+        fact["ch"] = facts.channel.value
+        fact["lg"] = facts.language
+        fact.update(zip(self._similarity_fields, facts.similarity, strict=True))
         if self._reads_flags:
             for label in MODEL_LABELS:
                 fact[flag_field(label)] = int(label in facts.model_flags)
-        # Only the atoms that hold enter the fact (a negation tests absence, `$nex`).
-        for i, value in enumerate(facts.atoms):
-            if value:
-                fact[f"f{i}"] = 1
         with _LOCK:
             fact["sid"] = self._session
             fact["id"] = str(next(self._fact_ids))

@@ -6,7 +6,7 @@ It is the fail-safe when durable_rules raises, and the oracle of the differentia
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from fte_core.models import Channel, Decision, Priority, RuleAction
@@ -155,13 +155,21 @@ _STAGE_ACTION: dict[str, RuleAction] = {"input": "escalate", "output": "block"}
 
 def decide(
     stage: StageRules,
-    fired: Iterable[str],
+    fired: Collection[str],
     version: str,
     evaluator: str,
     error: str | None = None,
     views: tuple[str | None, ...] = (),
 ) -> Decision:
     """Turn the set of fired rule ids into a Decision; order never depends on firing order."""
+    if not fired:  # most messages: nothing to order or merge
+        return Decision(
+            stage=stage.stage,
+            action="allow",
+            ruleset_version=version,
+            evaluator=evaluator,
+            error=error,
+        )
     rules = sorted((stage.by_id[i] for i in set(fired)), key=lambda r: r.order)
     stop = _STAGE_ACTION[stage.stage]
     stopping = [r for r in rules if r.then.action == stop]

@@ -30,3 +30,23 @@ def test_the_sample_is_cut_at_a_space_within_the_limit() -> None:
     assert (FRENCH * 12)[len(sample)] == " "
     assert _sample("court") == "court"
     assert _sample("x" * 1000) == "x" * _LINGUA_CHARS  # no space: a hard cut
+
+
+def test_a_noun_heavy_bug_report_is_english_without_asking_lingua(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fte_core.language as language
+
+    def no_lingua() -> None:
+        raise AssertionError("lingua was asked")
+
+    monkeypatch.setattr(language, "_get", no_lingua)
+    report = (
+        "Subject: Import from Jira Workspace: acme-design. Steps to reproduce: open the "
+        "board, drag a card, reload the page. Browser: Firefox on Windows."
+    )
+    assert detect_language(report) == "en"
+    # three English function words among many Spanish ones are not enough
+    mixed = SPANISH + "the board to the"
+    with pytest.raises(AssertionError, match="lingua was asked"):
+        detect_language(mixed)
