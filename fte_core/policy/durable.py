@@ -44,6 +44,7 @@ MAX_DNF_TERMS = 48  # durable expands $or per rule; >64 satisfied conditions is 
 MAX_FIELDS = 200  # ~254 top-level fact fields fails inside the engine
 MAX_TESTS_PER_FIELD = 400  # 512+ conditions on one field loops forever
 
+_LABELS = frozenset(MODEL_LABELS)
 _LOCK = threading.Lock()
 _names = itertools.count(1)
 
@@ -107,8 +108,8 @@ def _expr(node: Node, negate: bool = False) -> Json:
                 return _join("$and", [{"$neq": {"lg": code}} for code in languages])
             return _join("$or", [{"lg": code} for code in languages])
         case ModelFlagsAny(flags):
-            if negate:
-                return _join("$and", [{flag_field(f): 0} for f in flags])
+            if negate:  # a label the model did not give is absent from the fact
+                return _join("$and", [{"$nex": {flag_field(f): 1}} for f in flags])
             return _join("$or", [{flag_field(f): 1} for f in flags])
         case AllOf(items):
             return _join("$or" if negate else "$and", [_expr(n, negate) for n in items])
@@ -120,8 +121,7 @@ def _expr(node: Node, negate: bool = False) -> Json:
 
 
 def flag_field(label: str) -> str:
-    """A model label's fact field; every label is in the fact (0 or 1) when the stage
-    reads any, so a negated test never meets an absent field."""
+    """A model label's fact field, present (1) only when the model gave the label."""
     return f"mf_{label}"
 
 
@@ -250,8 +250,9 @@ class DurableStage:
         fact["lg"] = facts.language
         fact.update(zip(self._similarity_fields, facts.similarity, strict=True))
         if self._reads_flags:
-            for label in MODEL_LABELS:
-                fact[flag_field(label)] = int(label in facts.model_flags)
+            for label in facts.model_flags:
+                if label in _LABELS:  # a label no rule can name never enters the engine
+                    fact[flag_field(label)] = 1
         with _LOCK:
             fact["sid"] = self._session
             fact["id"] = str(next(self._fact_ids))
