@@ -222,13 +222,16 @@ _QUERY_WORD = re.compile(r"\w")
 
 
 # The product's own name: every question to its support is about it, so as a search word
-# it only pulls in the sections whose titles carry it ("Signing up for a Tasklane account").
+# it only pulls in the sections whose titles and phrasings carry it ("Signing up for a
+# Tasklane account", "start using tasklane"): in full text and in the embedded question
+# alike, where it made off-topic questions naming the product ("a Tasklane podcast?",
+# "can Tasklane track hours for payroll") look like sign-up questions.
 _BRAND = re.compile(r"\btasklane(?:'?s)?\b", re.I)
 
 
 def lexical_query(query: str) -> str:
-    """The query the full-text half searches (and measures coverage with): the brand
-    name left out, unless nothing else is left."""
+    """The query searched (the full-text half, its coverage and the embedded question):
+    the brand name left out, unless nothing else is left."""
     stripped = " ".join(_BRAND.sub(" ", query).split())
     return stripped if _QUERY_WORD.search(stripped) else query
 

@@ -233,7 +233,8 @@ class PostgresKnowledgeBase:
 
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         """The queries' vectors by this base's embedder, in one call (see the port)."""
-        return await self._embed([q[:_MAX_QUERY_CHARS] for q in queries]) if queries else []
+        texts = [lexical_query(q[:_MAX_QUERY_CHARS]) for q in queries]
+        return await self._embed(texts) if texts else []
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -274,7 +275,7 @@ class PostgresKnowledgeBase:
             return []
         await self.prepare()
         if embedding is None:
-            (vector,) = await self._embed([query])
+            (vector,) = await self._embed([lexical_query(query)])
         elif len(embedding) != self._dim:
             raise ValidationError("embedding", f"expected {self._dim} numbers")
         else:
