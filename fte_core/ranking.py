@@ -295,11 +295,11 @@ def _learned_scores(ranked: Sequence[Ranked], fusion: Fusion) -> list[float]:
 
 
 def with_shares(ranked: Sequence[Ranked], fusion: Fusion) -> list[Ranked]:
-    """The passages in the learned order, each with its `share`: the learned ranker was fitted as a softmax over a
-    question's candidates, so exp(score) normalised over the returned passages is its
-    estimate of which one the customer asks about. Two close shares mean the evidence
-    does not tell two sections apart (the offline responder then quotes both); without
-    a learned ranker the shares stay 0 (unknown)."""
+    """The passages in the learned order, each with its `share`: the learned ranker was
+    fitted as a softmax over a question's candidates, so exp(score) normalised over the
+    returned passages is its estimate of which one the customer asks about. Two close
+    shares mean the evidence does not tell two sections apart (the offline responder
+    then quotes both); without a learned ranker the shares stay 0 (unknown)."""
     return _shared(_learned_order(ranked, fusion), fusion)
 
 

@@ -24,6 +24,7 @@ import msgspec
 from fte_core.formatting import split_sentences
 from fte_core.models import Passage
 from fte_core.ports import KnowledgeBase, Question
+from fte_core.spelling import Speller
 from fte_core.text import normalize
 
 MAX_QUERY_CHARS = 1000
@@ -412,10 +413,17 @@ class Retrieval(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(q for q in self.questions if not q.passages)
 
 
-async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int) -> Retrieval:
+async def retrieve(
+    kb: KnowledgeBase,
+    text: str,
+    subject: str | None,
+    limit: int,
+    speller: Speller | None = None,
+) -> Retrieval:
     """Each question searched with its vector (all embedded in one call); a question
-    nothing answered is searched again by its content words. Questions answered from the
-    same section are one question."""
+    nothing answered is searched again by its content words, then with its typos mended
+    (`speller`, fte_core.spelling). Questions answered from the same section are one
+    question."""
     questions = [q for q in split_questions(text, subject) if _QUERY_WORD.search(q)]
     if not questions:
         return Retrieval(questions=(), embeddings=(), attempts=0)
@@ -425,7 +433,7 @@ async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int
     for index, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
         passages = await kb.search(question, limit, embedding=vector or None)
         attempts += 1
-        for retry in _retries(questions, index):
+        for retry in _retries(questions, index, speller):
             if passages:
                 break
             passages = await kb.search(retry, limit)
@@ -450,15 +458,19 @@ def _leans_back(question: str) -> bool:
     return bool(_BACK_REFERENCE.search(question))
 
 
-def _retries(questions: Sequence[str], index: int) -> list[str]:
+def _retries(questions: Sequence[str], index: int, speller: Speller | None) -> list[str]:
     """What to search when a question found nothing: a later question leaning on the one
     before it with that one ("How do I close my account, and can I change my mind
-    afterwards?"; found in the same section, the two merge), then its content words."""
+    afterwards?"; found in the same section, the two merge), then its content words,
+    then those words with their typos mended ("chnage the langauge")."""
     question = questions[index]
     retries = [f"{questions[index - 1]} {question}"] if index and _leans_back(question) else []
     words = reformulate(question, None)
     if words.strip() and words != question:
         retries.append(words)
+    mended = speller.mend(words) if speller and words.strip() else words
+    if mended != words:
+        retries.append(mended)
     return retries
 
 
