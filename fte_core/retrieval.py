@@ -5,7 +5,8 @@ to CSV? Also, can I import from Jira?" is two questions, each retrieved, answere
 handed over on its own. Greetings and sign-offs are dropped before embedding ("Dear
 support, ... Kind regards, Tom" says nothing about the question and blurs its vector).
 The second attempt for a question nothing answered keeps only its content words, so that
-a long, chatty message still finds the section a short question would.
+a long, chatty message still finds the section a short question would; a third mends
+their typos against the documentation's words (fte_core.spelling).
 
 A later question that finds nothing and points back ("... and can I change my mind
 afterwards?") is searched again after the question before it.

@@ -232,7 +232,8 @@ class PostgresKnowledgeBase:
         return [(vectors[a], vectors[a + 1], vectors[a + 2 : m], vectors[m:b]) for a, m, b in spans]
 
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
-        """The queries' vectors by this base's embedder, in one call (see the port)."""
+        """The queries' vectors by this base's embedder, in one call (see the port), each
+        embedded as search reads it: without the brand name (`lexical_query`)."""
         texts = [lexical_query(q[:_MAX_QUERY_CHARS]) for q in queries]
         return await self._embed(texts) if texts else []
 
