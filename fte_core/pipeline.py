@@ -60,6 +60,7 @@ from fte_core.ports import (
     Turn,
 )
 from fte_core.retrieval import Retrieval, partial_handover, retrieve
+from fte_core.spelling import speller
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,11 @@ class Agent:
         """Each question of the message searched on its own (fte_core.retrieval)."""
         started = time.perf_counter()
         run.retrieval = await retrieve(
-            self.knowledge, run.text, run.message.subject, self.config.search_limit
+            self.knowledge,
+            run.text,
+            run.message.subject,
+            self.config.search_limit,
+            speller(self.context.product_docs),
         )
         run.passages = run.retrieval.passages
         run.attempts = run.retrieval.attempts

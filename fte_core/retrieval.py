@@ -5,7 +5,8 @@ to CSV? Also, can I import from Jira?" is two questions, each retrieved, answere
 handed over on its own. Greetings and sign-offs are dropped before embedding ("Dear
 support, ... Kind regards, Tom" says nothing about the question and blurs its vector).
 The second attempt for a question nothing answered keeps only its content words, so that
-a long, chatty message still finds the section a short question would.
+a long, chatty message still finds the section a short question would; a third mends
+their typos against the documentation's words (fte_core.spelling).
 
 A later question that finds nothing and points back ("... and can I change my mind
 afterwards?") is searched again after the question before it.
@@ -24,6 +25,7 @@ import msgspec
 from fte_core.formatting import split_sentences
 from fte_core.models import Passage
 from fte_core.ports import KnowledgeBase, Question
+from fte_core.spelling import Speller
 from fte_core.text import normalize
 
 MAX_QUERY_CHARS = 1000
@@ -222,13 +224,16 @@ _QUERY_WORD = re.compile(r"\w")
 
 
 # The product's own name: every question to its support is about it, so as a search word
-# it only pulls in the sections whose titles carry it ("Signing up for a Tasklane account").
+# it only pulls in the sections whose titles and phrasings carry it ("Signing up for a
+# Tasklane account", "start using tasklane"): in full text and in the embedded question
+# alike, where it made off-topic questions naming the product ("a Tasklane podcast?",
+# "can Tasklane track hours for payroll") look like sign-up questions.
 _BRAND = re.compile(r"\btasklane(?:'?s)?\b", re.I)
 
 
 def lexical_query(query: str) -> str:
-    """The query the full-text half searches (and measures coverage with): the brand
-    name left out, unless nothing else is left."""
+    """The query searched (the full-text half, its coverage and the embedded question):
+    the brand name left out, unless nothing else is left."""
     stripped = " ".join(_BRAND.sub(" ", query).split())
     return stripped if _QUERY_WORD.search(stripped) else query
 
@@ -409,10 +414,17 @@ class Retrieval(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(q for q in self.questions if not q.passages)
 
 
-async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int) -> Retrieval:
+async def retrieve(
+    kb: KnowledgeBase,
+    text: str,
+    subject: str | None,
+    limit: int,
+    speller: Speller | None = None,
+) -> Retrieval:
     """Each question searched with its vector (all embedded in one call); a question
-    nothing answered is searched again by its content words. Questions answered from the
-    same section are one question."""
+    nothing answered is searched again by its content words, then with its typos mended
+    (`speller`, fte_core.spelling). Questions answered from the same section are one
+    question."""
     questions = [q for q in split_questions(text, subject) if _QUERY_WORD.search(q)]
     if not questions:
         return Retrieval(questions=(), embeddings=(), attempts=0)
@@ -422,7 +434,7 @@ async def retrieve(kb: KnowledgeBase, text: str, subject: str | None, limit: int
     for index, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
         passages = await kb.search(question, limit, embedding=vector or None)
         attempts += 1
-        for retry in _retries(questions, index):
+        for retry in _retries(questions, index, speller):
             if passages:
                 break
             passages = await kb.search(retry, limit)
@@ -447,15 +459,19 @@ def _leans_back(question: str) -> bool:
     return bool(_BACK_REFERENCE.search(question))
 
 
-def _retries(questions: Sequence[str], index: int) -> list[str]:
+def _retries(questions: Sequence[str], index: int, speller: Speller | None) -> list[str]:
     """What to search when a question found nothing: a later question leaning on the one
     before it with that one ("How do I close my account, and can I change my mind
-    afterwards?"; found in the same section, the two merge), then its content words."""
+    afterwards?"; found in the same section, the two merge), then its content words,
+    then those words with their typos mended ("chnage the langauge")."""
     question = questions[index]
     retries = [f"{questions[index - 1]} {question}"] if index and _leans_back(question) else []
     words = reformulate(question, None)
     if words.strip() and words != question:
         retries.append(words)
+    mended = speller.mend(words) if speller and words.strip() else words
+    if mended != words:
+        retries.append(mended)
     return retries
 
 

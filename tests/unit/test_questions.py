@@ -6,6 +6,7 @@ import pytest
 
 from fte_core.chunking import chunk_markdown
 from fte_core.retrieval import clean_message, partial_handover, retrieve, split_questions
+from fte_core.spelling import speller
 from fte_core.testing.knowledge import InMemoryKnowledgeBase
 
 DOCS = """# Help
@@ -138,6 +139,17 @@ async def test_a_follow_up_that_finds_nothing_is_searched_with_the_question_befo
     for unrelated in ("Who won the football match?", "And the capital of Mongolia?"):
         apart = await retrieve(kb, f"How do I export to JSON? {unrelated}", None, 3)
         assert [bool(q.passages) for q in apart.questions] == [True, False]
+
+
+async def test_a_question_with_typos_is_searched_again_with_them_mended() -> None:
+    """No article shares a word with "exprot", "projcet" or "jsno"; mended against the
+    documentation's words the question finds the export article, and without a speller
+    it is left for a person."""
+    kb = await _kb()
+    typed = "how do i exprot a projcet to jsno"
+    found = await retrieve(kb, typed, None, 3, speller(DOCS))
+    assert found.questions[0].passages[0].section == "Exporting data to CSV or JSON"
+    assert not (await retrieve(kb, typed, None, 3)).passages
 
 
 async def test_an_empty_message_asks_nothing() -> None:

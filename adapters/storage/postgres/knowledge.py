@@ -237,8 +237,10 @@ class PostgresKnowledgeBase:
         return [(vectors[a], vectors[a + 1], vectors[a + 2 : m], vectors[m:b]) for a, m, b in spans]
 
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
-        """The queries' vectors by this base's embedder, in one call (see the port)."""
-        return await self._embed([q[:_MAX_QUERY_CHARS] for q in queries]) if queries else []
+        """The queries' vectors by this base's embedder, in one call (see the port), each
+        embedded as search reads it: without the brand name (`lexical_query`)."""
+        texts = [lexical_query(q[:_MAX_QUERY_CHARS]) for q in queries]
+        return await self._embed(texts) if texts else []
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -279,7 +281,7 @@ class PostgresKnowledgeBase:
             return []
         await self.prepare()
         if embedding is None:
-            (vector,) = await self._embed([query])
+            (vector,) = await self._embed([lexical_query(query)])
         elif len(embedding) != self._dim:
             raise ValidationError("embedding", f"expected {self._dim} numbers")
         else:
