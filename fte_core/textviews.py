@@ -215,6 +215,17 @@ def _read_punct(match: re.Match[str]) -> str:
     return match.group().translate(_LEET_PUNCT_READ)
 
 
+def plain_view(written: str) -> View:
+    """One reading with every letter disguise undone at once ("!" and "|" between letters,
+    joins, look-alikes, held-down keys, leet with 1 read as i), for a reader that cannot
+    try several views: the mood lexicon (`fte_core.sentiment`)."""
+    if _LEET_PUNCT.search(written) is not None:
+        written = _LEET_PUNCT.sub(_read_punct, written)
+    joined = joined_view(written)
+    leet = leet_views(joined)
+    return leet[0] if leet else joined
+
+
 def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
     """The distinct views of a normalised text, `written` first; `numbers=False` skips the
     numbers view (only rules with currency patterns read it)."""
