@@ -5,9 +5,9 @@ prices as surely as "$39" does. In this view numbers in words become digits
 ("forty-nine" → 49, "two thousand five hundred" → 2500), fractions become percentages
 ("a fifth" → 20%, "half" → 50%), and currency symbols and words next to a number become
 ISO codes marked with the generic currency sign ¤ ("₹2,000" → "¤inr 2,000", "1.200 kr"
-→ "1.200 ¤sek", "5 bucks" → "5 ¤usd"), so one pattern (`¤[a-z]{3}\s?\d|\d\s?¤[a-z]{3}`)
-covers every currency, and the mark keeps "try 3 times" from reading as Turkish lira. A
-lone "one" stays a word ("one of the tasks" is no amount).
+→ "1.200 ¤sek", "5 bucks" → "5 ¤usd", "a dollar" → "1 ¤usd"), so one pattern
+(`¤[a-z]{3}\s?\d|\d\s?¤[a-z]{3}`) covers every currency, and the mark keeps "try 3 times"
+from reading as Turkish lira. A lone "one" stays a word ("one of the tasks" is no amount).
 """
 
 from __future__ import annotations
@@ -35,12 +35,21 @@ _FRACTION = re.compile(
 _SLANG = (
     (re.compile(r"(?<!\w)a fiver(?!\w)"), "5 ¤gbp"),
     (re.compile(r"(?<!\w)a tenner(?!\w)"), "10 ¤gbp"),
-    (re.compile(r"(?<!\w)a buck(?!\w)"), "1 ¤usd"),
-    (re.compile(r"(?<!\w)a quid(?!\w)"), "1 ¤gbp"),
+)
+# One unit of a currency named in words: "under a dollar a day", "a euro per seat"; not
+# the name of a sign, a field or a weight ("a dollar sign", "a euro amount", "a pound of").
+_ONE_UNIT = {
+    "buck": "usd", "dollar": "usd", "quid": "gbp", "pound": "gbp", "euro": "eur",
+    "franc": "chf", "rupee": "inr", "cent": "usd", "penny": "gbp",
+}  # fmt: skip
+_ONE = re.compile(
+    rf"(?<!\w)an? ({'|'.join(_ONE_UNIT)})(?!\w)(?![\s-]+(?:signs?|symbols?|keys?|bills?|notes?"
+    r"|coins?|amounts?|values?|figures?|fields?|columns?|formats?|currency|of|for|or)(?!\w))"
 )
 
 _SYMBOLS = {
-    "r$": "brl", "us$": "usd", "c$": "cad", "a$": "aud", "$": "usd", "€": "eur", "£": "gbp",
+    "r$": "brl", "us$": "usd", "c$": "cad", "a$": "aud", "s$": "sgd", "hk$": "hkd",
+    "nz$": "nzd", "mx$": "mxn", "$": "usd", "€": "eur", "£": "gbp",
     "¥": "jpy", "₩": "krw", "₹": "inr", "₽": "rub", "₺": "try", "₪": "ils", "₫": "vnd",
     "₱": "php", "฿": "thb", "₦": "ngn", "₴": "uah",
 }  # fmt: skip
@@ -58,12 +67,23 @@ _CURRENCY_WORDS = {
     "złoty": "pln", "zł": "pln", "pln": "pln", "yuan": "cny", "rmb": "cny", "cny": "cny",
     "peso": "mxn", "pesos": "mxn", "mxn": "mxn", "rand": "zar", "zar": "zar", "cad": "cad",
     "aud": "aud", "cent": "usd", "cents": "usd", "pence": "gbp", "fr": "chf",
+    "czk": "czk", "kč": "czk", "kc": "czk", "huf": "huf", "forint": "huf", "ron": "ron",
+    "lei": "ron", "aed": "aed", "dirham": "aed", "dirhams": "aed", "sar": "sar",
+    "riyal": "sar", "riyals": "sar", "sgd": "sgd", "hkd": "hkd", "nzd": "nzd", "myr": "myr",
+    "ringgit": "myr", "baht": "thb", "thb": "thb", "rupiah": "idr", "idr": "idr",
+    "naira": "ngn", "ngn": "ngn", "kes": "kes", "shilling": "kes", "shillings": "kes",
 }  # fmt: skip
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
 # "won" are words too, so they count only after a number.
-_AFTER = re.compile(rf"(\d[\d.,\s]*?)\s?(?<!¤)({_CURRENCY})(?!\w)")
-_BEFORE_WORDS = "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub|fr"
+# A magnitude may sit between them: "2k euros", "1.5 lakh rupees", "3m yen".
+_AFTER = re.compile(
+    rf"(\d[\d.,\s]*?(?:\s?(?:k|m|mn|bn|lakh|lakhs|crore|crores)\b)?)\s?(?<!¤)({_CURRENCY})(?!\w)"
+)
+_BEFORE_WORDS = (
+    "usd|eur|gbp|chf|inr|rs|kr|sek|nok|dkk|brl|pln|cny|rmb|jpy|cad|aud|mxn|zar|rub|fr|czk|huf"
+    "|aed|sgd|hkd|nzd|myr|thb|idr|ngn|kes"
+)
 _BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\.?\s?(?=\d)")
 _SPACES = re.compile(r" {2,}")
 
@@ -115,8 +135,7 @@ _WORD_HINTS = (
     "tenth",
     "fiver",
     "tenner",
-    "a buck",
-    "a quid",
+    *(f"a {unit}" for unit in _ONE_UNIT),
 )
 _DIGIT = re.compile(r"\d")
 
@@ -127,6 +146,7 @@ def numbers_view(text: str) -> str:
     if any(hint in text for hint in _WORD_HINTS):
         for pattern, replacement in _SLANG:
             out = pattern.sub(replacement, out)
+        out = _ONE.sub(lambda m: f"1 ¤{_ONE_UNIT[m.group(1)]}", out)
         out = _FRACTION.sub(_fraction, out)
         out = _NUMBER_WORDS.sub(_number, out)
     if _DIGIT.search(out) is not None:

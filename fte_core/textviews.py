@@ -56,7 +56,9 @@ _LEET_L = str.maketrans({"1": "l"})
 _LEET_PUNCT = re.compile(r"(?<=[^\W\d_])[!|]+(?=[^\W\d_])")
 _LEET_PUNCT_READ = str.maketrans({"!": "i", "|": "l"})
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-_REPEATS = re.compile(r"([^\W\d_w])\1{2,}")  # "reeeefund": a key held down ("www" is a web address)
+# "reeeefund": a key held down; a run of w only inside a word ("lawwwyer"): "www" on its
+# own is a web address
+_REPEATS = re.compile(r"([^\W\d_w])\1{2,}|(?<=[^\W\d_])(w)ww+|(w)ww+(?=[^\W\d_])")
 # "refuund", "huuman", "laawyer": a doubled letter English words almost never double is a
 # stretched word too ("vacuum" and "bazaar" read "vacum" and "bazar" in this view only)
 _RARE_DOUBLES = re.compile(r"([auihjkqvyx])\1")
@@ -173,7 +175,11 @@ def _undisguise(written: str) -> str:
     """Look-alike letters read as Latin, a held-down key read once."""
     if not written.isascii():
         written = written.translate(_LOOKALIKES)
-    return _RARE_DOUBLES.sub(r"\1", _REPEATS.sub(r"\1", written))
+    return _RARE_DOUBLES.sub(r"\1", _REPEATS.sub(_once, written))
+
+
+def _once(match: re.Match[str]) -> str:
+    return match.group()[0]
 
 
 def joined_view(written: str) -> View:

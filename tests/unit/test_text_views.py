@@ -38,6 +38,7 @@ def _views(text: str) -> dict[str, list[str]]:
         ("a cһargeback", "joined", "a chargeback"),
         ("reeeefund now", "joined", "refund now"),
         ("i want a refuund", "joined", "i want a refund"),
+        ("my lawwwyer", "joined", "my lawyer"),
         ("talk to a huuman", "joined", "talk to a human"),
         ("i got ph!shed", "leet", "i got phished"),
         ("p|ease ca|l me", "leet", "please call me"),
@@ -71,6 +72,10 @@ def test_ordinary_text_has_one_view(text: str) -> None:
         ("two thousand five hundred dollars", "2500 ¤usd"),
         ("a fiver", "5 ¤gbp"),
         ("R$ 50", "¤brl 50"),
+        ("under a dollar a day", "under 1 ¤usd a day"),
+        ("about 2k euros a year", "about 2k ¤eur a year"),
+        ("450 Kč a month", "450 ¤czk a month"),
+        ("HK$ 80 per seat", "¤hkd 80 per seat"),
     ],
 )
 def test_numbers_view(text: str, expected: str) -> None:
@@ -86,6 +91,8 @@ def test_numbers_view(text: str, expected: str) -> None:
         "no numbers here",
         "the export takes half a minute",  # a span of time, not a share of a price
         "a quarter of an hour",
+        "a dollar sign is not needed",  # the name of a sign, not an amount
+        "the field takes a euro amount",
     ],
 )
 def test_numbers_view_leaves_non_amounts(text: str) -> None:
