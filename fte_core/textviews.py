@@ -51,6 +51,7 @@ _LEET_I = str.maketrans(
     {"3": "e", "1": "i", "0": "o", "@": "a", "$": "s", "4": "a", "5": "s", "7": "t"}
 )
 _LEET_L = str.maketrans({"1": "l"})
+_LEET_ONE = ("some", "any", "no", "every")  # "s0me1", "any1": the digit says its name
 # "ph!shed", "h|jacked": "!" and "|" between letters stand for i and l; the joined view
 # drops them as symbols inside a word, so the leet view reads them from the written text
 _LEET_PUNCT = re.compile(r"(?<=[^\W\d_])[!|]+(?=[^\W\d_])")
@@ -202,6 +203,8 @@ def leet_views(joined: View) -> tuple[View, ...]:
             token = match.group()
             if _LEET_CHARS.search(token) is None or token.isalpha():
                 return token
+            if token.endswith("1") and token[:-1].translate(_LEET_I) in _LEET_ONE:
+                return token[:-1].translate(_LEET_I) + "one"
             if extra is not None:
                 token = token.translate(extra)
             return token.translate(table)
@@ -242,8 +245,10 @@ def text_views(written: str, *, numbers: bool = True) -> tuple[View, ...]:
     views.extend(leet_views(joined))
     if _LEET_PUNCT.search(written) is not None:
         punct = joined_view(_LEET_PUNCT.sub(_read_punct, written))
-        if all(punct.text != view.text for view in views):
-            views.append(View("leet", punct.text, punct.runs))
+        # "d!sc0unt": "!" and digits in one word are read together
+        for view in (punct, *leet_views(punct)[:1]):
+            if all(view.text != seen.text for seen in views):
+                views.append(View("leet", view.text, view.runs))
     if numbers:
         amounts = numbers_view(written)
         if amounts != written:

@@ -32,6 +32,8 @@ def _views(text: str) -> dict[str, list[str]]:
         ("my l4wyer", "leet", "my lawyer"),
         ("s3curity br3ach", "leet", "security breach"),
         ("$ecurity", "leet", "security"),
+        ("d!sc0unt code", "leet", "discount code"),
+        ("s0me1 logged in", "leet", "someone logged in"),
         ("ʀᴇꜰᴜɴᴅ please", "joined", "refund please"),
         ("🇷🇪🇫🇺🇳🇩 now", "joined", "refund now"),
         ("see you in cօurt", "joined", "see you in court"),
