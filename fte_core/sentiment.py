@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import threading
 
-from fte_core.vader import FastAnalyzer
-
 from fte_core.text import normalize
 from fte_core.textviews import plain_view
+from fte_core.vader import FastAnalyzer
 
 _lock = threading.Lock()
 _analyzer: FastAnalyzer | None = None
