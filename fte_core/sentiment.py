@@ -45,12 +45,16 @@ MIN_FOUND_WORD = 4
 MAX_FOUND_WORD = 16
 
 
-def sentiment_score(text: str) -> float:
+def sentiment_score(text: str, *, disguised: bool = True) -> float:
     """VADER's compound score mapped linearly from [-1, 1] to [0, 1], 4 decimals; the more
-    negative of the message as written and as read with its disguises undone."""
+    negative of the message as written and as read with its disguises undone.
+
+    `disguised=False`: the caller's text views found nothing to undo (only the written
+    view), so the undisguised reading, which costs as much as VADER itself, is skipped.
+    """
     head = text[:MAX_SCORED_CHARS]
     compound = _compound(head)
-    reading = undisguised(head)
+    reading = undisguised(head) if disguised else None
     if reading is not None:
         compound = min(compound, _compound(reading))
     return round((compound + 1.0) / 2.0, 4)

@@ -64,16 +64,26 @@ def features(
     """
     normalized = normalize(text)
     language = detect_language(text)
+    views = _views(text, normalized, numbers)
     if sentiment is None:
-        sentiment = sentiment_score(text) if language == ENGLISH else NEUTRAL
+        disguised = normalized != " ".join(text.lower().split()) or any(
+            v.name in _UNDISGUISED for v in views
+        )
+        sentiment = sentiment_score(text, disguised=disguised) if language == ENGLISH else NEUTRAL
     return MessageFeatures(
         normalized=normalized,
         sentiment=sentiment,
         channel=channel,
         language=language,
-        views=_views(text, normalized, numbers),
+        views=views,
         model_flags=frozenset(model_flags),
     )
+
+
+# The views that undo a disguise: without one, and with normalisation changing nothing
+# but case and spacing (look-alike letters are folded there), sentiment has nothing more
+# to read.
+_UNDISGUISED = frozenset({"joined", "leet"})
 
 
 def _views(text: str, normalized: str, numbers: bool) -> tuple[View, ...]:

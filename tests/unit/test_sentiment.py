@@ -61,3 +61,24 @@ def test_the_written_mood_is_kept_when_the_reading_is_milder() -> None:
 
 def test_the_engine_scores_the_disguised_reading() -> None:
     assert features("w.o.r.s.t support ever", Channel.WHATSAPP).sentiment < ANGRY
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I archive a board?",
+        "this is TERRIBLE, y0u know",
+        "u s e l e s s app",
+        "uѕeleѕѕ app",  # Cyrillic look-alikes, folded by normalisation, no other view
+        "ｕｓｅｌｅｓｓ ｃｏｍｐａｎｙ",
+        "the “new” view is awful",
+        "a h0rr!ble app",
+        "I LOVE the new view",
+    ],
+)
+def test_the_engine_skips_the_second_reading_only_when_it_would_change_nothing(
+    text: str,
+) -> None:
+    # features() tells sentiment_score whether any view undid a disguise; the score is
+    # the same as reading every message twice
+    assert features(text, Channel.WEB_FORM).sentiment == sentiment_score(text)
