@@ -36,7 +36,12 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
 from adapters.embedding.minilm_build import installed
 from adapters.storage.postgres.embedded import EmbeddedPostgres
-from adapters.storage.postgres.knowledge import PostgresKnowledgeBase, vector_literal
+from adapters.storage.postgres.knowledge import (
+    CANDIDATES,
+    PostgresKnowledgeBase,
+    ef_search_for,
+    vector_literal,
+)
 from adapters.storage.postgres.migrate import migrate
 from adapters.storage.postgres.pool import open_pool
 from fte_core.errors import StorageError
@@ -61,7 +66,8 @@ VARIANTS = [
         ).split(",")
     )
 ]
-EF_SEARCH = (40, 64, 100, 200)
+# the shipped breadth among them, so its recall is in the table
+EF_SEARCH = tuple(sorted({40, 64, 100, 200, ef_search_for(CANDIDATES)}))
 
 
 def _pct(values: list[float], q: float) -> float:

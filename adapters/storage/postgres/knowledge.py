@@ -64,9 +64,19 @@ COMMON_FLOOR = 500
 # are those whose words select many chunks (interleaved A/B, p99: 500 -> 300 -15 %,
 # 300 -> 200 -11 %, the top 3 unchanged for 96 % of questions)
 LEXICAL_BUDGET = 200
+# per list: at 100k chunks 50 cost 25 % more time per search (the evidence is read for
+# the union of both lists) and changed no answer of the tuning and held-out sets, nor
+# `fte kb eval`'s recall
+CANDIDATES = 30
 _QUERY_WORD = re.compile(r"\w+")
 _MAX_QUERY_CHARS = 2000
 _EMBED_BATCH = 256
+
+
+def ef_search_for(candidates: int) -> int:
+    """The HNSW search breadth for a list of `candidates` (recall@10 at 100k chunks:
+    tests/perf/test_kb_semantic_bench.py)."""
+    return max(40, 2 * candidates)
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -86,10 +96,7 @@ class PostgresKnowledgeBase:
         embedder: Embedder,
         *,
         calibration: Calibration | None = None,
-        # 30 per list: at 100k chunks 50 cost 25 % more time per search (the evidence is
-        # read for the union of both lists) and changed no answer of the tuning and
-        # held-out sets, nor `fte kb eval`'s recall
-        candidates: int = 30,
+        candidates: int = CANDIDATES,
         common_fraction: float = 0.05,
         ef_search: int | None = None,
         title_weight: float = 1.0,
@@ -101,7 +108,7 @@ class PostgresKnowledgeBase:
         self.common_fraction = common_fraction
         self.title_weight = title_weight
         # Recall vs latency: see tests/perf/test_kb_search_bench.py for measured figures.
-        self.ef_search = int(ef_search) if ef_search else max(40, 2 * candidates)
+        self.ef_search = int(ef_search) if ef_search else ef_search_for(candidates)
         self._dim = int(embedder.dimension)
         self._index_ready = False
         self._vector_type = sql.SQL("vector({})").format(sql.Literal(self._dim))
