@@ -64,12 +64,18 @@ def _compound(text: str) -> float:
     return float(_get().polarity_scores(text)["compound"])
 
 
+def only_case_and_spacing(text: str, normalized: str) -> bool:
+    """Normalisation changed nothing a second reading could use (look-alike letters,
+    full-width forms and the like are folded there)."""
+    return normalized == " ".join(text.lower().split())
+
+
 def undisguised(text: str) -> str | None:
     """The message as the phrase rules read it, its joined runs split at the lexicon's
     words; None when that is the message itself (only case and spacing differ)."""
     normalized = normalize(text)
     view = plain_view(normalized)
-    if view.text == normalized and normalized == " ".join(text.lower().split()):
+    if view.text == normalized and only_case_and_spacing(text, normalized):
         return None
     if not view.runs:
         return view.text

@@ -22,7 +22,7 @@ from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
 from fte_core.policy.similarity import SimilarityIndex, Vector, unit
 from fte_core.ports import Embedder
-from fte_core.sentiment import sentiment_score
+from fte_core.sentiment import only_case_and_spacing, sentiment_score
 from fte_core.text import normalize
 from fte_core.textviews import View, decoded_view, text_views
 
@@ -66,7 +66,7 @@ def features(
     language = detect_language(text)
     views = _views(text, normalized, numbers)
     if sentiment is None:
-        disguised = normalized != " ".join(text.lower().split()) or any(
+        disguised = not only_case_and_spacing(text, normalized) or any(
             v.name in _UNDISGUISED for v in views
         )
         sentiment = sentiment_score(text, disguised=disguised) if language == ENGLISH else NEUTRAL
