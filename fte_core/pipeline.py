@@ -19,16 +19,11 @@ from fte_core.clock import Clock, utc_now
 from fte_core.closing import closing_body, is_closing
 from fte_core.context import DEFAULT_SIGNATURE, Context
 from fte_core.errors import InProgress, NotFound, ResponderError
-from fte_core.formatting import (
-    DEFAULT_CHANNEL_CONFIGS,
-    ChannelConfig,
-    acknowledgement_body,
-    format_for_channel,
-    handover_body,
-    strip_quoted_history,
-)
+from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, ChannelConfig, format_for_channel
 from fte_core.grounding import grounded
+from fte_core.handover import acknowledgement_body, handover_body
 from fte_core.identity import delivery_target, identifier_key, identifiers_for
+from fte_core.inbound import strip_quoted_history
 from fte_core.models import (
     Channel,
     Customer,

@@ -13,13 +13,13 @@ from fte_core.formatting import (
     ChannelConfig,
     count_words,
     format_for_channel,
-    handover_body,
     normalize_text,
     split_message,
     split_sentences,
-    strip_quoted_history,
     truncate,
 )
+from fte_core.handover import handover_body
+from fte_core.inbound import strip_quoted_history
 from fte_core.models import Channel
 
 TICKET = "TKT-000123"

@@ -11,7 +11,7 @@ from adapters.channels.gmail.htmltext import html_to_text
 from adapters.channels.gmail.inbound import Skipped, to_inbound
 from adapters.channels.gmail.mime import MAX_TEXT_CHARS, parse_email
 from fte_core.errors import ValidationError
-from fte_core.formatting import strip_quoted_history
+from fte_core.inbound import strip_quoted_history
 from fte_core.models import Channel, InboundMessage, Verification
 from tests import gmail_payloads as p
 
