@@ -7,7 +7,7 @@ from datetime import datetime
 import msgspec
 
 from fte_core.errors import ValidationError
-from fte_core.models import Channel, Priority
+from fte_core.models import Channel, Priority, ReplyAction
 
 INBOUND = "fte.inbound"
 OUTBOUND = "fte.outbound"
@@ -60,7 +60,7 @@ class EscalationEvent(msgspec.Struct, frozen=True, kw_only=True, tag="escalation
 class MetricsEvent(msgspec.Struct, frozen=True, kw_only=True, tag="metrics"):
     channel: Channel
     ticket_number: str
-    action: str  # answer | escalate
+    action: ReplyAction
     escalation_reason: str | None
     sentiment: float
     latency_ms: float

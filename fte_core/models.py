@@ -230,6 +230,8 @@ MODEL_LABELS: tuple[str, ...] = get_args(ModelLabel)
 
 # What a rule stage may decide (the rule schema's `action:` values, plus allow).
 RuleAction = Literal["allow", "escalate", "block"]
+# what became of a customer's message: answered, handed over, or held (a person owns it)
+ReplyAction = Literal["answer", "escalate", "hold"]
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -294,7 +296,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     usage: Usage = Usage()
     latency_ms: dict[str, float] = {}
-    action: str = "answer"  # answer | escalate | hold (a person owns the ticket)
+    action: ReplyAction = "answer"
     escalation_reason: str | None = None
     reasons: tuple[str, ...] = ()  # every escalation reason, most urgent first
     blocked_draft: str | None = None

@@ -36,6 +36,7 @@ from fte_core.models import (
     Priority,
     Receipt,
     Reply,
+    ReplyAction,
     StoredMessage,
     Thread,
     TicketStatus,
@@ -392,7 +393,7 @@ class Agent:
         answer: Answer | None,
         output: Decision | None,
         escalation: tuple[str, ...] = (),
-        action: str | None = None,
+        action: ReplyAction | None = None,
     ) -> DecisionRecord:
         return DecisionRecord(
             message_id=run.stored.id,
