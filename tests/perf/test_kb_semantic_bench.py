@@ -134,7 +134,7 @@ async def _load(pool: AsyncConnectionPool[Any], model: MiniLMEmbedder) -> int:
     else:
         matrix = vectors(model, chunks)
     async with pool.connection() as conn:
-        await conn.execute("TRUNCATE knowledge_base")
+        await conn.execute("TRUNCATE knowledge_base CASCADE")
         copy_sql = (
             "COPY knowledge_base (id, document, section, chunk_text, content_hash, embedder,"
             " dim, embedding, title_embedding, sentence_embeddings) FROM STDIN"
@@ -158,7 +158,7 @@ async def _load(pool: AsyncConnectionPool[Any], model: MiniLMEmbedder) -> int:
                 )
         kb = PostgresKnowledgeBase(pool, model)
         await kb.refresh_terms()
-        await conn.execute("ANALYZE knowledge_base")
+        await conn.execute("ANALYZE knowledge_base, knowledge_lexemes")
     return len(chunks)
 
 

@@ -122,10 +122,14 @@ class PostgresKnowledgeBase:
     def ef_sql(self) -> sql.Composed:
         """Per search transaction: the HNSW beam width, and a plan made for the actual
         question every time (a generic plan, made once, was 5x slower at 100k chunks: it
-        cannot see the tsquery's selectivity; the default may switch to it unasked)."""
+        cannot see the tsquery's selectivity; the default may switch to it unasked). No
+        JIT: the statement's estimated cost (~3,500 at 100k chunks) is far below the
+        default jit_above_cost, but a server tuned lower, or a bad estimate on a larger
+        base, would compile it on every search for tens of milliseconds."""
         return sql.SQL(
             "SELECT set_config('hnsw.ef_search', {}, true),"
-            " set_config('plan_cache_mode', 'force_custom_plan', true)"
+            " set_config('plan_cache_mode', 'force_custom_plan', true),"
+            " set_config('jit', 'off', true)"
         ).format(sql.Literal(str(self.ef_search)))
 
     def _conn(self) -> AbstractAsyncContextManager[Conn]:
@@ -219,7 +223,7 @@ class PostgresKnowledgeBase:
         await conn.execute("DELETE FROM knowledge_terms")
         await conn.execute(
             "INSERT INTO knowledge_terms (lexeme, ndoc)"
-            " SELECT word, ndoc FROM ts_stat('SELECT tsv FROM knowledge_base')"
+            " SELECT word, ndoc FROM ts_stat('SELECT tsv FROM knowledge_lexemes')"
         )
         await conn.execute(
             """INSERT INTO knowledge_corpus (chunks) SELECT count(*) FROM knowledge_base
@@ -371,7 +375,9 @@ _SCORE = """
 # `lexical`: the OR query takes the query words rarest first while the chunks containing
 # them number at most %(budget)s (the rarest word always): every chunk it selects is
 # scored, and at 100k chunks one mid-frequency word would select thousands. A base small
-# enough never reaches the budget and keeps every word. `nearest`: through the HNSW index
+# enough never reaches the budget and keeps every word. It reads knowledge_lexemes, the
+# narrow copy of each chunk's tsvector (migration 0018), not the wide knowledge_base rows.
+# `nearest`: through the HNSW index
 # of this dimension ({dim}, {vtype} are filled in per embedder).
 CANDIDATE_CTES = (
     "WITH corpus AS (\n"
@@ -391,7 +397,7 @@ CANDIDATE_CTES = (
     SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
         SELECT kb.id, """
     + _SCORE
-    + """ AS score FROM knowledge_base kb
+    + """ AS score FROM knowledge_lexemes kb
         WHERE kb.tsv @@ (SELECT q FROM query)
         ORDER BY score DESC, kb.id
         LIMIT %(limit)s
