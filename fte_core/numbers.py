@@ -72,6 +72,20 @@ _CURRENCY_WORDS = {
     "riyal": "sar", "riyals": "sar", "sgd": "sgd", "hkd": "hkd", "nzd": "nzd", "myr": "myr",
     "ringgit": "myr", "baht": "thb", "thb": "thb", "rupiah": "idr", "idr": "idr",
     "naira": "ngn", "ngn": "ngn", "kes": "kes", "shilling": "kes", "shillings": "kes",
+    # a dollar, franc or peso named with its country ("840 Australian dollars")
+    **{f"{country} {unit}": code for country, code in (
+        ("us", "usd"), ("u.s.", "usd"), ("american", "usd"), ("australian", "aud"),
+        ("canadian", "cad"), ("new zealand", "nzd"), ("singapore", "sgd"),
+        ("hong kong", "hkd"),
+    ) for unit in ("dollar", "dollars")},
+    **{f"{adjective} {unit}": code for adjective, units, code in (
+        ("swiss", ("franc", "francs"), "chf"), ("mexican", ("peso", "pesos"), "mxn"),
+        ("indian", ("rupee", "rupees"), "inr"), ("japanese", ("yen",), "jpy"),
+        ("british", ("pound", "pounds"), "gbp"), ("brazilian", ("real", "reais"), "brl"),
+        ("swedish", ("krona", "kronor"), "sek"), ("norwegian", ("krone", "kroner"), "sek"),
+        ("danish", ("krone", "kroner"), "sek"), ("south african", ("rand",), "zar"),
+    ) for unit in units},
+    "pounds sterling": "gbp",
 }  # fmt: skip
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
@@ -107,8 +121,42 @@ def _value(words: str) -> int | None:
     return total + current
 
 
+# Words before a clock time or a year said in pairs ("at five fifteen", "in twenty
+# twenty-four"): these pairs are no price.
+_TIME_OR_YEAR = re.compile(
+    r"(?:\b(?:at|by|until|till|from|before|after|since|in|of|around|year|about)\s+)$"
+)
+
+
+def _price_pair(text: str, before: str) -> str | None:
+    """ "forty-nine ninety-nine" → "49.99", "four ninety-nine" → "4.99", "twelve fifty"
+    → "12.50": two groups of at most two digits spoken one after the other, the way a
+    price is read out; None for anything else (a clock time or a year included)."""
+    if " and " in f" {text} ":
+        return None
+    parts = re.split(r"[\s-]+", text)
+    if any(part not in _UNITS for part in parts):
+        return None
+    groups: list[int] = []
+    for part in parts:
+        value = _UNITS[part]
+        joinable = groups and groups[-1] >= 20 and groups[-1] % 10 == 0 and value < 10
+        if joinable:
+            groups[-1] += value
+        else:
+            groups.append(value)
+    if len(groups) != 2 or groups[1] < 10 or groups[0] == 0:
+        return None
+    if _TIME_OR_YEAR.search(before) is not None:
+        return None
+    return f"{groups[0]}.{groups[1]:02d}"
+
+
 def _number(match: re.Match[str]) -> str:
     text = match.group()
+    pair = _price_pair(text, match.string[max(0, match.start() - 12) : match.start()])
+    if pair is not None:
+        return pair
     value = _value(text)
     if value is None:
         return text
