@@ -100,6 +100,8 @@ _BEFORE_WORDS = (
 )
 _BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\.?\s?(?=\d)")
 _SPACES = re.compile(r" {2,}")
+# "12,- €", "18.– CHF": a round price written with a dash for the cents
+_ROUND_DASH = re.compile(r"(\d)[.,][-–—](?![\w-])")
 
 
 def _value(words: str) -> int | None:
@@ -163,8 +165,17 @@ def _number(match: re.Match[str]) -> str:
     return str(value)
 
 
+# "three hundred a quarter", "50 per quarter": a quarter after an amount is a billing
+# period, not a share of a price
+_AMOUNT_BEFORE = re.compile(rf"(?:\d|\b(?:{_WORD}))\s*(?:per|each|every)?\s*$")
+
+
 def _fraction(match: re.Match[str]) -> str:
     count, name = match.group(1), match.group(2)
+    if name == "quarter" and count in ("a", None):
+        before = match.string[max(0, match.start() - 20) : match.start()]
+        if _AMOUNT_BEFORE.search(before) is not None:
+            return match.group()
     base = _FRACTIONS[name.rstrip("s") if name != "halves" else "half"]
     times = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, None: 1}[count]
     return f"{min(100, base * times)}%"
@@ -198,6 +209,7 @@ def numbers_view(text: str) -> str:
         out = _FRACTION.sub(_fraction, out)
         out = _NUMBER_WORDS.sub(_number, out)
     if _DIGIT.search(out) is not None:
+        out = _ROUND_DASH.sub(r"\1", out)
         out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
         out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
         out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)

@@ -34,7 +34,7 @@ import ahocorasick
 
 from fte_core.policy.prefilter import Prefilter
 from fte_core.text import normalize, phrases_regex
-from fte_core.textviews import View
+from fte_core.textviews import View, leet_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +240,14 @@ class TextMatcher:
             if repaired != out[0].text:
                 out.append(View("joined", repaired))
         if _MASKABLE.search(out[0].text) is not None:  # "m💰ney back", "h?man"
-            masked = _MASKED.sub(self._repair, _MASKABLE.sub("*", out[0].text))
-            if all(masked != view.text for view in out):
-                out.append(View("joined", masked))
+            starred = _MASKABLE.sub("*", out[0].text)
+            # leet around the mask too ("m💰n3y b@ck"): the leet view is built from the
+            # joined one, which drops the emoji, so it never sees the mask
+            leet = leet_views(View("joined", starred))
+            for reading in (starred, *(view.text for view in leet)):
+                masked = _MASKED.sub(self._repair, reading)
+                if all(masked != view.text for view in out):
+                    out.append(View("joined", masked))
         rejoined = self._rejoin_split(out[-1] if has_joined else out[0])
         if rejoined is not None:
             out.append(rejoined)
