@@ -154,6 +154,15 @@ def _price_pair(text: str, before: str) -> str | None:
     return f"{groups[0]}.{groups[1]:02d}"
 
 
+# "3 grand", "2 thousand", "1.5 million": digits with a scale in words
+_DIGIT_SCALE = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?) ?(hundred|thousand|grand|million)(?!\w)")
+
+
+def _digit_scale(match: re.Match[str]) -> str:
+    value = float(match.group(1)) * _SCALES.get(match.group(2), 100)
+    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+
+
 def _number(match: re.Match[str]) -> str:
     text = match.group()
     pair = _price_pair(text, match.string[max(0, match.start() - 12) : match.start()])
@@ -207,6 +216,7 @@ def numbers_view(text: str) -> str:
             out = pattern.sub(replacement, out)
         out = _ONE.sub(lambda m: f"1 ¤{_ONE_UNIT[m.group(1)]}", out)
         out = _FRACTION.sub(_fraction, out)
+        out = _DIGIT_SCALE.sub(_digit_scale, out)
         out = _NUMBER_WORDS.sub(_number, out)
     if _DIGIT.search(out) is not None:
         out = _ROUND_DASH.sub(r"\1", out)
