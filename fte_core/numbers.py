@@ -21,7 +21,11 @@ _UNITS = {
     "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1_000, "grand": 1_000, "million": 1_000_000}
+_SCALES = {
+    "hundred": 100, "thousand": 1_000, "grand": 1_000, "lakh": 100_000, "lakhs": 100_000,
+    "million": 1_000_000, "crore": 10_000_000, "crores": 10_000_000,
+    "billion": 1_000_000_000,
+}  # fmt: skip
 _WORD = "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True))
 _NUMBER_WORDS = re.compile(
     rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
@@ -86,6 +90,10 @@ _CURRENCY_WORDS = {
         ("danish", ("krone", "kroner"), "sek"), ("south african", ("rand",), "zar"),
     ) for unit in units},
     "pounds sterling": "gbp",
+    # crowns and korunas in English ("399 Swedish crowns", "800 Czech korunas")
+    "crowns": "sek", "crown": "sek", "koruna": "czk", "korunas": "czk", "koruny": "czk",
+    "czech crowns": "czk", "czech korunas": "czk", "swedish crowns": "sek",
+    "danish crowns": "sek", "norwegian crowns": "sek",
 }  # fmt: skip
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
@@ -155,7 +163,7 @@ def _price_pair(text: str, before: str) -> str | None:
 
 
 # "3 grand", "2 thousand", "1.5 million": digits with a scale in words
-_DIGIT_SCALE = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?) ?(hundred|thousand|grand|million)(?!\w)")
+_DIGIT_SCALE = re.compile(rf"(?<![\w.,])(\d+(?:\.\d+)?) ?({'|'.join(_SCALES)})(?!\w)")
 
 
 def _digit_scale(match: re.Match[str]) -> str:
