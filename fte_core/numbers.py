@@ -21,7 +21,11 @@ _UNITS = {
     "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1_000, "grand": 1_000, "million": 1_000_000}
+_SCALES = {
+    "hundred": 100, "thousand": 1_000, "grand": 1_000, "lakh": 100_000, "lakhs": 100_000,
+    "million": 1_000_000, "crore": 10_000_000, "crores": 10_000_000,
+    "billion": 1_000_000_000,
+}  # fmt: skip
 _WORD = "|".join(sorted([*_UNITS, *_SCALES], key=len, reverse=True))
 _NUMBER_WORDS = re.compile(
     rf"(?<![\w*#-])(?:an? )?(?:{_WORD})(?:(?:[\s-]+(?:and[\s-]+)?)(?:{_WORD}))*(?![\w-])"
@@ -72,6 +76,24 @@ _CURRENCY_WORDS = {
     "riyal": "sar", "riyals": "sar", "sgd": "sgd", "hkd": "hkd", "nzd": "nzd", "myr": "myr",
     "ringgit": "myr", "baht": "thb", "thb": "thb", "rupiah": "idr", "idr": "idr",
     "naira": "ngn", "ngn": "ngn", "kes": "kes", "shilling": "kes", "shillings": "kes",
+    # a dollar, franc or peso named with its country ("840 Australian dollars")
+    **{f"{country} {unit}": code for country, code in (
+        ("us", "usd"), ("u.s.", "usd"), ("american", "usd"), ("australian", "aud"),
+        ("canadian", "cad"), ("new zealand", "nzd"), ("singapore", "sgd"),
+        ("hong kong", "hkd"),
+    ) for unit in ("dollar", "dollars")},
+    **{f"{adjective} {unit}": code for adjective, units, code in (
+        ("swiss", ("franc", "francs"), "chf"), ("mexican", ("peso", "pesos"), "mxn"),
+        ("indian", ("rupee", "rupees"), "inr"), ("japanese", ("yen",), "jpy"),
+        ("british", ("pound", "pounds"), "gbp"), ("brazilian", ("real", "reais"), "brl"),
+        ("swedish", ("krona", "kronor"), "sek"), ("norwegian", ("krone", "kroner"), "sek"),
+        ("danish", ("krone", "kroner"), "sek"), ("south african", ("rand",), "zar"),
+    ) for unit in units},
+    "pounds sterling": "gbp",
+    # crowns and korunas in English ("399 Swedish crowns", "800 Czech korunas")
+    "crowns": "sek", "crown": "sek", "koruna": "czk", "korunas": "czk", "koruny": "czk",
+    "czech crowns": "czk", "czech korunas": "czk", "swedish crowns": "sek",
+    "danish crowns": "sek", "norwegian crowns": "sek",
 }  # fmt: skip
 _CURRENCY = "|".join(sorted((re.escape(w) for w in _CURRENCY_WORDS), key=len, reverse=True))
 # A currency word after an amount ("1.200 kr"), or before one ("chf 20"); "try" and
@@ -86,6 +108,8 @@ _BEFORE_WORDS = (
 )
 _BEFORE = re.compile(rf"(?<![\w$¤])({_BEFORE_WORDS})\.?\s?(?=\d)")
 _SPACES = re.compile(r" {2,}")
+# "12,- €", "18.– CHF": a round price written with a dash for the cents
+_ROUND_DASH = re.compile(r"(\d)[.,][-–—](?![\w-])")
 
 
 def _value(words: str) -> int | None:
@@ -107,16 +131,68 @@ def _value(words: str) -> int | None:
     return total + current
 
 
+# Words before a clock time or a year said in pairs ("at five fifteen", "in twenty
+# twenty-four"): these pairs are no price.
+_TIME_OR_YEAR = re.compile(
+    r"(?:\b(?:at|by|until|till|from|before|after|since|in|of|around|year|about)\s+)$"
+)
+
+
+def _price_pair(text: str, before: str) -> str | None:
+    """ "forty-nine ninety-nine" → "49.99", "four ninety-nine" → "4.99", "twelve fifty"
+    → "12.50": two groups of at most two digits spoken one after the other, the way a
+    price is read out; None for anything else (a clock time or a year included)."""
+    if " and " in f" {text} ":
+        return None
+    parts = re.split(r"[\s-]+", text)
+    if any(part not in _UNITS for part in parts):
+        return None
+    groups: list[int] = []
+    for part in parts:
+        value = _UNITS[part]
+        joinable = groups and groups[-1] >= 20 and groups[-1] % 10 == 0 and value < 10
+        if joinable:
+            groups[-1] += value
+        else:
+            groups.append(value)
+    if len(groups) != 2 or groups[1] < 10 or groups[0] == 0:
+        return None
+    if _TIME_OR_YEAR.search(before) is not None:
+        return None
+    return f"{groups[0]}.{groups[1]:02d}"
+
+
+# "3 grand", "2 thousand", "1.5 million": digits with a scale in words
+_DIGIT_SCALE = re.compile(rf"(?<![\w.,])(\d+(?:\.\d+)?) ?({'|'.join(_SCALES)})(?!\w)")
+
+
+def _digit_scale(match: re.Match[str]) -> str:
+    value = float(match.group(1)) * _SCALES.get(match.group(2), 100)
+    return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+
+
 def _number(match: re.Match[str]) -> str:
     text = match.group()
+    pair = _price_pair(text, match.string[max(0, match.start() - 12) : match.start()])
+    if pair is not None:
+        return pair
     value = _value(text)
     if value is None:
         return text
     return str(value)
 
 
+# "three hundred a quarter", "50 per quarter": a quarter after an amount is a billing
+# period, not a share of a price
+_AMOUNT_BEFORE = re.compile(rf"(?:\d|\b(?:{_WORD}))\s*(?:per|each|every)?\s*$")
+
+
 def _fraction(match: re.Match[str]) -> str:
     count, name = match.group(1), match.group(2)
+    if name == "quarter" and count in ("a", None):
+        before = match.string[max(0, match.start() - 20) : match.start()]
+        if _AMOUNT_BEFORE.search(before) is not None:
+            return match.group()
     base = _FRACTIONS[name.rstrip("s") if name != "halves" else "half"]
     times = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, None: 1}[count]
     return f"{min(100, base * times)}%"
@@ -148,8 +224,10 @@ def numbers_view(text: str) -> str:
             out = pattern.sub(replacement, out)
         out = _ONE.sub(lambda m: f"1 ¤{_ONE_UNIT[m.group(1)]}", out)
         out = _FRACTION.sub(_fraction, out)
+        out = _DIGIT_SCALE.sub(_digit_scale, out)
         out = _NUMBER_WORDS.sub(_number, out)
     if _DIGIT.search(out) is not None:
+        out = _ROUND_DASH.sub(r"\1", out)
         out = _SYMBOL.sub(lambda m: f" ¤{_SYMBOLS[m.group()]} ", out)
         out = _AFTER.sub(lambda m: f"{m.group(1)} ¤{_CURRENCY_WORDS[m.group(2)]}", out)
         out = _BEFORE.sub(lambda m: f"¤{_CURRENCY_WORDS[m.group(1)]} ", out)

@@ -34,7 +34,7 @@ import ahocorasick
 
 from fte_core.policy.prefilter import Prefilter
 from fte_core.text import normalize, phrases_regex
-from fte_core.textviews import View
+from fte_core.textviews import View, leet_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,8 @@ class _Entry:
 _SEPARATORS = re.compile(r"[\s_\-'\"‘’“”]+")
 _NEEDS_CANONICAL = re.compile(r"[_\-'\"‘’“”]| {2}")
 _APOSTROPHES = re.compile(r"['’]")
-_MASKED = re.compile(r"(?<![\w*#])[^\W\d_]+[*#][^\W\d_]+(?![\w*#])")
+# one or two masked letters: "refu*d", "m*n*ger", "l#w#er"
+_MASKED = re.compile(r"(?<![\w*#])[^\W\d_]+(?:[*#][^\W\d_]+){1,2}(?![\w*#])")
 # One emoji or symbol between two letters may stand for a letter too ("m💰ney"); the
 # joined view drops it ("law🔥suit"), so it is read as a mask on the written text.
 _MASKABLE = re.compile(r"(?<=[^\W\d_])(?:[?%^~+=<>]|(?![\w\s])[^\x00-\x7f])(?=[^\W\d_])")
@@ -239,9 +240,14 @@ class TextMatcher:
             if repaired != out[0].text:
                 out.append(View("joined", repaired))
         if _MASKABLE.search(out[0].text) is not None:  # "m💰ney back", "h?man"
-            masked = _MASKED.sub(self._repair, _MASKABLE.sub("*", out[0].text))
-            if all(masked != view.text for view in out):
-                out.append(View("joined", masked))
+            starred = _MASKABLE.sub("*", out[0].text)
+            # leet around the mask too ("m💰n3y b@ck"): the leet view is built from the
+            # joined one, which drops the emoji, so it never sees the mask
+            leet = leet_views(View("joined", starred))
+            for reading in (starred, *(view.text for view in leet)):
+                masked = _MASKED.sub(self._repair, reading)
+                if all(masked != view.text for view in out):
+                    out.append(View("joined", masked))
         rejoined = self._rejoin_split(out[-1] if has_joined else out[0])
         if rejoined is not None:
             out.append(rejoined)
@@ -353,11 +359,18 @@ def _split_table(vocabulary: set[str], stems: set[str]) -> Any:
 
 
 def _mask_table(vocabulary: set[str]) -> dict[str, str]:
-    """ "refund" → {"r*fund", "re*und", ...}: each inner letter masked once (words of 4+)."""
+    """ "refund" → {"r*fund", "re*und", ...}: each inner letter masked once (words of 4+),
+    and two inner letters apart from each other masked ("m*n*ger", words of 6+), the way
+    people hide vowels."""
     table: dict[str, str] = {}
     for word in sorted(vocabulary):
         if len(word) < 4 or not word.isalpha():
             continue
         for i in range(1, len(word) - 1):
-            table.setdefault(word[:i] + "*" + word[i + 1 :], word)
+            once = word[:i] + "*" + word[i + 1 :]
+            table.setdefault(once, word)
+            if len(word) < 6:
+                continue
+            for j in range(i + 2, len(word) - 1):
+                table.setdefault(once[:j] + "*" + once[j + 1 :], word)
     return table
