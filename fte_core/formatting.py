@@ -132,13 +132,18 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+def collapse_blank_lines(text: str) -> str:
+    """At most one blank line in a row, the ends trimmed."""
+    return _MANY_NEWLINES.sub("\n\n", text).strip()
+
+
 def normalize_text(text: str) -> str:
     """Canonical body text: newlines unified, control chars and lone surrogates gone,
     horizontal whitespace collapsed, lines trimmed, at most one blank line in a row."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub(" ", _SURROGATE.sub("", text))
     lines = (_HSPACE.sub(" ", line).strip() for line in text.split("\n"))
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+    return collapse_blank_lines("\n".join(lines))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

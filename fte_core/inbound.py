@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_MANY_NEWLINES = re.compile(r"\n{3,}")
+from fte_core.formatting import collapse_blank_lines
 
 # Lines that start the quoted history: everything from them on is dropped.
 _QUOTE_HEADERS = (
@@ -37,7 +37,7 @@ def strip_quoted_history(text: str) -> str:
             break
         if not line.lstrip().startswith(">"):
             kept.append(line)
-    result = _MANY_NEWLINES.sub("\n\n", "\n".join(kept)).strip()
+    result = collapse_blank_lines("\n".join(kept))
     return result or text.strip()
 
 
