@@ -55,7 +55,13 @@ from fte_core.ports import (
     Responder,
     Turn,
 )
-from fte_core.retrieval import Retrieval, partial_handover, retrieve
+from fte_core.retrieval import (
+    Retrieval,
+    embedded_text,
+    partial_handover,
+    questions_of,
+    retrieve,
+)
 from fte_core.spelling import speller
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,7 @@ class _Run:
     passages: list[Passage] = field(default_factory=list)
     attempts: int = 0
     retrieval: Retrieval | None = None
+    vectors: list[list[float]] = field(default_factory=list)  # one per question
 
 
 class Agent:
@@ -136,7 +143,7 @@ class Agent:
             if stored is not None and stored.processed_at is not None:
                 return await self._replay(message, stored)
             raise InProgress(f"message {run.stored.id} is being handled by another worker")
-        run.feats = await self.policy.with_embedding("input", run.feats)
+        await self._embed(run)
         decision = self._timed(
             run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
         )
@@ -238,6 +245,19 @@ class Agent:
             raise NotFound(f"conversation of message {message.id!r}")
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
 
+    async def _embed(self, run: _Run) -> None:
+        """The message's questions embedded once, by the knowledge base's model: the same
+        vectors serve the input rules' similarity conditions and retrieval."""
+        started = time.perf_counter()
+        probes = tuple(embedded_text(q) for q in questions_of(run.text, run.message.subject))
+        vectors = await self.knowledge.embed_queries(probes) if probes else []
+        run.vectors = vectors
+        feats = self.policy.share_embeddings(
+            run.feats, probes, vectors, self.knowledge.embedder_name
+        )
+        run.feats = await self.policy.with_embedding("input", feats)
+        run.latency["embed"] = _ms(started)
+
     async def _retrieve(self, run: _Run) -> None:
         """Each question of the message searched on its own (fte_core.retrieval)."""
         started = time.perf_counter()
@@ -247,6 +267,7 @@ class Agent:
             run.message.subject,
             self.config.search_limit,
             speller(self.context.product_docs),
+            vectors=run.vectors,
         )
         run.passages = run.retrieval.passages
         run.attempts = run.retrieval.attempts

@@ -305,6 +305,12 @@ class KnowledgeBase(Protocol):
         """Replace `document`'s chunks: unchanged ones are kept, changed re-embedded."""
         ...
 
+    @property
+    def embedder_name(self) -> str | None:
+        """The model `embed_queries` uses (None: a base without vectors), so a caller
+        knows whether the vectors mean anything to its own thresholds."""
+        ...
+
 
 class Embedder(Protocol):
     @property

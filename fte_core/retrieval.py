@@ -414,21 +414,38 @@ class Retrieval(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(q for q in self.questions if not q.passages)
 
 
+def questions_of(text: str, subject: str | None) -> list[str]:
+    """The questions of a message that retrieval searches, each on its own."""
+    return [q for q in split_questions(text, subject) if _QUERY_WORD.search(q)]
+
+
+def embedded_text(question: str) -> str:
+    """A question as it is embedded: by the knowledge base for search and by the rules'
+    similarity conditions, so one vector serves both. Normalised (look-alike letters and
+    case folded, which an uncased model ignores anyway) and without the brand name, as
+    `KnowledgeBase.embed_queries` reads it."""
+    return lexical_query(normalize(question))
+
+
 async def retrieve(
     kb: KnowledgeBase,
     text: str,
     subject: str | None,
     limit: int,
     speller: Speller | None = None,
+    *,
+    vectors: Sequence[Sequence[float]] | None = None,
 ) -> Retrieval:
-    """Each question searched with its vector (all embedded in one call); a question
-    nothing answered is searched again by its content words, then with its typos mended
-    (`speller`, fte_core.spelling). Questions answered from the same section are one
-    question."""
-    questions = [q for q in split_questions(text, subject) if _QUERY_WORD.search(q)]
+    """Each question searched with its vector (all embedded in one call, or `vectors`,
+    one per `questions_of(text, subject)`, when the caller embedded them already); a
+    question nothing answered is searched again by its content words, then with its
+    typos mended (`speller`, fte_core.spelling). Questions answered from the same
+    section are one question."""
+    questions = questions_of(text, subject)
     if not questions:
         return Retrieval(questions=(), embeddings=(), attempts=0)
-    vectors = await kb.embed_queries(questions)
+    if vectors is None or len(vectors) != len(questions):
+        vectors = await kb.embed_queries([embedded_text(q) for q in questions])
     attempts = 0
     found: list[Question] = []
     for index, (question, vector) in enumerate(zip(questions, vectors, strict=True)):

@@ -36,7 +36,7 @@ from fte_core.policy.engine import facts_for, features
 from fte_core.policy.loader import RuleSet
 from fte_core.policy.reference import Facts, holds
 from fte_core.policy.schema import example_text
-from fte_core.policy.similarity import best_score, embed_now
+from fte_core.policy.similarity import best_score, embed_now, embed_probes
 from fte_core.ports import Embedder
 from fte_core.text import normalize
 
@@ -100,7 +100,12 @@ def benign_corpus(context: Path) -> list[str]:
 
 def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list[Calibration]:
     results = []
-    benign_vectors = embed_now(embedder, [normalize(t) for t in benign]) if benign else []
+    # A message's score is its best probe's (its questions', inbound; the whole draft,
+    # outbound), as the engine scores it.
+    benign_vectors = {
+        name: embed_probes(embedder, benign, name)
+        for name in {loaded.rule.stage for loaded in rules.rules}
+    }
     # The benign texts' facts per stage, once: they do not depend on the rule.
     benign_facts = {
         name: [_wide_open(rules.stage(name), t, Channel.EMAIL) for t in benign]
@@ -117,19 +122,20 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
         compiled = stage.by_id[rule.id]
         own = near_misses[rule.stage]
         negatives = [text for text, _ in own]
-        negative_vectors = embed_now(embedder, [normalize(t) for t in negatives])
+        negative_vectors = embed_probes(embedder, negatives, rule.stage)
         texts = [*negatives, *benign]
         facts = [_wide_open(stage, t, c) for t, c in own] + benign_facts[rule.stage]
         gates = [holds(compiled.condition, f) for f in facts]
+        candidates = [*negative_vectors, *benign_vectors[rule.stage]]
         scores = [
-            best_score(v, exemplars) if gate else 0
-            for v, gate in zip([*negative_vectors, *benign_vectors], gates, strict=True)
+            max(best_score(v, exemplars) for v in probes) if gate else 0
+            for probes, gate in zip(candidates, gates, strict=True)
         ]
         closest = max(scores, default=0)
         at = scores.index(closest) if scores else None
         nearest = ""
         if at is not None:
-            vector = [*negative_vectors, *benign_vectors][at]
+            vector = max(candidates[at], key=lambda v: best_score(v, exemplars))
             nearest = slot.texts[
                 max(range(len(exemplars)), key=lambda i: best_score(vector, [exemplars[i]]))
             ]
@@ -145,7 +151,7 @@ def calibrate(rules: RuleSet, embedder: Embedder, benign: Sequence[str]) -> list
                 threshold=threshold / 10_000,
                 embedder=embedder.name,
                 closest_negative=closest / 10_000,
-                negatives=len(negative_vectors) + len(benign_vectors),
+                negatives=len(candidates),
                 caught=caught,
                 examples=len(exemplars),
                 closest_text=texts[at] if at is not None else "",

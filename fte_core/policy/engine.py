@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -20,7 +20,7 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
-from fte_core.policy.similarity import SimilarityIndex, Vector, unit
+from fte_core.policy.similarity import SimilarityIndex, Vector, similarity_probes, unit
 from fte_core.ports import Embedder
 from fte_core.sentiment import only_case_and_spacing, sentiment_score
 from fte_core.text import normalize
@@ -42,9 +42,13 @@ class MessageFeatures:
     channel: Channel
     language: str = ENGLISH
     views: tuple[View, ...] = ()  # text_views(normalized); empty means just `normalized`
-    # The message's embedding, when the caller already has it (retrieval embeds the same
-    # message): `similar_to` rules then reuse it instead of embedding again.
-    embedding: Vector | None = None
+    # What the `similar_to` conditions compare (the best score over them counts): the
+    # message's questions as retrieval embeds them (`similarity_probes`); empty means
+    # `normalized` (a draft reply is compared whole).
+    probes: tuple[str, ...] = ()
+    # Their vectors, when the caller already has them (the pipeline embeds the questions
+    # once, for retrieval and the rules alike): the rules then embed nothing.
+    embeddings: tuple[Vector, ...] = ()
     # The model's labels for the customer's message (output stage; none when offline).
     model_flags: frozenset[str] = frozenset()
 
@@ -80,6 +84,10 @@ def features(
     )
 
 
+def probe_texts(feats: MessageFeatures) -> tuple[str, ...]:
+    return feats.probes or (feats.normalized,)
+
+
 # The views that undo a disguise: without one, and with normalisation changing nothing
 # but case and spacing (look-alike letters are folded there), sentiment has nothing more
 # to read.
@@ -99,7 +107,8 @@ def facts_for(
     matched = stage.matcher.match(views)
     scores: tuple[int, ...] = ()
     if similarity is not None and stage.similarity:
-        scores = similarity.scores(feats.embedding or similarity.vector(feats.normalized))
+        vectors = feats.embeddings or similarity.vectors(probe_texts(feats))
+        scores = similarity.best_scores(vectors)
     return Facts(
         atoms=tuple([v is not None for v in matched]),
         sentiment=round(feats.sentiment, 4),  # the grid both evaluators compare on
@@ -229,18 +238,43 @@ class PolicyEngine:
     def version(self) -> str:
         return self._rules.version
 
+    @property
+    def embedder_name(self) -> str | None:
+        """The embedder the thresholds are calibrated for (None: no `similar_to` rule)."""
+        with self._lock:
+            embedder = self._similarity.embedder
+        return embedder.name if embedder is not None else None
+
+    def share_embeddings(
+        self,
+        feats: MessageFeatures,
+        probes: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+        embedder_name: str | None,
+    ) -> MessageFeatures:
+        """`probes` (`similarity_probes` of the message) with the vectors the caller
+        computed for them, used only when they come from the embedder the thresholds were
+        calibrated for; otherwise `with_embedding` embeds the probes itself."""
+        if not probes:
+            return feats
+        same = embedder_name is not None and embedder_name == self.embedder_name
+        if not same or len(vectors) != len(probes) or not all(vectors):
+            return dataclasses.replace(feats, probes=tuple(probes), embeddings=())
+        shared = tuple(unit(v) for v in vectors)
+        return dataclasses.replace(feats, probes=tuple(probes), embeddings=shared)
+
     async def with_embedding(self, stage: str, feats: MessageFeatures) -> MessageFeatures:
-        """The message embedded once, before the rules run, when a `similar_to` rule of
-        `stage` needs it: awaited here, so a model that computes in a worker thread (MiniLM)
-        never blocks the event loop inside the rules' lock."""
+        """The probes embedded once, before the rules run, when a `similar_to` rule of
+        `stage` needs them: awaited here, so a model that computes in a worker thread
+        (MiniLM) never blocks the event loop inside the rules' lock."""
         with self._lock:
             similarity = self._similarity
-        if feats.embedding is not None or similarity.stage(stage) is None:
+        if feats.embeddings or similarity.stage(stage) is None:
             return feats
         if not self._rules.stage(stage).similarity or similarity.embedder is None:
             return feats
-        (vector,) = await similarity.embedder.embed([feats.normalized])
-        return dataclasses.replace(feats, embedding=unit(vector))
+        vectors = await similarity.embedder.embed(list(probe_texts(feats)))
+        return dataclasses.replace(feats, embeddings=tuple(unit(v) for v in vectors))
 
     def evaluate(
         self,
@@ -269,7 +303,10 @@ class PolicyEngine:
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
-        return features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
+        feats = features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
+        if stage == "input" and stage_rules.similarity:
+            feats = dataclasses.replace(feats, probes=similarity_probes(text))
+        return feats
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:
         return self.evaluate_facts(self.facts(stage, feats))

@@ -23,6 +23,7 @@ import numpy as np
 from fte_core.errors import PolicyError, RuleError
 from fte_core.policy.compiled import SimilaritySlot, StageRules
 from fte_core.ports import Embedder
+from fte_core.retrieval import embedded_text, questions_of
 from fte_core.text import normalize
 
 Vector = tuple[float, ...]
@@ -55,6 +56,26 @@ def embed_now(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
         f"embedder {embedder.name!r} waits on I/O; similar_to rules need an embedder "
         "that computes locally"
     )
+
+
+def similarity_probes(text: str) -> tuple[str, ...]:
+    """The texts an inbound message's `similar_to` conditions compare: its questions, each
+    as retrieval embeds it, so the pipeline's one embedding per question serves both (a
+    security worry in the second question is not diluted by the first). A message with
+    no question-like part is compared whole."""
+    return tuple(embedded_text(q) for q in questions_of(text, None)) or (normalize(text),)
+
+
+def embed_probes(embedder: Embedder, texts: Sequence[str], stage: str) -> list[tuple[Vector, ...]]:
+    """Each text's probe vectors (`similarity_probes` for the input stage, the whole text
+    for the output stage), all in one call."""
+    probes = [similarity_probes(t) if stage == "input" else (normalize(t),) for t in texts]
+    flat = embed_now(embedder, [p for group in probes for p in group]) if texts else []
+    vectors, start = [], 0
+    for group in probes:
+        vectors.append(tuple(flat[start : start + len(group)]))
+        start += len(group)
+    return vectors
 
 
 def unit(vector: Sequence[float]) -> Vector:
@@ -105,8 +126,15 @@ class SimilarityIndex:
         self._starts = np.minimum(np.cumsum([0, *sizes[:-1]], dtype=np.intp), last)
         self._empty_slots = tuple(size == 0 for size in sizes)
 
-    def vector(self, normalized: str) -> Vector:
-        return embed_now(self.embedder, [normalized])[0]
+    def vectors(self, texts: Sequence[str]) -> list[Vector]:
+        return embed_now(self.embedder, texts)
+
+    def best_scores(self, vectors: Sequence[Vector]) -> tuple[int, ...]:
+        """Per slot, the best score of any of the message's vectors (its questions)."""
+        if len(vectors) == 1:
+            return self.scores(vectors[0])
+        per_vector = [self.scores(v) for v in vectors]
+        return tuple(max(column) for column in zip(*per_vector, strict=True))
 
     def scores(self, vector: Vector) -> tuple[int, ...]:
         """Per slot, the best cosine in basis points clamped to 0..10,000 (half to even, as

@@ -63,6 +63,10 @@ class InMemoryKnowledgeBase:
         terms = Counter(words(" ".join((chunk.section, chunk.text, *chunk.aliases))))
         return _Entry(chunk=chunk, digest=digest, terms=terms, length=sum(terms.values()))
 
+    @property
+    def embedder_name(self) -> str | None:
+        return None  # lexical: no vectors
+
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         """A lexical base has no vectors: one empty list per query."""
         return [[] for _ in queries]

@@ -55,6 +55,13 @@ class Memo:
             _CACHE.update(zip(missing, await self.model.embed(missing), strict=True))
         return [_CACHE[t] for t in texts]
 
+    def embed_now(self, texts: Sequence[str]) -> list[list[float]]:
+        """The rules' examples as they load (not counted: the pipeline awaits `embed`)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in _CACHE]
+        if missing:
+            _CACHE.update(zip(missing, self.model.embed_now(missing), strict=True))
+        return [_CACHE[t] for t in texts]
+
 
 _CACHE: dict[str, list[float]] = {}
 
@@ -153,8 +160,12 @@ async def test_a_passed_embedding_gives_the_same_passages(
 async def test_a_message_is_embedded_once_for_all_its_questions(
     kb: PostgresKnowledgeBase, memo: Memo
 ) -> None:
+    """The questions' vectors serve retrieval and the input rules' similarity conditions
+    (the same model, as bootstrap wires it); only the draft reply is embedded again, for
+    the output rules."""
+    policy = PolicyEngine(load_rules(ROOT / "rules"), embedder=memo)
     agent = Agent(
-        policy=PolicyEngine(load_rules(ROOT / "rules")),
+        policy=policy,
         context=load_context(ROOT / "context"),
         store=InMemoryStore(),
         knowledge=kb,
@@ -170,7 +181,10 @@ async def test_a_message_is_embedded_once_for_all_its_questions(
             sender_email="ana@example.com",
         )
     )
-    assert memo.calls == [["How do I export a project to CSV?", "how do I connect Slack?"]]
+    policy.close()
+    questions, draft = memo.calls
+    assert questions == ["how do i export a project to csv?", "how do i connect slack?"]
+    assert len(draft) == 1 and "slack" in draft[0]
     sections = {p.split("/")[1] for p in outcome.record.passage_ids}
     assert {"exporting-data-to-csv-or-json", "connecting-slack"} <= sections
 

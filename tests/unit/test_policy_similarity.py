@@ -14,7 +14,7 @@ from fte_core.models import Channel
 from fte_core.policy.calibrate import calibrate, write_back
 from fte_core.policy.engine import PolicyEngine, features
 from fte_core.policy.loader import load_rules
-from fte_core.policy.similarity import embed_now
+from fte_core.policy.similarity import embed_now, similarity_probes
 
 RULE = """\
 rules:
@@ -189,12 +189,52 @@ async def test_the_message_is_embedded_once_before_the_rules(rules_dir: Path) ->
     write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
     engine = PolicyEngine(load_rules(rules_dir), embedder=HashingEmbedder())
     try:
-        feats = features("a real person should answer my ticket", Channel.EMAIL)
+        feats = engine.features_for("input", "a real person should answer my ticket", Channel.EMAIL)
         embedded = await engine.with_embedding("input", feats)
-        assert embedded.embedding is not None
+        assert len(embedded.embeddings) == len(embedded.probes) == 1
         assert await engine.with_embedding("input", embedded) is embedded
         assert await engine.with_embedding("output", feats) is feats  # no similar_to there
         decision = engine.evaluate_features("input", embedded)
         assert decision.rule_ids == ("person-please",)
+    finally:
+        engine.close()
+
+
+class _Counting(HashingEmbedder):
+    """The hashing embedder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts.extend(texts)
+        return await super().embed(texts)
+
+
+async def test_vectors_of_the_same_embedder_are_shared_others_are_not(rules_dir: Path) -> None:
+    """Retrieval's vectors of the message's questions serve the rules only when they come
+    from the embedder the thresholds were measured with; otherwise the engine embeds the
+    same probes itself, and decides the same."""
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    counting = _Counting()
+    engine = PolicyEngine(load_rules(rules_dir), embedder=counting)
+    try:
+        text = "How do I export my tasks? Also a real person should answer my ticket"
+        probes = similarity_probes(text)
+        assert len(probes) == 2  # each question compared on its own
+        vectors = await HashingEmbedder().embed(list(probes))
+        feats = features(text, Channel.EMAIL)
+        counting.texts.clear()  # the rules' own examples, embedded as they loaded
+        shared = engine.share_embeddings(feats, probes, vectors, counting.name)
+        assert await engine.with_embedding("input", shared) is shared
+        assert counting.texts == []
+        foreign = engine.share_embeddings(feats, probes, vectors, "another-model")
+        assert foreign.embeddings == ()
+        embedded = await engine.with_embedding("input", foreign)
+        assert counting.texts == list(probes)
+        for variant in (shared, embedded):
+            decision = engine.evaluate_features("input", variant)
+            assert decision.rule_ids == ("person-please",)
     finally:
         engine.close()

@@ -248,6 +248,10 @@ class PostgresKnowledgeBase:
         vectors = await self._embed(texts)
         return [(vectors[a], vectors[a + 1], vectors[a + 2 : m], vectors[m:b]) for a, m, b in spans]
 
+    @property
+    def embedder_name(self) -> str | None:
+        return self._embedder.name
+
     async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         """The queries' vectors by this base's embedder, in one call (see the port), each
         embedded as search reads it: without the brand name (`lexical_query`)."""
