@@ -51,3 +51,17 @@ def _supported(sentence: str, vocabulary: set[str], numbers: set[str]) -> bool:
         return True
     found = sum(1 for w in content if w in vocabulary)
     return found / len(content) >= MIN_SHARE
+
+
+def own_words(answer: Answer, passages: Sequence[Passage]) -> str:
+    """The draft's sentences that are not quoted word for word from the passages it cites:
+    what the output rules' similarity conditions compare. Our own documentation, quoted,
+    is approved text (and the longest part of a draft: embedding it cost most of a
+    worker's CPU); a promise or a leak is in what the responder wrote around it. The
+    text conditions still read the whole draft."""
+    ids = set(answer.passage_ids)
+    cited = [" ".join(p.text.split()) for p in passages if p.id in ids]
+    own = [
+        s for s in split_sentences(answer.text) if not any(" ".join(s.split()) in c for c in cited)
+    ]
+    return " ".join(own)

@@ -20,7 +20,7 @@ from fte_core.closing import closing_body, is_closing
 from fte_core.context import DEFAULT_SIGNATURE, Context
 from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, ChannelConfig, format_for_channel
-from fte_core.grounding import grounded
+from fte_core.grounding import grounded, own_words
 from fte_core.handover import acknowledgement_body, handover_body
 from fte_core.identity import delivery_target, identifier_key, identifiers_for
 from fte_core.inbound import strip_quoted_history
@@ -296,8 +296,13 @@ class Agent:
         run.latency["answer"] = _ms(started)
         if answer is None:
             return await self._escalate(run, decision, ("responder_error",), Priority.HIGH)
+        own = own_words(answer, run.passages)
         draft = self.policy.features_for(
-            "output", answer.text, run.message.channel, model_flags=answer.labels
+            "output",
+            answer.text,
+            run.message.channel,
+            model_flags=answer.labels,
+            probes=(own,) if own else (),
         )
         draft = await self.policy.with_embedding("output", draft)
         output = self._timed(

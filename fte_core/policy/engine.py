@@ -43,9 +43,9 @@ class MessageFeatures:
     language: str = ENGLISH
     views: tuple[View, ...] = ()  # text_views(normalized); empty means just `normalized`
     # What the `similar_to` conditions compare (the best score over them counts): the
-    # message's questions as retrieval embeds them (`similarity_probes`); empty means
-    # `normalized` (a draft reply is compared whole).
-    probes: tuple[str, ...] = ()
+    # message's questions as retrieval embeds them (`similarity_probes`), a draft's own
+    # words (fte_core.grounding.own_words); None means `normalized`, () nothing at all.
+    probes: tuple[str, ...] | None = None
     # Their vectors, when the caller already has them (the pipeline embeds the questions
     # once, for retrieval and the rules alike): the rules then embed nothing.
     embeddings: tuple[Vector, ...] = ()
@@ -85,7 +85,7 @@ def features(
 
 
 def probe_texts(feats: MessageFeatures) -> tuple[str, ...]:
-    return feats.probes or (feats.normalized,)
+    return feats.probes if feats.probes is not None else (feats.normalized,)
 
 
 # The views that undo a disguise: without one, and with normalisation changing nothing
@@ -107,7 +107,8 @@ def facts_for(
     matched = stage.matcher.match(views)
     scores: tuple[int, ...] = ()
     if similarity is not None and stage.similarity:
-        vectors = feats.embeddings or similarity.vectors(probe_texts(feats))
+        texts = probe_texts(feats)
+        vectors = feats.embeddings or (similarity.vectors(texts) if texts else [])
         scores = similarity.best_scores(vectors)
     return Facts(
         atoms=tuple([v is not None for v in matched]),
@@ -273,7 +274,10 @@ class PolicyEngine:
             return feats
         if not self._rules.stage(stage).similarity or similarity.embedder is None:
             return feats
-        vectors = await similarity.embedder.embed(list(probe_texts(feats)))
+        texts = probe_texts(feats)
+        if not texts:
+            return feats
+        vectors = await similarity.embedder.embed(list(texts))
         return dataclasses.replace(feats, embeddings=tuple(unit(v) for v in vectors))
 
     def evaluate(
@@ -296,16 +300,20 @@ class PolicyEngine:
         sentiment: float | None = None,
         *,
         model_flags: Iterable[str] = (),
+        probes: Sequence[str] | None = None,
     ) -> MessageFeatures:
         """What `stage`'s rules read (sentiment and the numbers view only when they use
-        them); the embedding is left to `with_embedding`."""
+        them); the embedding is left to `with_embedding`. `probes`: what the similarity
+        conditions compare, when not the message's questions (input) or the whole text."""
         stage_rules = self._rules.stage(stage)
         if sentiment is None and not stage_rules.uses_sentiment:
             sentiment = NEUTRAL
         numbers = stage_rules.matcher.wants_numbers
         feats = features(text, channel, sentiment, numbers=numbers, model_flags=model_flags)
+        if probes is not None:
+            return dataclasses.replace(feats, probes=tuple(normalize(p) for p in probes))
         if stage == "input" and stage_rules.similarity:
-            feats = dataclasses.replace(feats, probes=similarity_probes(text))
+            return dataclasses.replace(feats, probes=similarity_probes(text))
         return feats
 
     def evaluate_features(self, stage: str, feats: MessageFeatures) -> Decision:

@@ -130,7 +130,10 @@ class SimilarityIndex:
         return embed_now(self.embedder, texts)
 
     def best_scores(self, vectors: Sequence[Vector]) -> tuple[int, ...]:
-        """Per slot, the best score of any of the message's vectors (its questions)."""
+        """Per slot, the best score of any of the message's vectors (its questions); no
+        vector (nothing to compare) scores 0."""
+        if not vectors:
+            return (0,) * len(self._empty_slots)
         if len(vectors) == 1:
             return self.scores(vectors[0])
         per_vector = [self.scores(v) for v in vectors]

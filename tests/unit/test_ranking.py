@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from fte_core.errors import ValidationError
-from fte_core.grounding import grounded
+from fte_core.grounding import grounded, own_words
 from fte_core.models import Passage
 from fte_core.ports import Answer
 from fte_core.ranking import (
@@ -233,3 +233,22 @@ def test_an_answer_citing_nothing_offered_is_ungrounded() -> None:
         Answer(text="Click Forgot password.", passage_ids=("other/x/0",), responder="m"),
         [PASSAGE],
     )
+
+
+def test_own_words_are_what_the_draft_did_not_quote_from_its_cited_passages() -> None:
+    text = (
+        'Here is what our help article "Resetting your password" says:\n\nThe reset link '
+        "expires after 60 minutes. We will also refund your last invoice."
+    )
+    cited = Answer(text=text, passage_ids=(PASSAGE.id,), responder="m")
+    assert own_words(cited, [PASSAGE]) == (
+        'Here is what our help article "Resetting your password" says: '
+        "We will also refund your last invoice."
+    )
+    # a passage the draft does not cite lends it nothing
+    uncited = Answer(text=text, passage_ids=(), responder="m")
+    assert "The reset link expires" in own_words(uncited, [PASSAGE])
+    quoted = Answer(
+        text="The reset link expires after 60 minutes.", passage_ids=(PASSAGE.id,), responder="m"
+    )
+    assert own_words(quoted, [PASSAGE]) == ""
