@@ -165,7 +165,7 @@ def test_rules_bench(shipped: RuleSet, engines: dict[str, PolicyEngine]) -> None
     def all_features(i: int) -> None:
         channel, text = messages[i]
         feats = engine.features_for("input", text, channel)
-        engine.facts("input", dataclasses.replace(feats, embedding=inbound[i].embedding))
+        engine.facts("input", dataclasses.replace(feats, embeddings=inbound[i].embeddings))
 
     rows.append(("features (all, input)", *_measure(all_features, MESSAGES)))
     hashing = HashingEmbedder()
