@@ -84,6 +84,10 @@ class AgentConfig:
     # the service: a reply is stored with an `fte.outbound` event in one transaction and
     # the channel senders deliver it (fte_core.delivery); off: `sender` delivers inline
     queue_replies: bool = False
+    # the bus is the store's outbox (the composition root knows): a reply's metrics event
+    # is queued with the reply, in its transaction, instead of a publish (a commit) of its
+    # own; off: published on `bus` after the reply is stored
+    events_with_replies: bool = False
 
 
 @dataclass(slots=True)
@@ -137,8 +141,8 @@ class Agent:
         existing = await self.store.find_inbound(message.channel, message.provider_message_id)
         if existing is not None and existing.processed_at is not None:
             return await self._replay(message, existing)
-        run = await self._intake(message, started)
-        if not await self.store.claim_processing(run.stored.id, self.clock(), self.config.lease):
+        run, claimed = await self._intake(message, started)
+        if not claimed:
             stored = await self.store.get_message(run.stored.id)
             if stored is not None and stored.processed_at is not None:
                 return await self._replay(message, stored)
@@ -208,9 +212,10 @@ class Agent:
             raise NotFound(f"inbound message {message_id!r}")
         return await self.handle(message)
 
-    async def _intake(self, message: InboundMessage, started: float) -> _Run:
-        """Identity, thread and the stored message in one store transaction (SPEC 4 steps
-        2-4); a message stored before a crash and never answered comes back in its thread."""
+    async def _intake(self, message: InboundMessage, started: float) -> tuple[_Run, bool]:
+        """Identity, thread, the stored message and this worker's hold on it in one store
+        transaction (SPEC 4 steps 2-4); a message stored before a crash and never answered
+        comes back in its thread. False: processed meanwhile, or another worker holds it."""
         turn = await self.store.open_turn(
             message,
             identifiers_for(message),
@@ -219,6 +224,7 @@ class Agent:
             self.config.thread_window,
             category=message.category,
             priority=message.priority or Priority.NORMAL,
+            claim=self.config.lease,
         )
         text = message.text
         if message.channel == Channel.EMAIL:
@@ -236,7 +242,7 @@ class Agent:
             contact_count=turn.contact_count,
         )
         run.latency["intake"] = _ms(started)
-        return run
+        return run, turn.claimed
 
     async def _thread_of(self, message: StoredMessage) -> Thread:
         conversation = await self.store.get_conversation(message.conversation_id)
@@ -454,6 +460,7 @@ class Agent:
         ticket_status: TicketStatus | None = None,
     ) -> Outcome:
         total = sum(run.latency.values())
+        metrics = _metrics(run, record, total, self.clock())
         draft = OutboundDraft(
             conversation_id=run.thread.conversation.id,
             channel=run.message.channel,
@@ -464,11 +471,13 @@ class Agent:
             usage=usage,
             ticket_status=ticket_status,
             announce=self.config.queue_replies,
+            events=((events.METRICS, metrics),) if self.config.events_with_replies else (),
         )
         stored = await tools.send_response(
             self.store, draft, sender=self._inline_sender(), target=self._target(run.message)
         )
-        await self._publish_metrics(run, record, total)
+        if not self.config.events_with_replies:
+            await self.bus.publish(events.METRICS, run.thread.conversation.customer_id, metrics)
         record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
             customer=run.customer,

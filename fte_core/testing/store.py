@@ -302,6 +302,7 @@ class InMemoryStore:
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
         access: Callable[[str], bytes] | None = None,
+        claim: timedelta | None = None,
     ) -> Turn:
         """The granular methods in a row: none of them suspends, so under asyncio the turn
         is atomic. Everything that can be refused is checked before anything is written."""
@@ -353,6 +354,7 @@ class InMemoryStore:
             created=created,
             contact_count=await self.contact_count(customer_id),
             refused_ticket=refused,
+            claimed=claim is not None and self._claim(inbound.id, now, claim),
         )
 
     def _choose_thread(
@@ -484,6 +486,11 @@ class InMemoryStore:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
         if draft.announce:
             await self._announce_outbound(stored)
+        customer_id = self._conversations[draft.conversation_id].customer_id
+        for topic, event in draft.events:
+            self.outbox.append((topic, customer_id, events.encode(event)))
+            if self.on_announce is not None:
+                await self.on_announce(topic, customer_id, event)
         return stored, True
 
     async def _announce_outbound(self, stored: StoredMessage) -> None:
@@ -618,8 +625,7 @@ class InMemoryStore:
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         return self._inbound_messages.get(message_id)
 
-    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
-        now = as_utc(now, "now")
+    def _claim(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
         message = self._messages.get(inbound_id)
         if message is None or message.direction is not Direction.INBOUND:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +115,24 @@ async def test_answers_from_the_knowledge_base_and_cites(
     assert [s.reply for s in world.sender.sent] == [outcome.reply]
     assert len(world.bus.on(events.METRICS)) == 1
     assert set(outcome.record.latency_ms) >= {"intake", "input_rules", "retrieve", "answer"}
+
+
+async def test_with_an_outbox_bus_the_metrics_ride_with_the_reply(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    """The bus reads the store's outbox: the reply's metrics event is queued by the store
+    with the reply (one commit), not published on its own, and reaches the bus once."""
+    world = World(policy, OfflineResponder(), kb)
+    world.store.on_announce = world.bus.publish
+    world.agent.config = dataclasses.replace(world.agent.config, events_with_replies=True)
+    outcome = await world.agent.handle(message("How do I reset my password?"))
+    assert outcome.record.action == "answer"
+    assert [topic for topic, _, _ in world.store.outbox] == [events.METRICS]
+    published = world.bus.on(events.METRICS)
+    assert len(published) == 1
+    again = await world.agent.handle(message("How do I reset my password?"))  # redelivered
+    assert again.outbound_id == outcome.outbound_id
+    assert len(world.bus.on(events.METRICS)) == 1
 
 
 async def test_input_escalation_skips_the_model(

@@ -73,7 +73,8 @@ _CONTACT_COUNT_SQL = (
 
 # The reply is inserted only for an inbound message, once (the unique index on
 # in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
-# and the conversation mirrors the ticket's status.
+# and the conversation mirrors the ticket's status. The events it carries (its
+# fte.outbound event, its metrics) go to the outbox in order, also only with a new reply.
 _SAVE_OUTBOUND_SQL = f"""
 WITH reply AS (
     INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction, author,
@@ -100,8 +101,11 @@ WITH reply AS (
     WHERE id = (SELECT conversation_id FROM moved)
 ), queued AS (
     INSERT INTO outbox (topic, key, payload)
-    SELECT %(topic)s, c.customer_id::text, %(event)s
-    FROM reply JOIN conversations c ON c.id = reply.conversation_id WHERE %(announce)s
+    SELECT e.topic, c.customer_id::text, e.payload
+    FROM reply JOIN conversations c ON c.id = reply.conversation_id,
+         unnest(%(topics)s::text[], %(payloads)s::bytea[])
+             WITH ORDINALITY AS e (topic, payload, ord)
+    ORDER BY e.ord
 )
 SELECT * FROM reply
 """
@@ -126,6 +130,7 @@ class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     proven: list[str]  # identifier keys of the addresses the channel proved
     announce: bool  # queue a new message for the workers in the same transaction
     access: Callable[[str], bytes] | None  # the ticket's token digest, by number
+    claim: timedelta | None  # the worker's lease on the message, taken in the same transaction
 
 
 class PostgresStore:
@@ -512,6 +517,7 @@ class PostgresStore:
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
         access: Callable[[str], bytes] | None = None,
+        claim: timedelta | None = None,
     ) -> Turn:
         received_at = as_utc(message.received_at, "received_at")
         turn = _TurnInput(
@@ -526,6 +532,7 @@ class PostgresStore:
             proven=[identifier_key(i) for i in proven_identifiers(message)],
             announce=announce,
             access=access,
+            claim=claim,
         )
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
@@ -597,6 +604,9 @@ class PostgresStore:
             )
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
         count = await rows.fetch_one(cursor, "contact count")
+        claimed = turn.claim is not None and await lifecycle.claim(
+            conn, inbound.id, turn.now, turn.claim
+        )
         return Turn(
             resolution=resolution,
             thread=thread,
@@ -604,6 +614,7 @@ class PostgresStore:
             created=created,
             contact_count=int(count[0]),
             refused_ticket=refused,
+            claimed=claimed,
         )
 
     @staticmethod
@@ -794,20 +805,23 @@ class PostgresStore:
         return rows.message(row) if row else None
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
-        """One statement, one commit: the reply, and the ticket move it carries."""
+        """One statement, one commit: the reply, the ticket move and the events it carries."""
         status = draft.ticket_status
         moves_from = [s.value for s in TicketStatus if status and can_transition(s, status)]
         reply_id = uuid.uuid4()
-        # the fte.outbound event names the reply; it is queued only if the reply is new
-        event = events.OutboundEvent(message_id=str(reply_id), channel=draft.channel)
+        # the fte.outbound event names the reply; like the draft's own events, it is
+        # queued only if the reply is new
+        queued = list(draft.events)
+        if draft.announce:
+            outbound = events.OutboundEvent(message_id=str(reply_id), channel=draft.channel)
+            queued.insert(0, (events.OUTBOUND, outbound))
         async with self._conn() as conn:
             cursor = await conn.execute(
                 _SAVE_OUTBOUND_SQL,
                 {
                     "id": reply_id,
-                    "topic": events.OUTBOUND,
-                    "event": events.encode(event),
-                    "announce": draft.announce,
+                    "topics": [topic for topic, _ in queued],
+                    "payloads": [events.encode(event) for _, event in queued],
                     "channel": draft.channel.value,
                     "inbound": rows.as_uuid(draft.in_reply_to),
                     "content": draft.reply.text,
@@ -913,10 +927,6 @@ class PostgresStore:
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         async with self._conn() as conn:
             return await lifecycle.inbound_message(conn, message_id)
-
-    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
-        async with self._conn() as conn:
-            return await lifecycle.claim(conn, inbound_id, as_utc(now, "now"), lease)
 
     async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
         async with self._conn() as conn:
