@@ -106,6 +106,19 @@ class _Run:
     attempts: int = 0
     retrieval: Retrieval | None = None
     vectors: list[list[float]] = field(default_factory=list)  # one per question
+    # what the rules gave the ticket, not stored yet: it goes with the message's last
+    # write (the reply, the escalation or the hold), one commit instead of one more
+    tags: tuple[str, ...] = ()
+    priority: Priority | None = None
+
+    def take_tags(self) -> tuple[str, ...]:
+        """The pending tags, handed to the write that stores them."""
+        tags, self.tags = self.tags, ()
+        return tags
+
+    def take_priority(self) -> Priority | None:
+        priority, self.priority = self.priority, None
+        return priority
 
 
 class Agent:
@@ -157,10 +170,7 @@ class Agent:
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
-            ticket = await self.store.update_ticket(
-                run.thread.ticket.number, priority=decision.priority
-            )
-            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+            run.priority = decision.priority
         if is_closing(run.text):
             return await self._close(run, decision)
         await self._retrieve(run)
@@ -332,6 +342,8 @@ class Agent:
                 message_id=run.stored.id,
                 channel=run.message.channel,
                 now=self.clock(),
+                tags=run.take_tags(),
+                priority=run.take_priority(),
             )
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         reply = self._format(run, answer.text)
@@ -380,6 +392,8 @@ class Agent:
             message_id=run.stored.id,
             channel=run.message.channel,
             now=self.clock(),
+            tags=run.take_tags(),
+            priority=run.take_priority(),
         )
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         # the hand-over message is the first acknowledgement of the period
@@ -470,6 +484,8 @@ class Agent:
             latency_ms=total,
             usage=usage,
             ticket_status=ticket_status,
+            tags=run.take_tags(),
+            priority=run.take_priority(),
             announce=self.config.queue_replies,
             events=((events.METRICS, metrics),) if self.config.events_with_replies else (),
         )
@@ -534,10 +550,10 @@ class Agent:
         )
 
     async def _tag(self, run: _Run, tags: tuple[str, ...]) -> None:
-        """A ticket keeps the union of every tag a rule gave it."""
-        if tags and not set(tags) <= set(run.thread.ticket.tags):
-            ticket = await self.store.update_ticket(run.thread.ticket.number, tags=tags)
-            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        """A ticket keeps the union of every tag a rule gave it (stored with the message's
+        last write)."""
+        if tags and not set(tags) <= {*run.thread.ticket.tags, *run.tags}:
+            run.tags = tuple(sorted({*run.tags, *tags}))
 
     async def _hold(self, run: _Run, decision: Decision) -> Outcome:
         """A person owns the ticket: the message is kept for them, the agent stays quiet
@@ -550,6 +566,7 @@ class Agent:
                 ticket.number,
                 urgency=urgency,
                 priority=urgency if urgency.rank > ticket.priority.rank else None,
+                tags=run.take_tags(),
             )
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         now = self.clock()
@@ -568,6 +585,9 @@ class Agent:
         )
         if reply is not None:
             return await self._send(run, reply, record, Usage())
+        if run.tags:  # no reply to carry them
+            ticket = await self.store.update_ticket(ticket.number, tags=run.take_tags())
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         await self.store.record_decision(run.stored.id, record)
         await self._publish_metrics(run, record, sum(run.latency.values()))
         return Outcome(

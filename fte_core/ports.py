@@ -53,6 +53,11 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     # and only when the reply is new and the ticket lifecycle allows the move: a ticket a
     # human changed meanwhile keeps its status, and the reply still goes out.
     ticket_status: TicketStatus | None = None
+    # What the rules gave the ticket on the way (tags added, a priority set), applied with
+    # the reply in its transaction, and only when the reply is new: one commit instead of
+    # one more, and a ticket never carries a decision whose reply was not stored.
+    tags: tuple[str, ...] = ()
+    priority: Priority | None = None
     # queue the stored reply for the channel senders (an `fte.outbound` event in the
     # store's outbox) in the same transaction: never stored without being queued
     announce: bool = False
@@ -170,8 +175,8 @@ class CrmStore(Protocol):
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
         """Store at most one reply per inbound message; returns (message, newly stored).
 
-        A new reply also applies `draft.ticket_status` and queues `draft.events` (see
-        OutboundDraft) atomically.
+        A new reply also applies `draft.ticket_status`, `tags` and `priority` and queues
+        `draft.events` (see OutboundDraft) atomically.
         """
         ...
 

@@ -484,6 +484,14 @@ class InMemoryStore:
         self._messages[inbound.id] = msgspec.structs.replace(inbound, processed_at=self._clock())
         if draft.ticket_status is not None:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
+        if draft.priority is not None or not set(draft.tags) <= set(self._ticket_of(draft).tags):
+            ticket = self._ticket_of(draft)
+            self._tickets[ticket.number] = msgspec.structs.replace(
+                ticket,
+                priority=_keep(ticket.priority, draft.priority),
+                tags=tuple(sorted({*ticket.tags, *draft.tags})),
+                updated_at=self._clock(),
+            )
         if draft.announce:
             await self._announce_outbound(stored)
         customer_id = self._conversations[draft.conversation_id].customer_id
@@ -499,6 +507,9 @@ class InMemoryStore:
         self.outbox.append((events.OUTBOUND, customer_id, events.encode(event)))
         if self.on_announce is not None:
             await self.on_announce(events.OUTBOUND, customer_id, event)
+
+    def _ticket_of(self, draft: OutboundDraft) -> Ticket:
+        return self._tickets[self._conversations[draft.conversation_id].ticket_number]
 
     def _move_ticket(self, conversation_id: str, status: TicketStatus) -> None:
         conversation = self._conversations[conversation_id]

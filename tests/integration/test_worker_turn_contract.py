@@ -1,5 +1,6 @@
 """The worker's commits, both stores alike: its hold on a message is taken in the turn's
-transaction (open_turn(claim=...)), and a reply's events are queued with the reply."""
+transaction (open_turn(claim=...)); a reply's events and the ticket changes the rules
+made on the way are stored with the reply, only when it is new."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from fte_core import events
 from fte_core.identity import identifiers_for
-from fte_core.models import Channel, InboundMessage, Reply
+from fte_core.models import Channel, InboundMessage, Priority, Reply, TicketStatus
 from fte_core.ports import CrmStore, OutboundDraft, Turn
 from fte_core.testing.store import InMemoryStore
 from tests.integration.test_crm_contract import T0, inbound, record
@@ -130,3 +132,41 @@ async def test_a_reply_stored_already_queues_nothing_more(store: CrmStore, outbo
     _, new = await store.save_outbound(draft(turn, (events.METRICS, event), announce=True))
     assert not new
     assert await outbox() == before
+
+
+async def test_a_new_reply_stores_the_rules_tags_and_priority(store: CrmStore) -> None:
+    turn = await take(store, inbound("w-6", sender_email="ana@example.com"), T0)
+    number = turn.thread.ticket.number
+    await store.update_ticket(number, tags=("mobile",))
+    changes = msgspec.structs.replace(
+        draft(turn), tags=("billing", "api"), priority=Priority.HIGH, ticket_status=None
+    )
+    assert (await store.save_outbound(changes))[1]
+    ticket = await store.get_ticket(number)
+    assert ticket is not None
+    assert (ticket.tags, ticket.priority) == (("api", "billing", "mobile"), Priority.HIGH)
+    assert ticket.status is TicketStatus.OPEN  # no move asked: none made
+
+
+async def test_the_ticket_moves_and_is_tagged_in_one_change(store: CrmStore) -> None:
+    turn = await take(store, inbound("w-7", sender_email="ana@example.com"), T0)
+    changes = msgspec.structs.replace(
+        draft(turn), tags=("sso",), ticket_status=TicketStatus.PENDING
+    )
+    assert (await store.save_outbound(changes))[1]
+    ticket = await store.get_ticket(turn.thread.ticket.number)
+    conversation = await store.get_conversation(turn.thread.conversation.id)
+    assert ticket is not None
+    assert conversation is not None
+    assert (ticket.status, ticket.tags) == (TicketStatus.PENDING, ("sso",))
+    assert conversation.status is TicketStatus.PENDING
+
+
+async def test_a_reply_stored_already_changes_the_ticket_no_more(store: CrmStore) -> None:
+    turn = await take(store, inbound("w-8", sender_email="ana@example.com"), T0)
+    assert (await store.save_outbound(draft(turn)))[1]
+    late = msgspec.structs.replace(draft(turn), tags=("api",), priority=Priority.CRITICAL)
+    assert not (await store.save_outbound(late))[1]
+    ticket = await store.get_ticket(turn.thread.ticket.number)
+    assert ticket is not None
+    assert (ticket.tags, ticket.priority) == ((), Priority.NORMAL)

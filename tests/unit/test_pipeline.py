@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,7 +15,7 @@ from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.errors import ResponderError
-from fte_core.models import Channel, InboundMessage, TicketStatus, Verification
+from fte_core.models import Channel, InboundMessage, Priority, Ticket, TicketStatus, Verification
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
@@ -400,3 +401,26 @@ async def test_replies_are_signed_by_the_company_of_the_context(
     )
     assert handed.record.action == "escalate"
     assert f"Thank you for contacting {signature}." in handed.reply.text
+
+
+async def test_the_rules_ticket_changes_are_stored_with_the_reply(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    """Tags and a raised priority of an answered message need no write of their own."""
+    world = World(policy, OfflineResponder(), kb)
+    updates: list[str] = []
+    update_ticket = world.store.update_ticket
+
+    async def counted(number: str, **changes: Any) -> Ticket:
+        updates.append(number)
+        return await update_ticket(number, **changes)
+
+    world.store.update_ticket = counted  # type: ignore[method-assign]
+    outcome = await world.agent.handle(
+        message("I am so unhappy, this is frustrating. How do I export tasks to CSV on the iPhone?")
+    )
+    assert outcome.record.action == "answer"
+    assert "mobile" in outcome.ticket.tags
+    assert outcome.ticket.priority.rank >= Priority.HIGH.rank
+    assert outcome.ticket == await world.store.get_ticket(outcome.ticket.number)
+    assert updates == []

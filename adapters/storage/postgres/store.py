@@ -72,8 +72,9 @@ _CONTACT_COUNT_SQL = (
 )
 
 # The reply is inserted only for an inbound message, once (the unique index on
-# in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
-# and the conversation mirrors the ticket's status. The events it carries (its
+# in_reply_to); the ticket changes only when the reply is new: it moves when the
+# lifecycle allows it (`moves_from` is empty without a move), takes the draft's tags and
+# priority, and the conversation mirrors the ticket's status. The events it carries (its
 # fte.outbound event, its metrics) go to the outbox in order, also only with a new reply.
 _SAVE_OUTBOUND_SQL = f"""
 WITH reply AS (
@@ -91,14 +92,20 @@ WITH reply AS (
 ), processed AS (
     UPDATE messages SET processed_at = %(at)s
     WHERE id = %(inbound)s AND EXISTS (SELECT 1 FROM reply)
-), moved AS (
-    UPDATE tickets SET status = %(status)s::text, updated_at = %(at)s
+), changed AS (
+    UPDATE tickets SET
+        status = CASE WHEN status = ANY(%(moves_from)s::text[]) THEN %(status)s::text
+                      ELSE status END,
+        priority = coalesce(%(priority)s::text, priority),
+        tags = ARRAY(SELECT DISTINCT unnest(tags || %(tags)s::text[]) ORDER BY 1),
+        updated_at = %(at)s
     WHERE conversation_id = (SELECT conversation_id FROM reply)
-      AND %(status)s::text IS NOT NULL AND status = ANY(%(moves_from)s::text[])
-    RETURNING conversation_id
+      AND (status = ANY(%(moves_from)s::text[]) OR %(priority)s::text IS NOT NULL
+           OR NOT tags @> %(tags)s::text[])
+    RETURNING conversation_id, status
 ), mirrored AS (
-    UPDATE conversations SET status = %(status)s::text
-    WHERE id = (SELECT conversation_id FROM moved)
+    UPDATE conversations c SET status = changed.status
+    FROM changed WHERE c.id = changed.conversation_id
 ), queued AS (
     INSERT INTO outbox (topic, key, payload)
     SELECT e.topic, c.customer_id::text, e.payload
@@ -834,6 +841,8 @@ class PostgresStore:
                     "conversation": rows.as_uuid(draft.conversation_id),
                     "status": status.value if status else None,
                     "moves_from": moves_from,
+                    "priority": draft.priority.value if draft.priority else None,
+                    "tags": list(draft.tags),
                 },
             )
             row = await cursor.fetchone()
