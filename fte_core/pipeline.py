@@ -84,9 +84,9 @@ class AgentConfig:
     # the service: a reply is stored with an `fte.outbound` event in one transaction and
     # the channel senders deliver it (fte_core.delivery); off: `sender` delivers inline
     queue_replies: bool = False
-    # the bus is the store's outbox (the composition root knows): a reply's metrics event
-    # is queued with the reply, in its transaction, instead of a publish (a commit) of its
-    # own; off: published on `bus` after the reply is stored
+    # the bus is the store's outbox (the composition root knows): the events a reply
+    # comes with (its metrics, an escalation's event) are queued with it, in its
+    # transaction, instead of a publish (a commit) each; off: published on `bus`
     events_with_replies: bool = False
 
 
@@ -110,6 +110,15 @@ class _Run:
     # write (the reply, the escalation or the hold), one commit instead of one more
     tags: tuple[str, ...] = ()
     priority: Priority | None = None
+    # events for the reply's transaction (AgentConfig.events_with_replies)
+    queued: list[tuple[str, events.Event]] = field(default_factory=list)
+
+    async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None:
+        """The run as the tools' EventBus: what they publish waits for the reply (keyed
+        like it: by this customer)."""
+        if not isinstance(event, events.Event):
+            raise TypeError(f"not an fte event: {type(event).__name__}")
+        self.queued.append((topic, event))
 
     def take_tags(self) -> tuple[str, ...]:
         """The pending tags, handed to the write that stores them."""
@@ -335,7 +344,7 @@ class Agent:
             # responder wrote it) and the ticket goes to the team as well.
             ticket = await tools.escalate_to_human(
                 self.store,
-                self.bus,
+                self._bus_for(run),
                 run.thread.ticket.number,
                 ("no_kb_match",),
                 Priority.NORMAL,
@@ -385,7 +394,7 @@ class Agent:
         urgency = urgency or Priority.NORMAL
         ticket = await tools.escalate_to_human(
             self.store,
-            self.bus,
+            self._bus_for(run),
             run.thread.ticket.number,
             reasons,
             urgency,
@@ -487,7 +496,9 @@ class Agent:
             tags=run.take_tags(),
             priority=run.take_priority(),
             announce=self.config.queue_replies,
-            events=((events.METRICS, metrics),) if self.config.events_with_replies else (),
+            events=(*run.queued, (events.METRICS, metrics))
+            if self.config.events_with_replies
+            else (),
         )
         stored = await tools.send_response(
             self.store, draft, sender=self._inline_sender(), target=self._target(run.message)
@@ -512,6 +523,11 @@ class Agent:
             run.thread.conversation.customer_id,
             _metrics(run, record, total, self.clock()),
         )
+
+    def _bus_for(self, run: _Run) -> EventBus:
+        """Where the tools publish: with the reply when the bus reads the store's outbox
+        (one commit with the reply instead of one each), else the bus."""
+        return run if self.config.events_with_replies else self.bus
 
     def _inline_sender(self) -> ChannelSender | None:
         return None if self.config.queue_replies else self.sender

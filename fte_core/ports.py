@@ -61,7 +61,8 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     # queue the stored reply for the channel senders (an `fte.outbound` event in the
     # store's outbox) in the same transaction: never stored without being queued
     announce: bool = False
-    # (topic, event) pairs the reply causes (its metrics), queued in the store's outbox
+    # (topic, event) pairs the reply comes with (its metrics, an escalation's event),
+    # queued in the store's outbox
     # keyed by the reply's customer, in the same transaction and only with a new reply:
     # one commit instead of a publish each, and never one without the other
     events: tuple[tuple[str, Event], ...] = ()

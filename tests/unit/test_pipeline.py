@@ -403,6 +403,23 @@ async def test_replies_are_signed_by_the_company_of_the_context(
     assert f"Thank you for contacting {signature}." in handed.reply.text
 
 
+async def test_with_an_outbox_bus_the_escalation_event_rides_with_the_hand_over(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    world.store.on_announce = world.bus.publish
+    world.agent.config = dataclasses.replace(world.agent.config, events_with_replies=True)
+    outcome = await world.agent.handle(
+        message("I want a refund now or I will call my lawyer and sue you.")
+    )
+    assert outcome.record.action == "escalate"
+    assert [topic for topic, _, _ in world.store.outbox] == [events.ESCALATIONS, events.METRICS]
+    (escalation,) = world.bus.on(events.ESCALATIONS)
+    assert isinstance(escalation, events.EscalationEvent)
+    assert escalation.ticket_number == outcome.ticket.number
+    assert len(world.bus.on(events.METRICS)) == 1
+
+
 async def test_the_rules_ticket_changes_are_stored_with_the_reply(
     policy: PolicyEngine, kb: InMemoryKnowledgeBase
 ) -> None:
