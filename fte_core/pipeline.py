@@ -405,8 +405,6 @@ class Agent:
             priority=run.take_priority(),
         )
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
-        # the hand-over message is the first acknowledgement of the period
-        await self.store.claim_acknowledgement(ticket.number, self.clock(), timedelta(0))
         body = handover_body(reasons[0], run.message.channel, self.context.signature)
         reply = self._format(run, body)
         record = self._record(
@@ -417,7 +415,10 @@ class Agent:
             output=output,
             escalation=reasons,
         )
-        return await self._send(run, reply, record, answer.usage if answer else Usage())
+        # the hand-over message is the first acknowledgement of the period (stamped with it)
+        return await self._send(
+            run, reply, record, answer.usage if answer else Usage(), acknowledged=self.clock()
+        )
 
     def _format(self, run: _Run, body: str) -> Reply:
         number = run.thread.ticket.number
@@ -481,6 +482,7 @@ class Agent:
         usage: Usage,
         *,
         ticket_status: TicketStatus | None = None,
+        acknowledged: datetime | None = None,
     ) -> Outcome:
         total = sum(run.latency.values())
         metrics = _metrics(run, record, total, self.clock())
@@ -495,6 +497,7 @@ class Agent:
             ticket_status=ticket_status,
             tags=run.take_tags(),
             priority=run.take_priority(),
+            acknowledged_at=acknowledged,
             announce=self.config.queue_replies,
             events=(*run.queued, (events.METRICS, metrics))
             if self.config.events_with_replies

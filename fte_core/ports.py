@@ -58,6 +58,9 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     # one more, and a ticket never carries a decision whose reply was not stored.
     tags: tuple[str, ...] = ()
     priority: Priority | None = None
+    # a hand-over: the reply is the ticket's first acknowledgement of the period, stamped
+    # at this time with it (claim_acknowledgement's slot, never moved back)
+    acknowledged_at: datetime | None = None
     # queue the stored reply for the channel senders (an `fte.outbound` event in the
     # store's outbox) in the same transaction: never stored without being queued
     announce: bool = False
@@ -176,8 +179,8 @@ class CrmStore(Protocol):
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
         """Store at most one reply per inbound message; returns (message, newly stored).
 
-        A new reply also applies `draft.ticket_status`, `tags` and `priority` and queues
-        `draft.events` (see OutboundDraft) atomically.
+        A new reply also applies `draft.ticket_status`, `tags`, `priority` and
+        `acknowledged_at` and queues `draft.events` (see OutboundDraft) atomically.
         """
         ...
 

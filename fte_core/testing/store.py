@@ -484,14 +484,19 @@ class InMemoryStore:
         self._messages[inbound.id] = msgspec.structs.replace(inbound, processed_at=self._clock())
         if draft.ticket_status is not None:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
-        if draft.priority is not None or not set(draft.tags) <= set(self._ticket_of(draft).tags):
-            ticket = self._ticket_of(draft)
-            self._tickets[ticket.number] = msgspec.structs.replace(
+        ticket = self._ticket_of(draft)
+        if draft.priority is not None or not set(draft.tags) <= set(ticket.tags):
+            ticket = msgspec.structs.replace(
                 ticket,
                 priority=_keep(ticket.priority, draft.priority),
                 tags=tuple(sorted({*ticket.tags, *draft.tags})),
                 updated_at=self._clock(),
             )
+        if draft.acknowledged_at is not None:
+            stamp = as_utc(draft.acknowledged_at, "acknowledged_at")
+            if ticket.acknowledged_at is None or ticket.acknowledged_at < stamp:
+                ticket = msgspec.structs.replace(ticket, acknowledged_at=stamp)
+        self._tickets[ticket.number] = ticket
         if draft.announce:
             await self._announce_outbound(stored)
         customer_id = self._conversations[draft.conversation_id].customer_id

@@ -17,7 +17,7 @@ from fte_core.identity import identifiers_for
 from fte_core.models import Channel, InboundMessage, Priority, Reply, TicketStatus
 from fte_core.ports import CrmStore, OutboundDraft, Turn
 from fte_core.testing.store import InMemoryStore
-from tests.integration.test_crm_contract import T0, inbound, record
+from tests.integration.test_crm_contract import DAY, T0, inbound, record
 
 LEASE = timedelta(minutes=2)
 Outbox = Callable[[], Awaitable[list[tuple[str, str, bytes]]]]
@@ -170,3 +170,17 @@ async def test_a_reply_stored_already_changes_the_ticket_no_more(store: CrmStore
     ticket = await store.get_ticket(turn.thread.ticket.number)
     assert ticket is not None
     assert (ticket.tags, ticket.priority) == ((), Priority.NORMAL)
+
+
+async def test_a_hand_over_reply_takes_the_acknowledgement_slot(store: CrmStore) -> None:
+    turn = await take(store, inbound("w-9", sender_email="ana@example.com"), T0)
+    number = turn.thread.ticket.number
+    at = T0 + timedelta(minutes=1)
+    hand_over = msgspec.structs.replace(draft(turn), acknowledged_at=at)
+    assert (await store.save_outbound(hand_over))[1]
+    ticket = await store.get_ticket(number)
+    assert ticket is not None
+    assert ticket.acknowledged_at == at
+    # the period runs from the hand-over: no second acknowledgement within it
+    assert not await store.claim_acknowledgement(number, at + timedelta(hours=1), DAY)
+    assert await store.claim_acknowledgement(number, at + timedelta(days=2), DAY)

@@ -98,10 +98,13 @@ WITH reply AS (
                       ELSE status END,
         priority = coalesce(%(priority)s::text, priority),
         tags = ARRAY(SELECT DISTINCT unnest(tags || %(tags)s::text[]) ORDER BY 1),
-        updated_at = %(at)s
+        acknowledged_at = greatest(acknowledged_at, %(acknowledged)s::timestamptz),
+        updated_at = CASE WHEN status = ANY(%(moves_from)s::text[])
+                            OR %(priority)s::text IS NOT NULL OR NOT tags @> %(tags)s::text[]
+                          THEN %(at)s ELSE updated_at END
     WHERE conversation_id = (SELECT conversation_id FROM reply)
       AND (status = ANY(%(moves_from)s::text[]) OR %(priority)s::text IS NOT NULL
-           OR NOT tags @> %(tags)s::text[])
+           OR NOT tags @> %(tags)s::text[] OR %(acknowledged)s::timestamptz IS NOT NULL)
     RETURNING conversation_id, status
 ), mirrored AS (
     UPDATE conversations c SET status = changed.status
@@ -843,6 +846,11 @@ class PostgresStore:
                     "moves_from": moves_from,
                     "priority": draft.priority.value if draft.priority else None,
                     "tags": list(draft.tags),
+                    "acknowledged": (
+                        as_utc(draft.acknowledged_at, "acknowledged_at")
+                        if draft.acknowledged_at
+                        else None
+                    ),
                 },
             )
             row = await cursor.fetchone()
