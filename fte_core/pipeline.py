@@ -84,6 +84,10 @@ class AgentConfig:
     # the service: a reply is stored with an `fte.outbound` event in one transaction and
     # the channel senders deliver it (fte_core.delivery); off: `sender` delivers inline
     queue_replies: bool = False
+    # the bus is the store's outbox (the composition root knows): the events a reply
+    # comes with (its metrics, an escalation's event) are queued with it, in its
+    # transaction, instead of a publish (a commit) each; off: published on `bus`
+    events_with_replies: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +106,28 @@ class _Run:
     attempts: int = 0
     retrieval: Retrieval | None = None
     vectors: list[list[float]] = field(default_factory=list)  # one per question
+    # what the rules gave the ticket, not stored yet: it goes with the message's last
+    # write (the reply, the escalation or the hold), one commit instead of one more
+    tags: tuple[str, ...] = ()
+    priority: Priority | None = None
+    # events for the reply's transaction (AgentConfig.events_with_replies)
+    queued: list[tuple[str, events.Event]] = field(default_factory=list)
+
+    async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None:
+        """The run as the tools' EventBus: what they publish waits for the reply (keyed
+        like it: by this customer)."""
+        if not isinstance(event, events.Event):
+            raise TypeError(f"not an fte event: {type(event).__name__}")
+        self.queued.append((topic, event))
+
+    def take_tags(self) -> tuple[str, ...]:
+        """The pending tags, handed to the write that stores them."""
+        tags, self.tags = self.tags, ()
+        return tags
+
+    def take_priority(self) -> Priority | None:
+        priority, self.priority = self.priority, None
+        return priority
 
 
 class Agent:
@@ -137,8 +163,8 @@ class Agent:
         existing = await self.store.find_inbound(message.channel, message.provider_message_id)
         if existing is not None and existing.processed_at is not None:
             return await self._replay(message, existing)
-        run = await self._intake(message, started)
-        if not await self.store.claim_processing(run.stored.id, self.clock(), self.config.lease):
+        run, claimed = await self._intake(message, started)
+        if not claimed:
             stored = await self.store.get_message(run.stored.id)
             if stored is not None and stored.processed_at is not None:
                 return await self._replay(message, stored)
@@ -153,10 +179,7 @@ class Agent:
         if decision.action == "escalate":
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
-            ticket = await self.store.update_ticket(
-                run.thread.ticket.number, priority=decision.priority
-            )
-            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+            run.priority = decision.priority
         if is_closing(run.text):
             return await self._close(run, decision)
         await self._retrieve(run)
@@ -208,9 +231,10 @@ class Agent:
             raise NotFound(f"inbound message {message_id!r}")
         return await self.handle(message)
 
-    async def _intake(self, message: InboundMessage, started: float) -> _Run:
-        """Identity, thread and the stored message in one store transaction (SPEC 4 steps
-        2-4); a message stored before a crash and never answered comes back in its thread."""
+    async def _intake(self, message: InboundMessage, started: float) -> tuple[_Run, bool]:
+        """Identity, thread, the stored message and this worker's hold on it in one store
+        transaction (SPEC 4 steps 2-4); a message stored before a crash and never answered
+        comes back in its thread. False: processed meanwhile, or another worker holds it."""
         turn = await self.store.open_turn(
             message,
             identifiers_for(message),
@@ -219,6 +243,7 @@ class Agent:
             self.config.thread_window,
             category=message.category,
             priority=message.priority or Priority.NORMAL,
+            claim=self.config.lease,
         )
         text = message.text
         if message.channel == Channel.EMAIL:
@@ -236,7 +261,7 @@ class Agent:
             contact_count=turn.contact_count,
         )
         run.latency["intake"] = _ms(started)
-        return run
+        return run, turn.claimed
 
     async def _thread_of(self, message: StoredMessage) -> Thread:
         conversation = await self.store.get_conversation(message.conversation_id)
@@ -319,13 +344,15 @@ class Agent:
             # responder wrote it) and the ticket goes to the team as well.
             ticket = await tools.escalate_to_human(
                 self.store,
-                self.bus,
+                self._bus_for(run),
                 run.thread.ticket.number,
                 ("no_kb_match",),
                 Priority.NORMAL,
                 message_id=run.stored.id,
                 channel=run.message.channel,
                 now=self.clock(),
+                tags=run.take_tags(),
+                priority=run.take_priority(),
             )
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         reply = self._format(run, answer.text)
@@ -367,17 +394,17 @@ class Agent:
         urgency = urgency or Priority.NORMAL
         ticket = await tools.escalate_to_human(
             self.store,
-            self.bus,
+            self._bus_for(run),
             run.thread.ticket.number,
             reasons,
             urgency,
             message_id=run.stored.id,
             channel=run.message.channel,
             now=self.clock(),
+            tags=run.take_tags(),
+            priority=run.take_priority(),
         )
         run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
-        # the hand-over message is the first acknowledgement of the period
-        await self.store.claim_acknowledgement(ticket.number, self.clock(), timedelta(0))
         body = handover_body(reasons[0], run.message.channel, self.context.signature)
         reply = self._format(run, body)
         record = self._record(
@@ -388,7 +415,10 @@ class Agent:
             output=output,
             escalation=reasons,
         )
-        return await self._send(run, reply, record, answer.usage if answer else Usage())
+        # the hand-over message is the first acknowledgement of the period (stamped with it)
+        return await self._send(
+            run, reply, record, answer.usage if answer else Usage(), acknowledged=self.clock()
+        )
 
     def _format(self, run: _Run, body: str) -> Reply:
         number = run.thread.ticket.number
@@ -452,8 +482,10 @@ class Agent:
         usage: Usage,
         *,
         ticket_status: TicketStatus | None = None,
+        acknowledged: datetime | None = None,
     ) -> Outcome:
         total = sum(run.latency.values())
+        metrics = _metrics(run, record, total, self.clock())
         draft = OutboundDraft(
             conversation_id=run.thread.conversation.id,
             channel=run.message.channel,
@@ -463,12 +495,19 @@ class Agent:
             latency_ms=total,
             usage=usage,
             ticket_status=ticket_status,
+            tags=run.take_tags(),
+            priority=run.take_priority(),
+            acknowledged_at=acknowledged,
             announce=self.config.queue_replies,
+            events=(*run.queued, (events.METRICS, metrics))
+            if self.config.events_with_replies
+            else (),
         )
         stored = await tools.send_response(
             self.store, draft, sender=self._inline_sender(), target=self._target(run.message)
         )
-        await self._publish_metrics(run, record, total)
+        if not self.config.events_with_replies:
+            await self.bus.publish(events.METRICS, run.thread.conversation.customer_id, metrics)
         record = stored.record or record  # a reply stored meanwhile is the one that counts
         return Outcome(
             customer=run.customer,
@@ -487,6 +526,11 @@ class Agent:
             run.thread.conversation.customer_id,
             _metrics(run, record, total, self.clock()),
         )
+
+    def _bus_for(self, run: _Run) -> EventBus:
+        """Where the tools publish: with the reply when the bus reads the store's outbox
+        (one commit with the reply instead of one each), else the bus."""
+        return run if self.config.events_with_replies else self.bus
 
     def _inline_sender(self) -> ChannelSender | None:
         return None if self.config.queue_replies else self.sender
@@ -525,10 +569,10 @@ class Agent:
         )
 
     async def _tag(self, run: _Run, tags: tuple[str, ...]) -> None:
-        """A ticket keeps the union of every tag a rule gave it."""
-        if tags and not set(tags) <= set(run.thread.ticket.tags):
-            ticket = await self.store.update_ticket(run.thread.ticket.number, tags=tags)
-            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
+        """A ticket keeps the union of every tag a rule gave it (stored with the message's
+        last write)."""
+        if tags and not set(tags) <= {*run.thread.ticket.tags, *run.tags}:
+            run.tags = tuple(sorted({*run.tags, *tags}))
 
     async def _hold(self, run: _Run, decision: Decision) -> Outcome:
         """A person owns the ticket: the message is kept for them, the agent stays quiet
@@ -541,6 +585,7 @@ class Agent:
                 ticket.number,
                 urgency=urgency,
                 priority=urgency if urgency.rank > ticket.priority.rank else None,
+                tags=run.take_tags(),
             )
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         now = self.clock()
@@ -559,6 +604,9 @@ class Agent:
         )
         if reply is not None:
             return await self._send(run, reply, record, Usage())
+        if run.tags:  # no reply to carry them
+            ticket = await self.store.update_ticket(ticket.number, tags=run.take_tags())
+            run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         await self.store.record_decision(run.stored.id, record)
         await self._publish_metrics(run, record, sum(run.latency.values()))
         return Outcome(

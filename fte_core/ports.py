@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from fte_core.events import Event
 from fte_core.formatting import ChannelConfig
 from fte_core.models import (
     Channel,
@@ -52,9 +53,22 @@ class OutboundDraft(msgspec.Struct, frozen=True, kw_only=True):
     # and only when the reply is new and the ticket lifecycle allows the move: a ticket a
     # human changed meanwhile keeps its status, and the reply still goes out.
     ticket_status: TicketStatus | None = None
+    # What the rules gave the ticket on the way (tags added, a priority set), applied with
+    # the reply in its transaction, and only when the reply is new: one commit instead of
+    # one more, and a ticket never carries a decision whose reply was not stored.
+    tags: tuple[str, ...] = ()
+    priority: Priority | None = None
+    # a hand-over: the reply is the ticket's first acknowledgement of the period, stamped
+    # at this time with it (claim_acknowledgement's slot, never moved back)
+    acknowledged_at: datetime | None = None
     # queue the stored reply for the channel senders (an `fte.outbound` event in the
     # store's outbox) in the same transaction: never stored without being queued
     announce: bool = False
+    # (topic, event) pairs the reply comes with (its metrics, an escalation's event),
+    # queued in the store's outbox
+    # keyed by the reply's customer, in the same transaction and only with a new reply:
+    # one commit instead of a publish each, and never one without the other
+    events: tuple[tuple[str, Event], ...] = ()
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +81,8 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     contact_count: int  # inbound messages of this customer so far, this one included
     # a ticket the message quoted but may not join (it got a new ticket instead)
     refused_ticket: str | None = None
+    # open_turn(claim=...): this caller now holds the message (see open_turn)
+    claimed: bool = False
 
 
 class CrmStore(Protocol):
@@ -114,6 +130,7 @@ class CrmStore(Protocol):
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
         access: Callable[[str], bytes] | None = None,
+        claim: timedelta | None = None,
     ) -> Turn:
         """Take one message in, atomically: `resolve_customer`, then `thread` (or, for a
         message already stored, that message's own thread), a pending ticket re-opened, the
@@ -127,6 +144,12 @@ class CrmStore(Protocol):
         safe under concurrency like the granular methods it stands for. With `announce`,
         a newly stored message is also queued for the workers (an `fte.inbound` event in
         the store's outbox) in the same transaction: never stored without being queued.
+
+        With `claim` (the worker), the message is also held for that lease, from `now`,
+        in the same transaction, unless it is processed or another worker's lease on it
+        is still running (`Turn.claimed` says which). Its effects are stored with the
+        processed mark, so of two copies handled at once exactly one decides and calls the
+        model; a holder that died loses the message when its lease runs out.
         """
         ...
 
@@ -156,7 +179,8 @@ class CrmStore(Protocol):
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
         """Store at most one reply per inbound message; returns (message, newly stored).
 
-        A new reply also applies `draft.ticket_status` (see OutboundDraft) atomically.
+        A new reply also applies `draft.ticket_status`, `tags`, `priority` and
+        `acknowledged_at` and queues `draft.events` (see OutboundDraft) atomically.
         """
         ...
 
@@ -206,12 +230,6 @@ class CrmStore(Protocol):
 
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         """A stored customer message as its channel delivered it (what a worker handles)."""
-        ...
-
-    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
-        """Hold an unprocessed inbound message for `lease` (False: processed, or another
-        worker holds it). Its effects are stored with the processed mark, so of two copies
-        handled at once exactly one decides and calls the model."""
         ...
 
     async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:

@@ -98,21 +98,27 @@ async def escalate_to_human(
     message_id: str,
     channel: Channel,
     now: datetime | None = None,
+    tags: Sequence[str] = (),
+    priority: Priority | None = None,
 ) -> Ticket:
     """Mark the ticket escalated (most urgent reason first), give it to a person, and tell
-    the humans. From now on the agent holds the customer's messages for that person."""
+    the humans. From now on the agent holds the customer's messages for that person.
+    `tags` and `priority` (raised, never lowered, like the urgency): what the rules gave
+    the ticket on the way, stored in the escalation's own update."""
     if not reasons:
         raise ValidationError("reasons", "at least one reason is required")
     current = await store.get_ticket(ticket_number)
     if current is None:
         raise NotFound(f"ticket {ticket_number!r}")
+    top = priority if priority is not None and priority.rank > urgency.rank else urgency
     ticket = await store.update_ticket(
         ticket_number,
         status=TicketStatus.ESCALATED,
         escalation_reason=reasons[0],
         urgency=urgency,
-        priority=urgency if urgency.rank > current.priority.rank else None,
+        priority=top if top.rank > current.priority.rank else None,
         owner=Owner.HUMAN,
+        tags=tags,
     )
     await bus.publish(
         events.ESCALATIONS,

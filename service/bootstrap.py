@@ -334,6 +334,7 @@ async def bootstrap(
     stack = AsyncExitStack()
     pool: AsyncConnectionPool[Any] | None = None
     memory_store: InMemoryStore | None = None
+    outbox_store: CrmStore | None = None  # the store whose outbox the configured bus reads
     try:
         context = load_context(settings.context_dir)
         # One embedder for the knowledge base and the rules' `similar_to` conditions
@@ -355,6 +356,8 @@ async def bootstrap(
             else:
                 pg_store, pg_kb, storage, pool = await _postgres(settings, stack, embedder, scope)
                 store, knowledge = store or pg_store, knowledge or pg_kb
+                if settings.bus in ("postgres", "kafka"):  # both relay the outbox
+                    outbox_store = pg_store
         report = None
         if ingest:
             report = await knowledge.ingest(
@@ -372,6 +375,7 @@ async def bootstrap(
         buses = await make_bus(settings, pool, stack, topics=consume)
         if memory_store is not None and store is memory_store:
             memory_store.on_announce = buses.bus.publish  # memory mode: intake feeds the bus
+            outbox_store = memory_store
         bus = bus or buses.bus
         records = _records(pool, store, settings, buses)
         reports = records.reports if reports is None else reports
@@ -396,6 +400,8 @@ async def bootstrap(
                 acknowledge_every=timedelta(hours=settings.acknowledge_hours),
                 status_link=status_link,
                 queue_replies=queue_replies,
+                # what the store queues reaches the agent's bus: a reply's events ride along
+                events_with_replies=store is outbox_store and bus is buses.bus,
             ),
         )
         gmail = make_gmail(settings.gmail, records.mailboxes, agent.submit, client=gmail_client)

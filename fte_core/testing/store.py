@@ -302,6 +302,7 @@ class InMemoryStore:
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
         access: Callable[[str], bytes] | None = None,
+        claim: timedelta | None = None,
     ) -> Turn:
         """The granular methods in a row: none of them suspends, so under asyncio the turn
         is atomic. Everything that can be refused is checked before anything is written."""
@@ -353,6 +354,7 @@ class InMemoryStore:
             created=created,
             contact_count=await self.contact_count(customer_id),
             refused_ticket=refused,
+            claimed=claim is not None and self._claim(inbound.id, now, claim),
         )
 
     def _choose_thread(
@@ -482,8 +484,26 @@ class InMemoryStore:
         self._messages[inbound.id] = msgspec.structs.replace(inbound, processed_at=self._clock())
         if draft.ticket_status is not None:
             self._move_ticket(draft.conversation_id, draft.ticket_status)
+        ticket = self._ticket_of(draft)
+        if draft.priority is not None or not set(draft.tags) <= set(ticket.tags):
+            ticket = msgspec.structs.replace(
+                ticket,
+                priority=_keep(ticket.priority, draft.priority),
+                tags=tuple(sorted({*ticket.tags, *draft.tags})),
+                updated_at=self._clock(),
+            )
+        if draft.acknowledged_at is not None:
+            stamp = as_utc(draft.acknowledged_at, "acknowledged_at")
+            if ticket.acknowledged_at is None or ticket.acknowledged_at < stamp:
+                ticket = msgspec.structs.replace(ticket, acknowledged_at=stamp)
+        self._tickets[ticket.number] = ticket
         if draft.announce:
             await self._announce_outbound(stored)
+        customer_id = self._conversations[draft.conversation_id].customer_id
+        for topic, event in draft.events:
+            self.outbox.append((topic, customer_id, events.encode(event)))
+            if self.on_announce is not None:
+                await self.on_announce(topic, customer_id, event)
         return stored, True
 
     async def _announce_outbound(self, stored: StoredMessage) -> None:
@@ -492,6 +512,9 @@ class InMemoryStore:
         self.outbox.append((events.OUTBOUND, customer_id, events.encode(event)))
         if self.on_announce is not None:
             await self.on_announce(events.OUTBOUND, customer_id, event)
+
+    def _ticket_of(self, draft: OutboundDraft) -> Ticket:
+        return self._tickets[self._conversations[draft.conversation_id].ticket_number]
 
     def _move_ticket(self, conversation_id: str, status: TicketStatus) -> None:
         conversation = self._conversations[conversation_id]
@@ -618,8 +641,7 @@ class InMemoryStore:
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         return self._inbound_messages.get(message_id)
 
-    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
-        now = as_utc(now, "now")
+    def _claim(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
         message = self._messages.get(inbound_id)
         if message is None or message.direction is not Direction.INBOUND:
             return False

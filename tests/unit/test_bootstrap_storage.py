@@ -51,6 +51,20 @@ async def test_injected_stores_with_the_memory_opt_in_start(tmp_path: Path) -> N
     )
     try:
         assert runtime.agent.store is runtime.store
+        # an injected store's outbox feeds no bus: the reply's events are published
+        assert not runtime.agent.config.events_with_replies
+    finally:
+        await runtime.aclose()
+
+
+async def test_the_memory_store_feeds_its_bus_so_events_ride_with_replies(
+    tmp_path: Path,
+) -> None:
+    runtime = await bootstrap(settings(tmp_path, "memory"), ingest=False)
+    try:
+        assert isinstance(runtime.store, InMemoryStore)
+        assert runtime.store.on_announce is not None
+        assert runtime.agent.config.events_with_replies
     finally:
         await runtime.aclose()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -13,7 +15,7 @@ from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
 from fte_core.errors import ResponderError
-from fte_core.models import Channel, InboundMessage, TicketStatus, Verification
+from fte_core.models import Channel, InboundMessage, Priority, Ticket, TicketStatus, Verification
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
@@ -114,6 +116,24 @@ async def test_answers_from_the_knowledge_base_and_cites(
     assert [s.reply for s in world.sender.sent] == [outcome.reply]
     assert len(world.bus.on(events.METRICS)) == 1
     assert set(outcome.record.latency_ms) >= {"intake", "input_rules", "retrieve", "answer"}
+
+
+async def test_with_an_outbox_bus_the_metrics_ride_with_the_reply(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    """The bus reads the store's outbox: the reply's metrics event is queued by the store
+    with the reply (one commit), not published on its own, and reaches the bus once."""
+    world = World(policy, OfflineResponder(), kb)
+    world.store.on_announce = world.bus.publish
+    world.agent.config = dataclasses.replace(world.agent.config, events_with_replies=True)
+    outcome = await world.agent.handle(message("How do I reset my password?"))
+    assert outcome.record.action == "answer"
+    assert [topic for topic, _, _ in world.store.outbox] == [events.METRICS]
+    published = world.bus.on(events.METRICS)
+    assert len(published) == 1
+    again = await world.agent.handle(message("How do I reset my password?"))  # redelivered
+    assert again.outbound_id == outcome.outbound_id
+    assert len(world.bus.on(events.METRICS)) == 1
 
 
 async def test_input_escalation_skips_the_model(
@@ -381,3 +401,43 @@ async def test_replies_are_signed_by_the_company_of_the_context(
     )
     assert handed.record.action == "escalate"
     assert f"Thank you for contacting {signature}." in handed.reply.text
+
+
+async def test_with_an_outbox_bus_the_escalation_event_rides_with_the_hand_over(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    world = World(policy, OfflineResponder(), kb)
+    world.store.on_announce = world.bus.publish
+    world.agent.config = dataclasses.replace(world.agent.config, events_with_replies=True)
+    outcome = await world.agent.handle(
+        message("I want a refund now or I will call my lawyer and sue you.")
+    )
+    assert outcome.record.action == "escalate"
+    assert [topic for topic, _, _ in world.store.outbox] == [events.ESCALATIONS, events.METRICS]
+    (escalation,) = world.bus.on(events.ESCALATIONS)
+    assert isinstance(escalation, events.EscalationEvent)
+    assert escalation.ticket_number == outcome.ticket.number
+    assert len(world.bus.on(events.METRICS)) == 1
+
+
+async def test_the_rules_ticket_changes_are_stored_with_the_reply(
+    policy: PolicyEngine, kb: InMemoryKnowledgeBase
+) -> None:
+    """Tags and a raised priority of an answered message need no write of their own."""
+    world = World(policy, OfflineResponder(), kb)
+    updates: list[str] = []
+    update_ticket = world.store.update_ticket
+
+    async def counted(number: str, **changes: Any) -> Ticket:
+        updates.append(number)
+        return await update_ticket(number, **changes)
+
+    world.store.update_ticket = counted  # type: ignore[method-assign]
+    outcome = await world.agent.handle(
+        message("I am so unhappy, this is frustrating. How do I export tasks to CSV on the iPhone?")
+    )
+    assert outcome.record.action == "answer"
+    assert "mobile" in outcome.ticket.tags
+    assert outcome.ticket.priority.rank >= Priority.HIGH.rank
+    assert outcome.ticket == await world.store.get_ticket(outcome.ticket.number)
+    assert updates == []

@@ -72,8 +72,10 @@ _CONTACT_COUNT_SQL = (
 )
 
 # The reply is inserted only for an inbound message, once (the unique index on
-# in_reply_to); the ticket moves only when the reply is new and the lifecycle allows it,
-# and the conversation mirrors the ticket's status.
+# in_reply_to); the ticket changes only when the reply is new: it moves when the
+# lifecycle allows it (`moves_from` is empty without a move), takes the draft's tags and
+# priority, and the conversation mirrors the ticket's status. The events it carries (its
+# fte.outbound event, its metrics) go to the outbox in order, also only with a new reply.
 _SAVE_OUTBOUND_SQL = f"""
 WITH reply AS (
     INSERT INTO messages AS m (id, conversation_id, customer_id, channel, direction, author,
@@ -90,18 +92,30 @@ WITH reply AS (
 ), processed AS (
     UPDATE messages SET processed_at = %(at)s
     WHERE id = %(inbound)s AND EXISTS (SELECT 1 FROM reply)
-), moved AS (
-    UPDATE tickets SET status = %(status)s::text, updated_at = %(at)s
+), changed AS (
+    UPDATE tickets SET
+        status = CASE WHEN status = ANY(%(moves_from)s::text[]) THEN %(status)s::text
+                      ELSE status END,
+        priority = coalesce(%(priority)s::text, priority),
+        tags = ARRAY(SELECT DISTINCT unnest(tags || %(tags)s::text[]) ORDER BY 1),
+        acknowledged_at = greatest(acknowledged_at, %(acknowledged)s::timestamptz),
+        updated_at = CASE WHEN status = ANY(%(moves_from)s::text[])
+                            OR %(priority)s::text IS NOT NULL OR NOT tags @> %(tags)s::text[]
+                          THEN %(at)s ELSE updated_at END
     WHERE conversation_id = (SELECT conversation_id FROM reply)
-      AND %(status)s::text IS NOT NULL AND status = ANY(%(moves_from)s::text[])
-    RETURNING conversation_id
+      AND (status = ANY(%(moves_from)s::text[]) OR %(priority)s::text IS NOT NULL
+           OR NOT tags @> %(tags)s::text[] OR %(acknowledged)s::timestamptz IS NOT NULL)
+    RETURNING conversation_id, status
 ), mirrored AS (
-    UPDATE conversations SET status = %(status)s::text
-    WHERE id = (SELECT conversation_id FROM moved)
+    UPDATE conversations c SET status = changed.status
+    FROM changed WHERE c.id = changed.conversation_id
 ), queued AS (
     INSERT INTO outbox (topic, key, payload)
-    SELECT %(topic)s, c.customer_id::text, %(event)s
-    FROM reply JOIN conversations c ON c.id = reply.conversation_id WHERE %(announce)s
+    SELECT e.topic, c.customer_id::text, e.payload
+    FROM reply JOIN conversations c ON c.id = reply.conversation_id,
+         unnest(%(topics)s::text[], %(payloads)s::bytea[])
+             WITH ORDINALITY AS e (topic, payload, ord)
+    ORDER BY e.ord
 )
 SELECT * FROM reply
 """
@@ -126,6 +140,7 @@ class _TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     proven: list[str]  # identifier keys of the addresses the channel proved
     announce: bool  # queue a new message for the workers in the same transaction
     access: Callable[[str], bytes] | None  # the ticket's token digest, by number
+    claim: timedelta | None  # the worker's lease on the message, taken in the same transaction
 
 
 class PostgresStore:
@@ -512,6 +527,7 @@ class PostgresStore:
         priority: Priority = Priority.NORMAL,
         announce: bool = False,
         access: Callable[[str], bytes] | None = None,
+        claim: timedelta | None = None,
     ) -> Turn:
         received_at = as_utc(message.received_at, "received_at")
         turn = _TurnInput(
@@ -526,6 +542,7 @@ class PostgresStore:
             proven=[identifier_key(i) for i in proven_identifiers(message)],
             announce=announce,
             access=access,
+            claim=claim,
         )
         async with self._conn() as conn:
             for _ in range(_RESOLVE_ATTEMPTS):
@@ -597,6 +614,9 @@ class PostgresStore:
             )
         cursor = await conn.execute(_CONTACT_COUNT_SQL, (key,))
         count = await rows.fetch_one(cursor, "contact count")
+        claimed = turn.claim is not None and await lifecycle.claim(
+            conn, inbound.id, turn.now, turn.claim
+        )
         return Turn(
             resolution=resolution,
             thread=thread,
@@ -604,6 +624,7 @@ class PostgresStore:
             created=created,
             contact_count=int(count[0]),
             refused_ticket=refused,
+            claimed=claimed,
         )
 
     @staticmethod
@@ -794,20 +815,23 @@ class PostgresStore:
         return rows.message(row) if row else None
 
     async def save_outbound(self, draft: OutboundDraft) -> tuple[StoredMessage, bool]:
-        """One statement, one commit: the reply, and the ticket move it carries."""
+        """One statement, one commit: the reply, the ticket move and the events it carries."""
         status = draft.ticket_status
         moves_from = [s.value for s in TicketStatus if status and can_transition(s, status)]
         reply_id = uuid.uuid4()
-        # the fte.outbound event names the reply; it is queued only if the reply is new
-        event = events.OutboundEvent(message_id=str(reply_id), channel=draft.channel)
+        # the fte.outbound event names the reply; like the draft's own events, it is
+        # queued only if the reply is new
+        queued = list(draft.events)
+        if draft.announce:
+            outbound = events.OutboundEvent(message_id=str(reply_id), channel=draft.channel)
+            queued.insert(0, (events.OUTBOUND, outbound))
         async with self._conn() as conn:
             cursor = await conn.execute(
                 _SAVE_OUTBOUND_SQL,
                 {
                     "id": reply_id,
-                    "topic": events.OUTBOUND,
-                    "event": events.encode(event),
-                    "announce": draft.announce,
+                    "topics": [topic for topic, _ in queued],
+                    "payloads": [events.encode(event) for _, event in queued],
                     "channel": draft.channel.value,
                     "inbound": rows.as_uuid(draft.in_reply_to),
                     "content": draft.reply.text,
@@ -820,6 +844,13 @@ class PostgresStore:
                     "conversation": rows.as_uuid(draft.conversation_id),
                     "status": status.value if status else None,
                     "moves_from": moves_from,
+                    "priority": draft.priority.value if draft.priority else None,
+                    "tags": list(draft.tags),
+                    "acknowledged": (
+                        as_utc(draft.acknowledged_at, "acknowledged_at")
+                        if draft.acknowledged_at
+                        else None
+                    ),
                 },
             )
             row = await cursor.fetchone()
@@ -913,10 +944,6 @@ class PostgresStore:
     async def inbound_message(self, message_id: str) -> InboundMessage | None:
         async with self._conn() as conn:
             return await lifecycle.inbound_message(conn, message_id)
-
-    async def claim_processing(self, inbound_id: str, now: datetime, lease: timedelta) -> bool:
-        async with self._conn() as conn:
-            return await lifecycle.claim(conn, inbound_id, as_utc(now, "now"), lease)
 
     async def claim_delivery(self, message_id: str, now: datetime, lease: timedelta) -> bool:
         async with self._conn() as conn:
