@@ -63,8 +63,7 @@ async def test_the_outbox_insert_sends_no_notify_inside_its_transaction(
 ) -> None:
     async with pg_pool.connection() as conn:
         cursor = await conn.execute(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox'::regclass"
-            " AND NOT tgisinternal"
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal"
         )
         assert await cursor.fetchall() == []
 
