@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -16,8 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.bus.postgres import PostgresBus, PostgresConsumer
 from adapters.bus.wake import CHANNEL, hint
 from adapters.storage.postgres.pool import open_pool
+from adapters.storage.postgres.store import PostgresStore
 from fte_core import events
 from fte_core.models import Channel
+from tests.integration.test_receipt_contract import digest, form
 
 pytestmark = pytest.mark.postgres
 
@@ -41,14 +43,14 @@ def event(n: int) -> events.InboundEvent:
     )
 
 
-async def woken_after(consumer: PostgresConsumer, publish: PostgresBus) -> float:
-    """Seconds from a publish to the waiting consumer's delivery."""
+async def woken_after(consumer: PostgresConsumer, commit: Callable[[], Awaitable[object]]) -> float:
+    """Seconds from a commit that queues one event to the waiting consumer's delivery."""
     assert await consumer.receive(10, 0.05) == []  # listening, queue empty
 
     async def later() -> float:
         await asyncio.sleep(0.2)
         started = time.monotonic()
-        await publish.publish(events.INBOUND, "c1", event(1))
+        await commit()
         return started
 
     task = asyncio.create_task(later())
@@ -73,7 +75,9 @@ async def test_a_publish_from_another_process_wakes_a_waiting_consumer(
 ) -> None:
     consumer = PostgresConsumer(pg_pool, [events.INBOUND], idle_poll=SLOW_POLL)
     try:
-        assert await woken_after(consumer, PostgresBus(other_process)) < 2.0
+        bus = PostgresBus(other_process)
+        assert await woken_after(consumer, lambda: bus.publish(events.INBOUND, "c", event(1))) < 2
+
     finally:
         await consumer.close()
 
@@ -83,7 +87,20 @@ async def test_a_publish_in_the_same_process_wakes_a_waiting_consumer(
 ) -> None:
     consumer = PostgresConsumer(pg_pool, [events.INBOUND], idle_poll=SLOW_POLL)
     try:
-        assert await woken_after(consumer, PostgresBus(pg_pool)) < 2.0
+        bus = PostgresBus(pg_pool)
+        assert await woken_after(consumer, lambda: bus.publish(events.INBOUND, "c", event(1))) < 2
+
+    finally:
+        await consumer.close()
+
+
+async def test_a_form_post_in_another_process_wakes_the_worker(
+    pg_pool: AsyncConnectionPool[Any], other_process: AsyncConnectionPool[Any]
+) -> None:
+    consumer = PostgresConsumer(pg_pool, [events.INBOUND], idle_poll=SLOW_POLL)
+    api = PostgresStore(other_process)
+    try:
+        assert await woken_after(consumer, lambda: api.receive(form("f-1"), digest)) < 2
     finally:
         await consumer.close()
 
