@@ -277,6 +277,7 @@ EVAL_SCOPE = "fte_eval"
 async def _postgres(
     settings: Settings, stack: AsyncExitStack, embedder: Embedder, scope: str | None
 ) -> tuple[CrmStore, KnowledgeBase, str, AsyncConnectionPool[Any]]:
+    from adapters.bus.wake import hint
     from adapters.storage.postgres.embedded import EmbeddedPostgres
     from adapters.storage.postgres.knowledge import PostgresKnowledgeBase
     from adapters.storage.postgres.migrate import migrate
@@ -301,6 +302,7 @@ async def _postgres(
         url, connect_timeout=timeout, schema=scope, local=settings.database_url is None
     )
     stack.push_async_callback(pool.close)
+    stack.push_async_callback(hint(pool).close)  # a wake-up in flight, before the pool
     await migrate(pool)
     knowledge = PostgresKnowledgeBase(pool, embedder)
     if settings.kb_threshold is not None:

@@ -128,14 +128,18 @@ async def _tell_parent(probe: Probe, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), HEARTBEAT)
 
 
-# The worker child's niceness: when both compete for the CPU, the customer waiting on the
-# form's 201 goes first; a reply a few milliseconds later costs nobody anything.
+# The worker child's niceness, above the service's own: when both compete for the CPU, the
+# customer waiting on the form's 201 goes first; a reply a few milliseconds later costs
+# nobody anything. Relative: set as an absolute 10, a service started under `nice -n 19`
+# gave its worker the higher priority (10 < 19) and intake waited for the worker's work.
 WORKER_NICENESS = 10
+_LOWEST_PRIORITY = 19  # the largest niceness Linux has
 
 
 def _lower_priority(pid: int) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
     try:
-        os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, pid, min(own + WORKER_NICENESS, _LOWEST_PRIORITY))
     except OSError as exc:  # a container without the permission: same priority, logged
         log.warning("worker child keeps the service's CPU priority: %s", exc)
 

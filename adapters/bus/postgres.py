@@ -30,13 +30,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.bus.retry import RetryPolicy
+from adapters.bus.wake import CHANNEL, hint
 from fte_core import events
 from fte_core.errors import BusError
 from fte_core.ports import Delivery
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "fte_outbox"
 _FLOOR_RESET = 5.0  # seconds
 
 _INSERT = "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s) RETURNING id"
@@ -90,7 +90,8 @@ WHERE id = %(id)s AND claimed_by = %(me)s
 async def enqueue(conn: psycopg.AsyncConnection[Any], topic: str, key: str, payload: bytes) -> int:
     """Insert one event row on `conn`, in whatever transaction the caller has open (so a
     message and its event commit together). Returns the row id, the event's stable id.
-    Driver errors propagate as psycopg errors: the caller owns the transaction."""
+    Driver errors propagate as psycopg errors: the caller owns the transaction, and pokes
+    the pool's `wake.hint` once it has committed (or consumers find the row by polling)."""
     cursor = await conn.execute(_INSERT, (topic, key, payload))
     row = await cursor.fetchone()
     if row is None:
@@ -101,7 +102,7 @@ async def enqueue(conn: psycopg.AsyncConnection[Any], topic: str, key: str, payl
 async def enqueue_many(
     conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[str, str, bytes]]
 ) -> None:
-    """Insert many (topic, key, payload) rows in one round trip, in order."""
+    """Insert many (topic, key, payload) rows in one round trip, in order (poke as above)."""
     async with conn.cursor() as cursor:
         await cursor.executemany(
             "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s)", rows
@@ -113,6 +114,7 @@ class PostgresBus:
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+        self._hint = hint(pool)
 
     async def publish(self, topic: str, key: str, event: msgspec.Struct) -> None:
         try:
@@ -120,6 +122,7 @@ class PostgresBus:
                 await enqueue(conn, topic, key, events.encode(event))
         except psycopg.Error as exc:
             raise BusError(f"publish to {topic}: {exc}") from exc
+        self._hint.poke()
 
     def consumer(
         self,
@@ -155,7 +158,9 @@ class PostgresConsumer:
         self._lowest = 0
         self._floor_reset = time.monotonic()
         self._me = uuid.uuid4()
-        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._hint = hint(pool)
+        self._wake: asyncio.Event | None = None  # set by a poke here or a NOTIFY from elsewhere
+        self._listener: asyncio.Task[None] | None = None
         self._held: set[int] = set()  # claimed, no outcome yet: their leases are renewed
         self._renewer: asyncio.Task[None] | None = None
         self._closed = False
@@ -163,7 +168,8 @@ class PostgresConsumer:
     async def receive(self, limit: int, max_wait: float) -> list[Delivery]:
         deadline = time.monotonic() + max_wait
         while not self._closed:
-            await self._listen()
+            wake = await self._listen()
+            wake.clear()  # before the claim: a row committed during it wakes the wait below
             taken = await self._claim(limit)
             if taken:
                 self._held.update(int(d.id) for d in taken)
@@ -173,7 +179,8 @@ class PostgresConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            await self._wait_for_notify(min(remaining, self._idle_poll))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(remaining, self._idle_poll))
         return []
 
     async def ack(self, delivery: Delivery) -> None:
@@ -227,8 +234,13 @@ class PostgresConsumer:
                 await self._renewer
             self._renewer = None
         if self._listener is not None:
-            await unlisten(self._pool, self._listener)
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
             self._listener = None
+        if self._wake is not None:
+            self._hint.forget(self._wake)
+            self._wake = None
 
     async def _renew_leases(self) -> None:
         """While this consumer lives, its claims do not expire however long a handler
@@ -290,14 +302,39 @@ class PostgresConsumer:
             self._lowest = 0
         return self._lowest
 
-    async def _listen(self) -> None:
+    async def _listen(self) -> asyncio.Event:
+        """The event this consumer waits on; the first call starts listening (a failure to
+        then propagates, as any claim's would), later ones re-listen in the background."""
+        if self._wake is None:
+            self._wake = self._hint.waiter()
         if self._listener is None:
-            self._listener = await listen(self._pool)
+            conn = await listen(self._pool)
+            self._listener = asyncio.create_task(self._relay_notifies(conn, self._wake))
+        return self._wake
 
-    async def _wait_for_notify(self, seconds: float) -> None:
-        if self._listener is not None and not await wait_for_notify(self._listener, seconds):
-            await unlisten(self._pool, self._listener)
-            self._listener = None
+    async def _relay_notifies(
+        self, conn: psycopg.AsyncConnection[Any], wake: asyncio.Event
+    ) -> None:
+        """Set `wake` on every NOTIFY from another process (this process's own writers set
+        it directly); a lost connection is replaced after a poll interval."""
+        while True:
+            try:
+                async for note in conn.notifies():
+                    if note.payload != self._hint.token:
+                        wake.set()
+            except psycopg.Error as exc:
+                log.warning("outbox listener lost (%s); reconnecting", exc)
+            finally:
+                await unlisten(self._pool, conn)
+            conn = await self._listen_again()
+
+    async def _listen_again(self) -> psycopg.AsyncConnection[Any]:
+        while True:
+            await asyncio.sleep(self._idle_poll)
+            try:
+                return await listen(self._pool)
+            except BusError as exc:
+                log.warning("outbox listener: %s", exc)
 
     async def _execute(self, query: str, params: dict[str, object], what: str) -> None:
         try:

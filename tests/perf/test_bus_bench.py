@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.bus.memory import MemoryBus
 from adapters.bus.postgres import PostgresBus, enqueue_many
 from adapters.bus.retry import RetryPolicy
+from adapters.bus.wake import hint
 from fte_core import events
 from fte_core.models import Channel
 from fte_core.ports import Delivery, EventConsumer
@@ -102,6 +103,7 @@ class Setup:
         rows = [(events.INBOUND, f"c{n % KEYS}", payload(n)) for n in numbers]
         async with self.pool.connection() as conn, conn.transaction():
             await enqueue_many(conn, rows)
+        hint(self.pool).poke()  # as the store does after its commits
 
     async def _kafka(
         self, via_outbox: bool

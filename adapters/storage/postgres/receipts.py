@@ -99,9 +99,14 @@ class ReceiptWriter:
     """
 
     def __init__(
-        self, connect: Callable[[], AbstractAsyncContextManager[Conn]], *, writers: int = 2
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[Conn]],
+        *,
+        writers: int = 2,
+        committed: Callable[[], None] = lambda: None,
     ) -> None:
         self._connect = connect
+        self._committed = committed  # told after each commit (its events are in the queue)
         self._numbers = TicketNumbers(block=64)
         self._pending: list[_Pending] = []
         self._writers = writers
@@ -140,6 +145,7 @@ class ReceiptWriter:
                 else:
                     for item, receipt in zip(batch, receipts, strict=True):
                         item.done.set_result(receipt)
+                    self._committed()
         finally:
             for item in batch + self._pending:  # cancelled (shutdown) before its commit
                 if not item.done.done():

@@ -19,6 +19,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.bus.postgres import enqueue
+from adapters.bus.wake import hint
 from adapters.storage.postgres import lifecycle, receipts, rows
 from adapters.storage.postgres.pool import connection
 from adapters.storage.postgres.rows import Conn, Row
@@ -147,7 +148,8 @@ class PostgresStore:
     def __init__(self, pool: AsyncConnectionPool, *, clock: Clock = utc_now) -> None:
         self._pool = pool
         self._clock = clock
-        self._receipts = receipts.ReceiptWriter(self._conn)
+        self._hint = hint(pool)  # poked after each commit that queued an event
+        self._receipts = receipts.ReceiptWriter(self._conn, committed=self._hint.poke)
 
     def _conn(self) -> AbstractAsyncContextManager[Conn]:
         return connection(self._pool, "PostgreSQL")
@@ -550,7 +552,10 @@ class PostgresStore:
                     # Pipeline mode: BEGIN, the row lock and other statements whose result
                     # is not read go out with the next query instead of a round trip each.
                     async with conn.pipeline(), conn.transaction():
-                        return await self._open_turn_once(conn, turn)
+                        opened = await self._open_turn_once(conn, turn)
+                    if announce and opened.created:
+                        self._hint.poke()
+                    return opened
                 except _IdentifierRaceError:
                     log.debug("identifier or message stored concurrently; taking it in again")
         raise StorageError("could not take the message in under contention")
@@ -855,6 +860,8 @@ class PostgresStore:
             )
             row = await cursor.fetchone()
         if row is not None:
+            if draft.announce:
+                self._hint.poke()
             return rows.message(row), True
         existing = await self.reply_to(draft.in_reply_to)
         if existing is not None:
@@ -961,9 +968,12 @@ class PostgresStore:
         self, number: str, text: str, author_name: str, *, announce: bool = False
     ) -> StoredMessage:
         async with self._conn() as conn, conn.transaction():
-            return await lifecycle.save_human_reply(
+            stored = await lifecycle.save_human_reply(
                 conn, number, text, author_name, self._clock(), announce=announce
             )
+        if announce:
+            self._hint.poke()
+        return stored
 
     async def reply_target(self, message_id: str) -> DeliveryTarget | None:
         async with self._conn() as conn:
