@@ -860,7 +860,7 @@ class PostgresStore:
             )
             row = await cursor.fetchone()
         if row is not None:
-            if draft.announce:
+            if queued:  # the reply's own event and the draft's (metrics, escalation)
                 self._hint.poke()
             return rows.message(row), True
         existing = await self.reply_to(draft.in_reply_to)
