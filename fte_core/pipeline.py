@@ -62,6 +62,7 @@ from fte_core.retrieval import (
     questions_of,
     retrieve,
 )
+from fte_core.slots import Slots
 from fte_core.spelling import speller
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class AgentConfig:
     channel_configs: Mapping[Channel, ChannelConfig] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_CONFIGS)
     )
+    # how many messages run the stages around the model call at once (0: no limit); a
+    # worker sets it so that its CPU work leaves room for the API beside it (fte_core.slots)
+    parallel: int = 0
     # the service: a reply is stored with an `fte.outbound` event in one transaction and
     # the channel senders deliver it (fte_core.delivery); off: `sender` delivers inline
     queue_replies: bool = False
@@ -157,8 +161,13 @@ class Agent:
         self.sender = sender
         self.config = config or AgentConfig()
         self.clock = clock
+        self._slots = Slots(self.config.parallel)
 
     async def handle(self, message: InboundMessage) -> Outcome:
+        async with self._slots.held():
+            return await self._handle(message)
+
+    async def _handle(self, message: InboundMessage) -> Outcome:
         started = time.perf_counter()
         existing = await self.store.find_inbound(message.channel, message.provider_message_id)
         if existing is not None and existing.processed_at is not None:
@@ -369,6 +378,10 @@ class Agent:
         return await self._send(run, reply, record, Usage(), ticket_status=waiting)
 
     async def _call_responder(self, request: AnswerRequest) -> Answer | None:
+        async with self._slots.away():  # the model thinks: another message may compute
+            return await self._ask(request)
+
+    async def _ask(self, request: AnswerRequest) -> Answer | None:
         try:
             return await self.responder.answer(request)
         except ResponderError as exc:

@@ -402,6 +402,7 @@ async def bootstrap(
                 acknowledge_every=timedelta(hours=settings.acknowledge_hours),
                 status_link=status_link,
                 queue_replies=queue_replies,
+                parallel=settings.worker_parallel,
                 # what the store queues reaches the agent's bus: a reply's events ride along
                 events_with_replies=store is outbox_store and bus is buses.bus,
             ),

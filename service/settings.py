@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bus_max_attempts: Positive = 5  # deliveries before an event is dead-lettered
     bus_visibility_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0  # PostgreSQL claim, s
     worker_concurrency: Positive = 32  # events in flight per worker
+    # of those, how many compute at once (the rest await the model); 0: no limit
+    worker_parallel: Annotated[int, msgspec.Meta(ge=0)] = 2
     kb_threshold: float | None = None  # no-match probability cut (default: calibrated 0.5)
     # WhatsApp through Twilio (bootstrap.make_senders): all three, or the channel is off
     twilio_account_sid: str | None = None
@@ -125,6 +127,7 @@ _ENV = {
     "FTE_BUS_MAX_ATTEMPTS": "bus_max_attempts",
     "FTE_BUS_VISIBILITY_TIMEOUT": "bus_visibility_timeout",
     "FTE_WORKER_CONCURRENCY": "worker_concurrency",
+    "FTE_WORKER_PARALLEL": "worker_parallel",
     "TWILIO_ACCOUNT_SID": "twilio_account_sid",
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
     "TWILIO_WHATSAPP_FROM": "twilio_whatsapp_from",
@@ -244,6 +247,7 @@ _HELP = {
     "FTE_BUS": "the event bus: postgres, kafka or memory",
     "FTE_KAFKA_BOOTSTRAP": "Kafka brokers host:port[,...] (FTE_BUS=kafka)",
     "FTE_WORKER_CONCURRENCY": "events a worker keeps in flight",
+    "FTE_WORKER_PARALLEL": "of those, how many compute at once (the rest await the model)",
     "FTE_BUS_MAX_ATTEMPTS": "deliveries before an event is dead-lettered",
     "TWILIO_ACCOUNT_SID": "WhatsApp: the Twilio account (AC...)",
     "TWILIO_AUTH_TOKEN": "WhatsApp: its auth token (or TWILIO_AUTH_TOKEN_FILE)",
