@@ -73,23 +73,19 @@ async def test_the_outbox_insert_sends_no_notify_inside_its_transaction(
 async def test_a_publish_from_another_process_wakes_a_waiting_consumer(
     pg_pool: AsyncConnectionPool[Any], other_process: AsyncConnectionPool[Any]
 ) -> None:
-    consumer = PostgresConsumer(pg_pool, [events.INBOUND], idle_poll=SLOW_POLL)
-    try:
-        bus = PostgresBus(other_process)
-        assert await woken_after(consumer, lambda: bus.publish(events.INBOUND, "c", event(1))) < 2
-
-    finally:
-        await consumer.close()
+    assert await publish_wakes(pg_pool, PostgresBus(other_process)) < 2
 
 
 async def test_a_publish_in_the_same_process_wakes_a_waiting_consumer(
     pg_pool: AsyncConnectionPool[Any],
 ) -> None:
-    consumer = PostgresConsumer(pg_pool, [events.INBOUND], idle_poll=SLOW_POLL)
-    try:
-        bus = PostgresBus(pg_pool)
-        assert await woken_after(consumer, lambda: bus.publish(events.INBOUND, "c", event(1))) < 2
+    assert await publish_wakes(pg_pool, PostgresBus(pg_pool)) < 2
 
+
+async def publish_wakes(pool: AsyncConnectionPool[Any], bus: PostgresBus) -> float:
+    consumer = PostgresConsumer(pool, [events.INBOUND], idle_poll=SLOW_POLL)
+    try:
+        return await woken_after(consumer, lambda: bus.publish(events.INBOUND, "c", event(1)))
     finally:
         await consumer.close()
 
