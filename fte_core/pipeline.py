@@ -109,6 +109,7 @@ class _Run:
     passages: list[Passage] = field(default_factory=list)
     attempts: int = 0
     retrieval: Retrieval | None = None
+    questions: list[str] = field(default_factory=list)  # split once, for rules and search
     vectors: list[list[float]] = field(default_factory=list)  # one per question
     # what the rules gave the ticket, not stored yet: it goes with the message's last
     # write (the reply, the escalation or the hold), one commit instead of one more
@@ -283,7 +284,8 @@ class Agent:
         """The message's questions embedded once, by the knowledge base's model: the same
         vectors serve the input rules' similarity conditions and retrieval."""
         started = time.perf_counter()
-        probes = tuple(embedded_text(q) for q in questions_of(run.text, run.message.subject))
+        run.questions = questions_of(run.text, run.message.subject)
+        probes = tuple(embedded_text(q) for q in run.questions)
         vectors = await self.knowledge.embed_queries(probes) if probes else []
         run.vectors = vectors
         feats = self.policy.share_embeddings(
@@ -301,6 +303,7 @@ class Agent:
             run.message.subject,
             self.config.search_limit,
             speller(self.context.product_docs),
+            questions=run.questions,
             vectors=run.vectors,
         )
         run.passages = run.retrieval.passages

@@ -434,14 +434,16 @@ async def retrieve(
     limit: int,
     speller: Speller | None = None,
     *,
+    questions: Sequence[str] | None = None,
     vectors: Sequence[Sequence[float]] | None = None,
 ) -> Retrieval:
     """Each question searched with its vector (all embedded in one call, or `vectors`,
-    one per `questions_of(text, subject)`, when the caller embedded them already); a
-    question nothing answered is searched again by its content words, then with its
-    typos mended (`speller`, fte_core.spelling). Questions answered from the same
-    section are one question."""
-    questions = questions_of(text, subject)
+    one per question, when the caller embedded them already); `questions` are
+    `questions_of(text, subject)` when the caller split the message already. A question
+    nothing answered is searched again by its content words, then with its typos mended
+    (`speller`, fte_core.spelling). Questions answered from the same section are one
+    question."""
+    questions = list(questions) if questions is not None else questions_of(text, subject)
     if not questions:
         return Retrieval(questions=(), embeddings=(), attempts=0)
     if vectors is None or len(vectors) != len(questions):
