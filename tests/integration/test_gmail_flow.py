@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.channels.gmail.api import GmailClient
@@ -32,7 +31,6 @@ from tests.pubsub_tokens import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
-Client = AsyncTestClient[Litestar]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +67,7 @@ def settings_for(pg_url: str, tmp_path: Path, certs: CertsServer) -> Settings:
 class Service:
     """The app over a runtime whose Gmail API (reads; replies) are canned sequences."""
 
-    def __init__(self, runtime: Runtime, client: Client, key: SigningKey) -> None:
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient, key: SigningKey) -> None:
         self.runtime, self.client, self.key = runtime, client, key
 
     async def push(self, history_id: int, *, token: str | None = None) -> Any:
@@ -111,8 +109,17 @@ async def serving(
     async def state() -> AsyncIterator[ServiceState]:
         yield ServiceState(runtime=runtime, admin_token="a" * 40, bus="postgres")
 
+    # The app's lifespan (its monitor refreshes in the background) and its requests run
+    # on this test's event loop, like the runtime's pool: Litestar's AsyncTestClient runs
+    # the lifespan on a thread's loop, and a pool used from two loops fails at random
+    # ("asyncio.Lock ... bound to a different event loop").
+    app = create_app(state)
+    transport = httpx.ASGITransport(app=cast(Any, app))  # Litestar types its ASGI scope narrower
     try:
-        async with AsyncTestClient(app=create_app(state)) as client:
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        ):
             yield Service(runtime, client, key)
     finally:
         await runtime.aclose()
