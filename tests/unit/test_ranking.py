@@ -193,7 +193,7 @@ def test_unknown_words_lower_the_probability_of_an_answer() -> None:
 
 
 def test_each_embedder_gets_its_own_calibration() -> None:
-    assert calibration_for("all-minilm-l6-v2-onnx1") is MINILM
+    assert calibration_for("all-minilm-l6-v2-int8-onnx1") is MINILM
     assert calibration_for("hashing2-384") is HASHING
     assert calibration_for("openai/text-embedding-3-small") is GENERIC
     assert NoMatchModel(weights=(0.0,), bias=0.0).probability((5.0,)) == 0.5
