@@ -1,9 +1,10 @@
 """Pipeline overhead without the LLM: the in-memory fakes (baseline) against PostgreSQL.
 
 SPEC 11: pipeline overhead excluding the LLM call p95 <= 25 ms with PostgreSQL, with the
-hashing embedder and with the default semantic one (MiniLM: each message's questions
-embedded once, ~10 ms), which the rules' similarity conditions use too, as bootstrap wires
-them (the draft is embedded for the output rules). The
+hashing embedder and with the default semantic one (MiniLM int8: each message's
+questions embedded once, ~3.5 ms each, while the store takes the message in), which the
+rules' similarity conditions use too, as bootstrap wires them (the draft's own words are
+embedded for the output rules). The
 responder answers instantly, so what is measured is intake, identity, threading, both
 rule stages, retrieval, formatting and storage. The difference between the two runs is
 the storage overhead per message. Run: `make bench` or
