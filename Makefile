@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
-$(MODEL): | $(STAMP)
+# rebuilt when the build changes (an older install is replaced, see minilm_build.installed)
+$(MODEL): adapters/embedding/minilm_build.py | $(STAMP)
 	$(BIN)/fte model install --dir $(FTE_MODEL_DIR)
 
 install: $(STAMP) $(MODEL)

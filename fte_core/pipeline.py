@@ -7,14 +7,11 @@ the model is called at most once and never sees a message the input rules escala
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -22,7 +19,7 @@ from fte_core import events, tools
 from fte_core.clock import Clock, elapsed_ms, utc_now
 from fte_core.closing import closing_body
 from fte_core.context import DEFAULT_SIGNATURE, Context
-from fte_core.errors import InProgress, NotFound, ResponderError
+from fte_core.errors import FteError, InProgress, NotFound, ResponderError
 from fte_core.formatting import DEFAULT_CHANNEL_CONFIGS, ChannelConfig, format_for_channel
 from fte_core.grounding import grounded, own_words
 from fte_core.handover import acknowledgement_body, handover_body
@@ -45,6 +42,7 @@ from fte_core.models import (
     TicketStatus,
     Usage,
 )
+from fte_core.overlap import Recent, beside
 from fte_core.policy.engine import PolicyEngine
 from fte_core.ports import (
     Answer,
@@ -68,7 +66,6 @@ from fte_core.slots import Slots
 from fte_core.spelling import speller
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +104,7 @@ class _Run:
     thread: Thread
     contact_count: int
     reading: Reading  # what the agent made of the message (fte_core.reading)
+    started: float  # time.perf_counter() when the handling began
     latency: dict[str, float] = field(default_factory=dict)
     passages: list[Passage] = field(default_factory=list)
     attempts: int = 0
@@ -128,6 +126,11 @@ class _Run:
     @property
     def text(self) -> str:
         return self.reading.text
+
+    @property
+    def elapsed(self) -> float:
+        """The handling's wall time so far, ms (its stages overlap: not their sum)."""
+        return elapsed_ms(self.started)
 
     def found(self, retrieval: Retrieval, ms: float) -> None:
         self.retrieval = retrieval
@@ -173,21 +176,47 @@ class Agent:
         self.config = config or AgentConfig()
         self.clock = clock
         self._slots = Slots(self.config.parallel)
+        self._contended = Recent()  # messages another worker held at their last try
 
     async def handle(self, message: InboundMessage) -> Outcome:
         async with self._slots.held():
             return await self._handle(message)
 
     async def _handle(self, message: InboundMessage) -> Outcome:
+        key = (message.channel, message.provider_message_id)
+        try:
+            outcome = await self._overlapped(message, claim_first=key in self._contended)
+        except InProgress:
+            self._contended.add(key)
+            raise
+        self._contended.discard(key)
+        return outcome
+
+    async def _overlapped(self, message: InboundMessage, *, claim_first: bool) -> Outcome:
         """The store takes the message in while the agent reads it (fte_core.reading) and,
         unless the rules escalate it, searches the knowledge base: none of that reads the
-        CRM, so the round trips, the embedding and the search overlap. A message found
-        already answered, or held by another worker, drops its reading and its search."""
+        CRM, so the round trips, the embedding and the search overlap (fte_core.overlap).
+        A message found answered already is replayed, one another worker holds raises
+        InProgress; either drops what was read. `claim_first`: another worker held it at
+        the last try, so it is read only once it is this worker's (a worker waiting for
+        its peer retries every half second)."""
         started = time.perf_counter()
-        async with _beside(self._intake(message, started)) as intake:
-            reading = await read_message(message, self.policy, self.knowledge)
+        existing = await self.store.find_inbound(message.channel, message.provider_message_id)
+        if existing is not None and existing.processed_at is not None:
+            return await self._replay(message, existing)  # a redelivery: nothing to read
+        async with beside(self._intake(message, started)) as intake:
+            if claim_first:
+                await asyncio.wait({intake})
+            if intake.done() and isinstance(taken := intake.result(), Outcome):
+                return taken
+            try:
+                reading = await read_message(message, self.policy, self.knowledge)
+            except FteError:
+                if isinstance(taken := await intake, Outcome):  # its InProgress, if any
+                    return taken
+                raise
             search = self._search(reading, message.subject) if reading.wants_passages else None
-            async with _beside(search) as found:
+            async with beside(search) as found:
                 taken = await intake
                 if isinstance(taken, Outcome):
                     return taken
@@ -199,13 +228,13 @@ class Agent:
                     thread=turn.thread,
                     contact_count=turn.contact_count,
                     reading=reading,
+                    started=started,
                     latency={"intake": ms, **reading.latency},
                 )
-                return await self._decide(run, reading.decision, found)
+                return await self._decide(run, found)
 
-    async def _decide(
-        self, run: _Run, decision: Decision, found: Awaitable[tuple[Retrieval, float]] | None
-    ) -> Outcome:
+    async def _decide(self, run: _Run, found: Awaitable[tuple[Retrieval, float]] | None) -> Outcome:
+        decision = run.reading.decision
         await self._tag(run, decision.tags)
         if run.thread.ticket.owner is Owner.HUMAN:
             return await self._hold(run, decision)
@@ -213,9 +242,9 @@ class Agent:
             return await self._escalate(run, decision, decision.reasons, decision.urgency)
         if decision.priority and decision.priority.rank > run.thread.ticket.priority.rank:
             run.priority = decision.priority
-        if found is None:  # a thank-you that asks nothing (Reading.wants_passages)
+        if run.reading.closing:
             return await self._close(run, decision)
-        run.found(*await found)
+        run.found(*await (found or self._search(run.reading, run.message.subject)))
         if not run.passages:
             return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
         return await self._answer(run, decision)
@@ -269,11 +298,8 @@ class Agent:
     ) -> tuple[Turn, float] | Outcome:
         """Identity, thread, the stored message and this worker's hold on it in one store
         transaction (SPEC 4 steps 2-4); a message stored before a crash and never answered
-        comes back in its thread. A message answered already is replayed; one another
+        comes back in its thread. A message answered meanwhile is replayed; one another
         worker holds raises InProgress."""
-        existing = await self.store.find_inbound(message.channel, message.provider_message_id)
-        if existing is not None and existing.processed_at is not None:
-            return await self._replay(message, existing)
         turn = await self.store.open_turn(
             message,
             identifiers_for(message),
@@ -502,7 +528,7 @@ class Agent:
         ticket_status: TicketStatus | None = None,
         acknowledged: datetime | None = None,
     ) -> Outcome:
-        total = sum(run.latency.values())
+        total = run.elapsed
         metrics = _metrics(run, record, total, self.clock())
         draft = OutboundDraft(
             conversation_id=run.thread.conversation.id,
@@ -626,7 +652,7 @@ class Agent:
             ticket = await self.store.update_ticket(ticket.number, tags=run.take_tags())
             run.thread = msgspec.structs.replace(run.thread, ticket=ticket)
         await self.store.record_decision(run.stored.id, record)
-        await self._publish_metrics(run, record, sum(run.latency.values()))
+        await self._publish_metrics(run, record, run.elapsed)
         return Outcome(
             customer=run.customer,
             conversation=run.thread.conversation,
@@ -643,33 +669,6 @@ class Agent:
         result = fn()
         run.latency[stage] = elapsed_ms(started)
         return result
-
-
-@overload
-def _beside(work: Awaitable[_T]) -> AbstractAsyncContextManager[asyncio.Future[_T]]: ...
-@overload
-def _beside(work: None) -> AbstractAsyncContextManager[None]: ...
-def _beside(work: Awaitable[_T] | None) -> AbstractAsyncContextManager[asyncio.Future[_T] | None]:
-    """`work` running while the block awaits other things. A block that leaves without
-    its result still waits for it, then drops it: a search is not cut off in the middle of
-    its statement, an embedding's thread cannot be stopped anyway."""
-    return _running(work) if work is not None else contextlib.nullcontext()
-
-
-@contextlib.asynccontextmanager
-async def _running(work: Awaitable[_T]) -> AsyncIterator[asyncio.Future[_T]]:
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(_heard)
-    try:
-        yield task
-    finally:
-        await asyncio.wait({task})
-
-
-def _heard(task: asyncio.Future[Any]) -> None:
-    """A dropped task's failure is not news: it is not logged as never retrieved."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _metrics(run: _Run, record: DecisionRecord, total: float, now: datetime) -> events.MetricsEvent:

@@ -32,10 +32,15 @@ class Reading:
     latency: dict[str, float] = field(default_factory=dict)
 
     @property
+    def closing(self) -> bool:
+        """A thank-you that asks nothing: answered with a short acknowledgement."""
+        return is_closing(self.text)
+
+    @property
     def wants_passages(self) -> bool:
         """Whether the agent will search, unless the ticket turns out to be a person's:
-        not for a message the rules escalate, nor for a thank-you that asks nothing."""
-        return self.decision.action != "escalate" and not is_closing(self.text)
+        not for a message the rules escalate, nor for a thank-you."""
+        return self.decision.action != "escalate" and not self.closing
 
 
 def customer_text(message: InboundMessage) -> str:

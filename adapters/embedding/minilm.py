@@ -23,17 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from adapters.embedding.minilm_build import (
+    FIDELITY_TEXTS,
     GRAPH_FILE,
     HIDDEN,
     MANIFEST_FILE,
+    MAX_TOKENS,
     MODEL_NAME,
     TOKENIZER_FILE,
+    check_fidelity,
     model_path,
     sha256_of,
 )
 from fte_core.errors import ConfigError
 
-MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 # One text per run: the int8 graph quantises its activations with a scale taken from the
 # whole input, so a text embedded beside others (and their padding) would get another
 # vector than alone (measured: up to 0.03 per component). Alone, a text has one vector
@@ -84,14 +86,7 @@ class MiniLMEmbedder:
         return vectors
 
     def _run(self, texts: Sequence[str]) -> list[list[float]]:
-        import numpy as np
-
-        encodings = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        (output,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-        result: list[list[float]] = output.tolist()
-        return result
+        return _embed(self._tokenizer, self._session, texts)
 
     def _load(self) -> None:
         if self._session is not None:
@@ -124,4 +119,17 @@ class MiniLMEmbedder:
         session = onnxruntime.InferenceSession(
             str(graph), options, providers=["CPUExecutionProvider"]
         )
+        vectors = [v for text in FIDELITY_TEXTS for v in _embed(tokenizer, session, [text])]
+        check_fidelity(vectors, manifest.get("reference_vectors", []), str(self._path))
         return tokenizer, session
+
+
+def _embed(tokenizer: Any, session: Any, texts: Sequence[str]) -> list[list[float]]:
+    import numpy as np
+
+    encodings = tokenizer.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    (output,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    result: list[list[float]] = output.tolist()
+    return result

