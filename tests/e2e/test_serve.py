@@ -34,15 +34,15 @@ class Served:
     reads fills after 64 KB of request logs and then blocks the server's event loop on a
     log write (a load test then measures the pipe, not the server)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+        self.data_dir, self.port, self.env = data_dir, port, env
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = data_dir / "serve.log"
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FTE_")}
-        env.update(FTE_DATA_DIR=str(self.data_dir), FTE_PORT=str(self.port))
+        env.update(FTE_DATA_DIR=str(self.data_dir), FTE_PORT=str(self.port), **self.env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with (self.data_dir / "serve.out").open("w") as out, self.log_path.open("w") as err:
             self.proc = subprocess.Popen(

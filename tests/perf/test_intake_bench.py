@@ -42,7 +42,8 @@ def load(url: str, rate: int, kind: str) -> dict[str, float]:
 def test_intake_latency_at_fixed_rates(tmp_path: Path) -> None:
     port = free_port()
     hello = subprocess.Popen([sys.executable, "-m", "tests.perf.hello_app", str(port)], cwd=ROOT)
-    served = Served(tmp_path, free_port())
+    # the worker beside the API embeds with the default model, as `make run` serves
+    served = Served(tmp_path, free_port(), FTE_MODEL_DIR=str(ROOT / ".fte" / "models"))
     served.start()
     try:
         deadline = time.monotonic() + 30
