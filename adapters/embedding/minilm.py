@@ -27,11 +27,13 @@ from adapters.embedding.minilm_build import (
     GRAPH_FILE,
     HIDDEN,
     MANIFEST_FILE,
-    MAX_TOKENS,
     MODEL_NAME,
     TOKENIZER_FILE,
     check_fidelity,
+    embed_alone,
     model_path,
+    open_graph,
+    run_graph,
     sha256_of,
 )
 from fte_core.errors import ConfigError
@@ -86,7 +88,7 @@ class MiniLMEmbedder:
         return vectors
 
     def _run(self, texts: Sequence[str]) -> list[list[float]]:
-        return _embed(self._tokenizer, self._session, texts)
+        return run_graph(self._tokenizer, self._session, texts)
 
     def _load(self) -> None:
         if self._session is not None:
@@ -106,30 +108,7 @@ class MiniLMEmbedder:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         if sha256_of(graph) != manifest.get("onnx_sha256"):
             raise ConfigError(f"{graph}: checksum differs from {manifest_file}; reinstall")
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self._path / TOKENIZER_FILE))
-        tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in the batch
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self._threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(
-            str(graph), options, providers=["CPUExecutionProvider"]
-        )
-        vectors = [v for text in FIDELITY_TEXTS for v in _embed(tokenizer, session, [text])]
+        tokenizer, session = open_graph(graph, self._path / TOKENIZER_FILE, self._threads)
+        vectors = embed_alone(tokenizer, session, FIDELITY_TEXTS)
         check_fidelity(vectors, manifest.get("reference_vectors", []), str(self._path))
         return tokenizer, session
-
-
-def _embed(tokenizer: Any, session: Any, texts: Sequence[str]) -> list[list[float]]:
-    import numpy as np
-
-    encodings = tokenizer.encode_batch(list(texts))
-    ids = np.array([e.ids for e in encodings], dtype=np.int64)
-    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-    (output,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
-    result: list[list[float]] = output.tolist()
-    return result

