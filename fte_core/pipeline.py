@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from fte_core.models import (
     Customer,
     Decision,
     DecisionRecord,
+    HistoryItem,
     InboundMessage,
     Outcome,
     Owner,
@@ -244,10 +245,13 @@ class Agent:
             run.priority = decision.priority
         if run.reading.closing:
             return await self._close(run, decision)
-        run.found(*await (found or self._search(run.reading, run.message.subject)))
-        if not run.passages:
-            return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
-        return await self._answer(run, decision)
+        # what the model reads of the conversation, read while the search runs (an
+        # escalation for no match drops it)
+        async with beside(self._history(run)) as history:
+            run.found(*await (found or self._search(run.reading, run.message.subject)))
+            if not run.passages:
+                return await self._escalate(run, decision, ("no_kb_match",), Priority.NORMAL)
+            return await self._answer(run, decision, await history)
 
     async def submit(
         self, message: InboundMessage, *, access: Callable[[str], bytes] | None = None
@@ -338,13 +342,17 @@ class Agent:
         )
         return found, elapsed_ms(started)
 
-    async def _answer(self, run: _Run, decision: Decision) -> Outcome:
-        started = time.perf_counter()
-        history = await self.store.visible_history(
+    async def _history(self, run: _Run) -> list[HistoryItem]:
+        return await self.store.visible_history(
             run.stored.id,
             self.config.history_limit,
             whole_conversation=run.message.ticket_access == run.thread.ticket.number,
         )
+
+    async def _answer(
+        self, run: _Run, decision: Decision, history: Sequence[HistoryItem]
+    ) -> Outcome:
+        started = time.perf_counter()
         request = AnswerRequest(
             question=run.text,
             subject=run.message.subject,

@@ -20,7 +20,13 @@ from fte_core.policy.compiled import StageRules
 from fte_core.policy.durable import DurableStage
 from fte_core.policy.loader import RuleSet, load_rules
 from fte_core.policy.reference import Facts, decide, failsafe, reference_fired
-from fte_core.policy.similarity import SimilarityIndex, Vector, similarity_probes, unit
+from fte_core.policy.similarity import (
+    RecentVectors,
+    SimilarityIndex,
+    Vector,
+    similarity_probes,
+    unit,
+)
 from fte_core.ports import Embedder
 from fte_core.sentiment import only_case_and_spacing, sentiment_score
 from fte_core.text import normalize
@@ -152,6 +158,7 @@ class _Similarity:
         self.input: SimilarityIndex | None = None
         self.output: SimilarityIndex | None = None
         self.embedder = embedder
+        self.recent: RecentVectors | None = None
         self.rules = rules
         if not rules.uses_similarity:
             return
@@ -159,6 +166,7 @@ class _Similarity:
             from fte_core.embedding import HashingEmbedder  # the offline default
 
             embedder = self.embedder = HashingEmbedder()
+        self.recent = RecentVectors(embedder)
         rules = self.rules = rules.for_embedder(embedder.name)
         where = {r.rule.id: (r.file, r.line) for r in rules.rules}
         self.input = SimilarityIndex(rules.input, embedder, where)
@@ -272,13 +280,12 @@ class PolicyEngine:
             similarity = self._similarity
         if feats.embeddings or similarity.stage(stage) is None:
             return feats
-        if not self._rules.stage(stage).similarity or similarity.embedder is None:
+        if not self._rules.stage(stage).similarity or similarity.recent is None:
             return feats
         texts = probe_texts(feats)
         if not texts:
             return feats
-        vectors = await similarity.embedder.embed(list(texts))
-        return dataclasses.replace(feats, embeddings=tuple(unit(v) for v in vectors))
+        return dataclasses.replace(feats, embeddings=await similarity.recent.embed(texts))
 
     def evaluate(
         self,

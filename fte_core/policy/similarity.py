@@ -15,6 +15,8 @@ dropped or mis-scaled.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -76,6 +78,42 @@ def embed_probes(embedder: Embedder, texts: Sequence[str], stage: str) -> list[t
         vectors.append(tuple(flat[start : start + len(group)]))
         start += len(group)
     return vectors
+
+
+class RecentVectors:
+    """The unit vectors of the last `size` probe texts an embedder computed, oldest
+    forgotten first. A draft's own words repeat: the offline responder writes the same
+    introduction for every answer from one article ("From our help article "X":"), so
+    after the first answer from an article its draft costs no embedding (~3.5 ms of CPU
+    with MiniLM); a model's drafts are new text and miss. Exact text only: a vector is a
+    function of the text, so a remembered one is the one the embedder would return."""
+
+    def __init__(self, embedder: Embedder, size: int = 512) -> None:
+        self.embedder = embedder
+        self._size = size
+        self._vectors: OrderedDict[str, Vector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def embed(self, texts: Sequence[str]) -> tuple[Vector, ...]:
+        found = self._known(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = [unit(v) for v in await self.embedder.embed(missing)]
+            if len(fresh) != len(missing):
+                raise PolicyError(f"embedder {self.embedder.name!r} returned too few vectors")
+            found.update(zip(missing, fresh, strict=True))
+            with self._lock:
+                self._vectors.update(zip(missing, fresh, strict=True))
+                while len(self._vectors) > self._size:
+                    self._vectors.popitem(last=False)
+        return tuple(found[t] for t in texts)
+
+    def _known(self, texts: Sequence[str]) -> dict[str, Vector]:
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        return known
 
 
 def unit(vector: Sequence[float]) -> Vector:

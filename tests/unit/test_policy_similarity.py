@@ -14,7 +14,7 @@ from fte_core.models import Channel
 from fte_core.policy.calibrate import calibrate, write_back
 from fte_core.policy.engine import PolicyEngine, features
 from fte_core.policy.loader import load_rules
-from fte_core.policy.similarity import embed_now, similarity_probes
+from fte_core.policy.similarity import RecentVectors, embed_now, similarity_probes, unit
 
 RULE = """\
 rules:
@@ -238,3 +238,37 @@ async def test_vectors_of_the_same_embedder_are_shared_others_are_not(rules_dir:
             assert decision.rule_ids == ("person-please",)
     finally:
         engine.close()
+
+
+async def test_a_repeated_draft_is_embedded_once_and_scored_the_same(rules_dir: Path) -> None:
+    """The offline responder's own words repeat (one introduction per article): the
+    engine remembers their vectors, so a repeated draft costs no embedding and gets the
+    same scores; a new draft is embedded; the memory is bounded."""
+    write_back(rules_dir, calibrate(load_rules(rules_dir), HashingEmbedder(), BENIGN))
+    counting = _Counting()
+    engine = PolicyEngine(load_rules(rules_dir), embedder=counting)
+    try:
+        counting.texts.clear()
+        draft = 'From our help article "Exporting a board":'
+        first = await engine.with_embedding("input", features(draft, Channel.EMAIL))
+        again = await engine.with_embedding("input", features(draft, Channel.EMAIL))
+        assert counting.texts == [first.normalized]  # embedded once
+        assert again.embeddings == first.embeddings
+        decisions = [engine.evaluate_features("input", f) for f in (first, again)]
+        assert decisions[0] == decisions[1]
+        other = await engine.with_embedding("input", features("a real person", Channel.EMAIL))
+        assert counting.texts == [first.normalized, other.normalized]
+    finally:
+        engine.close()
+
+
+async def test_remembered_vectors_are_bounded_oldest_first() -> None:
+    counting = _Counting()
+    recent = RecentVectors(counting, size=2)
+    expected = tuple(unit(v) for v in await HashingEmbedder().embed(["a", "b", "a"]))
+    assert await recent.embed(["a", "b", "a"]) == expected
+    assert counting.texts == ["a", "b"]  # a text asked twice in one call: embedded once
+    await recent.embed(["a"])  # "a" used last: "b" is the oldest now
+    await recent.embed(["c"])
+    await recent.embed(["a", "b"])
+    assert counting.texts == ["a", "b", "c", "b"]
