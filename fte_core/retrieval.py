@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -454,11 +454,12 @@ async def retrieve(
         question = questions[index]
         passages = await kb.search(question, limit, embedding=vector or None)
         attempts = 1
-        for retry in _retries(questions, index, speller):
-            if passages:
-                break
-            passages = await kb.search(retry, limit)
-            attempts += 1
+        if not passages:  # the retries are worked out only now (mending typos costs)
+            for retry in _retries(questions, index, speller):
+                passages = await kb.search(retry, limit)
+                attempts += 1
+                if passages:
+                    break
         return Question(text=question, passages=tuple(passages)), attempts
 
     # the questions are independent: their searches wait on the store side by side
@@ -482,20 +483,21 @@ def _leans_back(question: str) -> bool:
     return bool(_BACK_REFERENCE.search(question))
 
 
-def _retries(questions: Sequence[str], index: int, speller: Speller | None) -> list[str]:
-    """What to search when a question found nothing: a later question leaning on the one
-    before it with that one ("How do I close my account, and can I change my mind
-    afterwards?"; found in the same section, the two merge), then its content words,
-    then those words with their typos mended ("chnage the langauge")."""
+def _retries(questions: Sequence[str], index: int, speller: Speller | None) -> Iterator[str]:
+    """What to search when a question found nothing, each worked out only if the one
+    before found nothing too: a later question leaning on the one before it with that one
+    ("How do I close my account, and can I change my mind afterwards?"; found in the same
+    section, the two merge), then its content words, then those words with their typos
+    mended ("chnage the langauge")."""
     question = questions[index]
-    retries = [f"{questions[index - 1]} {question}"] if index and _leans_back(question) else []
+    if index and _leans_back(question):
+        yield f"{questions[index - 1]} {question}"
     words = reformulate(question, None)
     if words.strip() and words != question:
-        retries.append(words)
+        yield words
     mended = speller.mend(words) if speller and words.strip() else words
     if mended != words:
-        retries.append(mended)
-    return retries
+        yield mended
 
 
 def _merge_same_section(questions: Sequence[Question]) -> tuple[Question, ...]:

@@ -23,6 +23,8 @@ from functools import lru_cache
 
 MIN_LENGTH = 5
 _WORD = re.compile(r"[a-z]+")
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_REMEMBERED = 50_000  # words whose answer is kept (the unknown words customers type)
 
 
 class Speller:
@@ -30,10 +32,7 @@ class Speller:
 
     def __init__(self, text: str) -> None:
         self.counts = Counter(_WORD.findall(text.lower()))
-        by_length: dict[int, list[str]] = {}
-        for word in self.counts:
-            by_length.setdefault(len(word), []).append(word)
-        self._by_length = by_length
+        self._mended: dict[str, str] = {}  # a word's answer, worked out once
 
     def mend(self, text: str) -> str:
         """`text` with each unknown word replaced by its closest known word, if any."""
@@ -42,13 +41,23 @@ class Speller:
     def _closest(self, word: str) -> str:
         if len(word) < MIN_LENGTH or word in self.counts:
             return word
-        best: tuple[int, str] | None = None
-        for length in (len(word) - 1, len(word), len(word) + 1):
-            for known in self._by_length.get(length, ()):
-                if one_slip(word, known):
-                    key = (-self.counts[known], known)
-                    best = key if best is None or key < best else best
-        return best[1] if best else word
+        mended = self._mended.get(word)
+        if mended is None:
+            known = [w for w in _one_edit(word) if w in self.counts and one_slip(word, w)]
+            mended = min(known, key=lambda w: (-self.counts[w], w), default=word)
+            if len(self._mended) < _REMEMBERED:
+                self._mended[word] = mended
+        return mended
+
+
+def _one_edit(word: str) -> set[str]:
+    """Every string one letter added, left out or two neighbours swapped away from
+    `word` (a few hundred, looked up: scanning the vocabulary cost ~1.5 ms a question)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    left_out = {a + b[1:] for a, b in splits if b}
+    swapped = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    added = {a + c + b for a, b in splits for c in _LETTERS}
+    return left_out | swapped | added
 
 
 def one_slip(typed: str, known: str) -> bool:
