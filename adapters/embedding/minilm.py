@@ -8,8 +8,9 @@ only loads them, on the first `embed` call, never at import. onnxruntime and tok
 are imported then too.
 
 The graph is the int8 one the install quantises (minilm_build): on one core here a short
-question costs ~3.5 ms (the float graph 7.5), a long chunk ~3x that. Inference runs in a
-worker thread (onnxruntime releases the GIL), so the event loop keeps serving.
+question costs ~3.5 ms (the float graph 7.5), a long chunk ~3x that. Inference runs in
+worker threads, two texts at a time (onnxruntime releases the GIL), so the event loop
+keeps serving.
 """
 
 from __future__ import annotations
@@ -53,9 +54,18 @@ def runtime_available() -> bool:
 
 
 class MiniLMEmbedder:
-    def __init__(self, model_dir: str | Path, *, threads: int = 1) -> None:
+    """`threads`: onnxruntime's threads inside one run (one costs least CPU per text).
+    `runs`: how many of one call's texts are embedded at once, each alone in a worker
+    thread of its own (a session runs concurrently): a message's questions, or an
+    ingest's chunks, take the time of half of them on two cores for the same CPU (the
+    pipeline's p95 0.92x, tests/perf/test_pipeline_bench.py)."""
+
+    def __init__(self, model_dir: str | Path, *, threads: int = 1, runs: int = 2) -> None:
+        if threads < 1 or runs < 1:
+            raise ValueError("threads and runs must be at least 1")
         self._path = model_path(model_dir)
         self._threads = threads
+        self._runs = runs
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -77,7 +87,12 @@ class MiniLMEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return await asyncio.to_thread(self.embed_now, list(texts))
+        if len(texts) == 1 or self._runs == 1:
+            return await asyncio.to_thread(self.embed_now, list(texts))
+        share = -(-len(texts) // self._runs)  # texts per thread, rounded up
+        parts = [list(texts[i : i + share]) for i in range(0, len(texts), share)]
+        done = await asyncio.gather(*(asyncio.to_thread(self.embed_now, p) for p in parts))
+        return [vector for part in done for vector in part]
 
     def embed_now(self, texts: Sequence[str]) -> list[list[float]]:
         """Synchronous embedding (benchmarks and bulk loaders call it directly)."""

@@ -46,7 +46,10 @@ async def test_paraphrases_are_closer_than_unrelated_text(minilm: MiniLMEmbedder
 
 
 async def test_a_batch_equals_one_by_one(minilm: MiniLMEmbedder) -> None:
+    """Each text is embedded alone, two at a time: a call's vectors are each text's own,
+    in the order asked (five texts: threads of three and two)."""
     texts = ["short", "a much longer text about webhooks, signatures and retries " * 3]
+    texts += ["export to csv", "two-factor recovery codes", "invite a guest"]
     batch = await minilm.embed(texts)
     single = [(await minilm.embed([t]))[0] for t in texts]
     for a, b in zip(batch, single, strict=True):
