@@ -33,6 +33,9 @@ async def _running(work: Awaitable[_T]) -> AsyncIterator[asyncio.Future[_T]]:
     task = asyncio.ensure_future(work)
     task.add_done_callback(_heard)
     try:
+        # one turn of the loop: the work takes its first step (sends its statement, hands
+        # its text to the model's thread) before the block computes on the loop
+        await asyncio.sleep(0)
         yield task
     finally:
         await asyncio.wait({task})

@@ -17,6 +17,7 @@ from fte_core.clock import elapsed_ms
 from fte_core.closing import is_closing
 from fte_core.inbound import strip_quoted_history
 from fte_core.models import Channel, Decision, InboundMessage
+from fte_core.overlap import beside
 from fte_core.policy.engine import MessageFeatures, PolicyEngine, features
 from fte_core.ports import KnowledgeBase
 from fte_core.retrieval import embedded_text, questions_of
@@ -59,13 +60,14 @@ async def read_message(
     text = customer_text(message)
     questions = questions_of(text, message.subject)
     probes = tuple(embedded_text(q) for q in questions)
-    vectors = await knowledge.embed_queries(probes) if probes else []
     # The rules read everything the customer sent (signature and quoted lines too: a
     # threat after "-- " is still a threat); retrieval and the model get `text`.
     rule_text = f"{message.subject}\n{message.text}" if message.subject else message.text
-    feats = policy.share_embeddings(
-        features(rule_text, message.channel), probes, vectors, knowledge.embedder_name
-    )
+    # the text's features are computed while the model embeds the questions
+    async with beside(knowledge.embed_queries(probes) if probes else None) as embedding:
+        feats = features(rule_text, message.channel)
+        vectors = await embedding if embedding is not None else []
+    feats = policy.share_embeddings(feats, probes, vectors, knowledge.embedder_name)
     feats = await policy.with_embedding("input", feats)
     latency = {"embed": elapsed_ms(started)}
     started = time.perf_counter()

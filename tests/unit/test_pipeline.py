@@ -267,7 +267,8 @@ async def test_a_message_another_worker_holds_is_read_once_not_on_every_poll(
     policy: PolicyEngine, counting: CountingKnowledge
 ) -> None:
     """A worker polls every half second while its peer holds a message: the first try
-    reads it beside the intake (it could not know), the later tries take it in first."""
+    may read it beside the intake (with a store slower than this in-memory one it cannot
+    know yet), the later tries take it in first."""
     world = World(policy, OfflineResponder(), counting)
     held = message("How do I export my tasks to CSV?", pid="h1")
     now = datetime.now(UTC)
@@ -282,11 +283,12 @@ async def test_a_message_another_worker_holds_is_read_once_not_on_every_poll(
     for _ in range(3):
         with pytest.raises(InProgress):
             await world.agent.handle(held)
-    assert counting.embedded == 1
+    polled = counting.embedded
+    assert polled <= 1
     world.agent.clock = lambda: now + timedelta(minutes=3)  # the peer's lease ran out
     outcome = await world.agent.handle(held)
     assert outcome.record.action == "answer"
-    assert counting.embedded == 2
+    assert counting.embedded == polled + 1
 
 
 async def test_same_customer_across_channels_shares_one_ticket(
