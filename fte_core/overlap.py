@@ -1,9 +1,10 @@
 """Work that runs beside other work inside one message's handling (fte_core.pipeline).
 
-The store's intake transaction, the question embedding and the knowledge-base search do
-not depend on one another's results, so a message awaits them side by side instead of in
-turn. Each is awaited before the message's handling ends: a statement is never cut off
-in its middle, an embedding's thread could not be stopped anyway.
+The store's intake transaction, the question embedding, the message's text features, the
+knowledge-base search and the conversation history do not depend on one another's
+results, so a message awaits them side by side instead of in turn. Each is awaited
+before the message's handling ends: a statement is never cut off in its middle, an
+embedding's thread could not be stopped anyway.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ async def _running(work: Awaitable[_T]) -> AsyncIterator[asyncio.Future[_T]]:
     task = asyncio.ensure_future(work)
     task.add_done_callback(_heard)
     try:
-        # one turn of the loop: the work takes its first step (sends its statement, hands
-        # its text to the model's thread) before the block computes on the loop
+        # one turn of the loop (every ready task gets it): the work takes its first step,
+        # sends its statement or hands its text to the model's thread, before the block
+        # computes on the loop
         await asyncio.sleep(0)
         yield task
     finally:

@@ -245,8 +245,8 @@ class Agent:
             run.priority = decision.priority
         if run.reading.closing:
             return await self._close(run, decision)
-        # what the model reads of the conversation, read while the search runs (an
-        # escalation for no match drops it)
+        # what the model reads of the conversation, read while the search runs: one
+        # round trip off every answer's path, one wasted on a no-match hand-over
         async with beside(self._history(run)) as history:
             run.found(*await (found or self._search(run.reading, run.message.subject)))
             if not run.passages:

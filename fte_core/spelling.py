@@ -32,6 +32,9 @@ class Speller:
 
     def __init__(self, text: str) -> None:
         self.counts = Counter(_WORD.findall(text.lower()))
+        # a word two letters longer than any known one is one slip from none of them
+        # (and its edits, a few hundred strings of its length, are not worth building)
+        self._longest = max(map(len, self.counts), default=0)
         self._mended: dict[str, str] = {}  # a word's answer, worked out once
 
     def mend(self, text: str) -> str:
@@ -39,7 +42,7 @@ class Speller:
         return _WORD.sub(lambda m: self._closest(m.group()), text.lower())
 
     def _closest(self, word: str) -> str:
-        if len(word) < MIN_LENGTH or word in self.counts:
+        if len(word) < MIN_LENGTH or len(word) > self._longest + 1 or word in self.counts:
             return word
         mended = self._mended.get(word)
         if mended is None:

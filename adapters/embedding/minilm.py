@@ -91,6 +91,8 @@ class MiniLMEmbedder:
             return await asyncio.to_thread(self.embed_now, list(texts))
         share = -(-len(texts) // self._runs)  # texts per thread, rounded up
         parts = [list(texts[i : i + share]) for i in range(0, len(texts), share)]
+        # safe from two threads: the tokenizer's truncation and padding are set once, at
+        # load (changing them while it encodes would fail), and a session runs concurrently
         done = await asyncio.gather(*(asyncio.to_thread(self.embed_now, p) for p in parts))
         return [vector for part in done for vector in part]
 

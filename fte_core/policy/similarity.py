@@ -100,7 +100,10 @@ class RecentVectors:
         if missing:
             fresh = [unit(v) for v in await self.embedder.embed(missing)]
             if len(fresh) != len(missing):
-                raise PolicyError(f"embedder {self.embedder.name!r} returned too few vectors")
+                raise PolicyError(
+                    f"embedder {self.embedder.name!r}: {len(fresh)} vectors"
+                    f" for {len(missing)} texts"
+                )
             found.update(zip(missing, fresh, strict=True))
             with self._lock:
                 self._vectors.update(zip(missing, fresh, strict=True))

@@ -104,3 +104,9 @@ async def test_a_graph_whose_vectors_drift_on_this_cpu_is_refused_at_load(
     (target / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="drifts from the float graph"):
         await MiniLMEmbedder(tmp_path).embed(["hello"])
+
+
+@pytest.mark.parametrize("option", [{"threads": 0}, {"runs": 0}])
+def test_at_least_one_thread_and_one_run(option: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        MiniLMEmbedder("/nonexistent", **option)

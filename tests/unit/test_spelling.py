@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fte_core.spelling import Speller, one_slip, speller
+from fte_core.spelling import MIN_LENGTH, Speller, one_slip, speller
 
 DOCS = """## Changing the language of the app
 To change it, go to Settings > Profile > Language, pick French or German and click Save.
@@ -61,3 +63,41 @@ def test_one_slip() -> None:
 def test_one_speller_per_documentation_text() -> None:
     assert speller(DOCS) is speller(DOCS)
     assert speller("").mend("chnage") == "chnage"
+
+
+def _scan(known: Speller, word: str) -> str:
+    """The vocabulary scanned word by word: what the speller's lookup must agree with."""
+    if len(word) < MIN_LENGTH or word in known.counts:
+        return word
+    close = [w for w in known.counts if one_slip(word, w)]
+    return min(close, key=lambda w: (-known.counts[w], w), default=word)
+
+
+_VOCABULARY = Speller(DOCS + " accounts account acount recieve receive receive deliveries")
+
+
+@given(
+    st.sampled_from(sorted(_VOCABULARY.counts)),
+    st.integers(min_value=0, max_value=20),
+    st.sampled_from(["drop", "add", "swap", "none"]),
+    st.sampled_from("abcdefghijklmnopqrstuvwxyz"),
+)
+def test_looking_up_a_words_slips_finds_what_scanning_the_vocabulary_finds(
+    word: str, at: int, slip: str, letter: str
+) -> None:
+    i = at % (len(word) + 1)
+    typed = {
+        "drop": word[:i] + word[i + 1 :],
+        "add": word[:i] + letter + word[i:],
+        "swap": word[:i] + word[i + 1 : i + 2] + word[i : i + 1] + word[i + 2 :],
+        "none": word,
+    }[slip]
+    assert _VOCABULARY.mend(typed) == _scan(_VOCABULARY, typed)
+    assert _VOCABULARY.mend(typed) == _VOCABULARY.mend(typed)  # remembered: the same
+
+
+def test_a_word_longer_than_any_known_is_left_alone_at_once() -> None:
+    """A made-up word of a thousand letters (anyone can send one) is one slip from no
+    known word: it is not edited letter by letter."""
+    long = "x" * 1000
+    assert Speller(DOCS).mend(f"chnage {long}") == f"change {long}"

@@ -123,14 +123,15 @@ class PostgresKnowledgeBase:
     @property
     def ef_sql(self) -> sql.Composed:
         """Per search transaction: the HNSW beam width, and the plan. A base of fewer than
-        GENERIC_PLAN_CHUNKS chunks reuses one plan per connection (planning the statement
-        cost ~0.6 ms, a fifth of a search at 67 chunks; at 1,066 chunks both ways cost the
-        same). A larger base gets a plan made for the actual question every time: a
-        generic plan cannot see the tsquery's selectivity (at 5,055 chunks it made two
-        runs in three 2.5x slower, at 100k chunks 5x; the default may switch to it
-        unasked). No JIT: the statement's estimated cost (~3,500 at 100k chunks) is far
-        below the default jit_above_cost, but a server tuned lower, or a bad estimate on a
-        larger base, would compile it on every search for tens of milliseconds."""
+        GENERIC_PLAN_CHUNKS chunks reuses one plan per connection once psycopg has
+        prepared the statement (its fifth run there; planning cost ~0.6 ms, a fifth of a
+        search at 67 chunks; at 1,066 chunks both ways cost the same). A larger base gets
+        a plan made for the actual question every time: a generic plan cannot see the
+        tsquery's selectivity (at 5,055 chunks it made two runs in three 2.5x slower, at
+        100k chunks 5x; the default may switch to it unasked). No JIT: the statement's
+        estimated cost (~3,500 at 100k chunks) is far below the default jit_above_cost,
+        but a server tuned lower, or a bad estimate on a larger base, would compile it on
+        every search for tens of milliseconds."""
         return sql.SQL(
             "SELECT set_config('hnsw.ef_search', {}, true),"
             " set_config('plan_cache_mode', CASE WHEN (SELECT max(chunks) FROM knowledge_corpus)"
