@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 
 from adapters.embedding.minilm import MiniLMEmbedder, runtime_available
@@ -67,12 +68,8 @@ def new_drafts() -> Callable[[AnswerRequest], Answer]:
     drafts = itertools.count(1)
 
     def answer(request: AnswerRequest) -> Answer:
-        passage = request.passages[0]
-        return Answer(
-            text=f'Reply {next(drafts)}: our guide "{passage.section}" covers this step by step.',
-            passage_ids=(passage.id,),
-            responder="instant",
-        )
+        plain = instant(request)
+        return msgspec.structs.replace(plain, text=f"Reply {next(drafts)}: {plain.text}")
 
     return answer
 
