@@ -454,12 +454,11 @@ async def retrieve(
         question = questions[index]
         passages = await kb.search(question, limit, embedding=vector or None)
         attempts = 1
-        if not passages:  # the retries are worked out only now (mending typos costs)
-            for retry in _retries(questions, index, speller):
-                passages = await kb.search(retry, limit)
-                attempts += 1
-                if passages:
-                    break
+        for retry in _retries(questions, index, speller):  # each worked out when needed
+            if passages:
+                break
+            passages = await kb.search(retry, limit)
+            attempts += 1
         return Question(text=question, passages=tuple(passages)), attempts
 
     # the questions are independent: their searches wait on the store side by side

@@ -24,7 +24,7 @@ from functools import lru_cache
 MIN_LENGTH = 5
 _WORD = re.compile(r"[a-z]+")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_REMEMBERED = 50_000  # words whose answer is kept (the unknown words customers type)
+_REMEMBERED = 50_000  # unknown words whose answer is kept, the least recently used dropped
 
 
 class Speller:
@@ -35,7 +35,8 @@ class Speller:
         # a word two letters longer than any known one is one slip from none of them
         # (and its edits, a few hundred strings of its length, are not worth building)
         self._longest = max(map(len, self.counts), default=0)
-        self._mended: dict[str, str] = {}  # a word's answer, worked out once
+        # a word's answer, worked out once (the unknown words customers type repeat)
+        self._nearest = lru_cache(maxsize=_REMEMBERED)(self._nearest_known)
 
     def mend(self, text: str) -> str:
         """`text` with each unknown word replaced by its closest known word, if any."""
@@ -44,13 +45,11 @@ class Speller:
     def _closest(self, word: str) -> str:
         if len(word) < MIN_LENGTH or len(word) > self._longest + 1 or word in self.counts:
             return word
-        mended = self._mended.get(word)
-        if mended is None:
-            known = [w for w in _one_edit(word) if w in self.counts and one_slip(word, w)]
-            mended = min(known, key=lambda w: (-self.counts[w], w), default=word)
-            if len(self._mended) < _REMEMBERED:
-                self._mended[word] = mended
-        return mended
+        return self._nearest(word)
+
+    def _nearest_known(self, word: str) -> str:
+        known = [w for w in _one_edit(word) if w in self.counts and one_slip(word, w)]
+        return min(known, key=lambda w: (-self.counts[w], w), default=word)
 
 
 def _one_edit(word: str) -> set[str]:

@@ -87,8 +87,6 @@ class MiniLMEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        if len(texts) == 1 or self._runs == 1:
-            return await asyncio.to_thread(self.embed_now, list(texts))
         share = -(-len(texts) // self._runs)  # texts per thread, rounded up
         parts = [list(texts[i : i + share]) for i in range(0, len(texts), share)]
         # safe from two threads: the tokenizer's truncation and padding are set once, at
